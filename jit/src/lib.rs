@@ -1,0 +1,1 @@
+//! The Cranelift tier. Not started: the interpreter is the only tier for now.

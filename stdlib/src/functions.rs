@@ -1,0 +1,247 @@
+//! Built-in functions: `print`, `str`, `len`, the numeric functions, I/O.
+
+use std::io::BufRead;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use molt_vm::{NativeCtx, NativeFn, Obj, Value};
+
+use crate::args::{count, number};
+
+pub const FUNCTIONS: &[(&str, NativeFn)] = &[
+    ("print", print),
+    ("str", str_),
+    ("int", int),
+    ("float", float),
+    ("len", len),
+    ("type_of", type_of),
+    ("assert", assert),
+    ("error", error),
+    ("clock", clock),
+    ("sleep", sleep),
+    ("read_line", read_line),
+    ("args", args),
+    ("version", version),
+    ("sqrt", sqrt),
+    ("abs", abs),
+    ("floor", floor),
+    ("ceil", ceil),
+    ("min", min),
+    ("max", max),
+    ("pow", pow),
+];
+
+fn print(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    let mut line = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(&ctx.to_string(*a));
+    }
+    line.push('\n');
+    ctx.out.write_all(line.as_bytes()).map_err(|e| format!("print(): cannot write output: {e}"))?;
+    Ok(Value::Nil)
+}
+
+fn str_(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("str", args, 1, 1)?;
+    if ctx.heap.str_of(args[0]).is_some() {
+        return Ok(args[0]);
+    }
+    let s = ctx.to_string(args[0]);
+    Ok(ctx.heap.alloc_string(s))
+}
+
+fn int(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("int", args, 1, 1)?;
+    match args[0] {
+        Value::Int(i) => Ok(Value::Int(i)),
+        Value::Float(f) => float_to_int("int", f.trunc()),
+        v => {
+            let Some(s) = ctx.heap.str_of(v) else {
+                return Err(format!("int() cannot convert {}", ctx.type_of(v)));
+            };
+            let t = s.trim().replace('_', "");
+            if let Ok(i) = t.parse::<i64>() {
+                return Ok(Value::Int(i));
+            }
+            match t.parse::<f64>() {
+                Ok(f) if f.is_finite() && !t.is_empty() => float_to_int("int", f.trunc()),
+                _ => Err(format!("int() cannot convert {}", ctx.repr(v))),
+            }
+        }
+    }
+}
+
+fn float_to_int(name: &str, f: f64) -> Result<Value, String> {
+    if !(-9.223372036854776e18..9.223372036854776e18).contains(&f) {
+        return Err(format!("{name}() cannot convert {} to int", molt_float(f)));
+    }
+    Ok(Value::Int(f as i64))
+}
+
+fn molt_float(f: f64) -> String {
+    let mut s = String::new();
+    molt_vm::print::format_float(f, &mut s);
+    s
+}
+
+fn float(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("float", args, 1, 1)?;
+    match args[0] {
+        Value::Int(i) => Ok(Value::Float(i as f64)),
+        Value::Float(f) => Ok(Value::Float(f)),
+        v => {
+            let Some(s) = ctx.heap.str_of(v) else {
+                return Err(format!("float() cannot convert {}", ctx.type_of(v)));
+            };
+            let t = s.trim();
+            let parsed = match t {
+                "inf" => Some(f64::INFINITY),
+                "-inf" => Some(f64::NEG_INFINITY),
+                "NaN" | "nan" => Some(f64::NAN),
+                _ => t.replace('_', "").parse::<f64>().ok().filter(|_| !t.is_empty()),
+            };
+            parsed.map(Value::Float).ok_or_else(|| format!("float() cannot convert {}", ctx.repr(v)))
+        }
+    }
+}
+
+fn len(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("len", args, 1, 1)?;
+    if let Value::Obj(r) = args[0] {
+        match ctx.heap.get(r) {
+            Obj::Str(s) => return Ok(Value::Int(s.chars().count() as i64)),
+            Obj::List(items) => return Ok(Value::Int(items.len() as i64)),
+            Obj::Map(m) => return Ok(Value::Int(m.len() as i64)),
+            Obj::Range(a, b) => return Ok(Value::Int(b.saturating_sub(*a).max(0))),
+            _ => {}
+        }
+    }
+    Err(format!("len() expects a string, list or map, not {}", ctx.type_of(args[0])))
+}
+
+fn type_of(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("type_of", args, 1, 1)?;
+    let name = ctx.type_of(args[0]).to_string();
+    Ok(ctx.heap.alloc_string(name))
+}
+
+fn assert(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("assert", args, 1, 2)?;
+    if args[0].truthy() {
+        return Ok(Value::Nil);
+    }
+    match args.get(1) {
+        Some(m) => Err(format!("assertion failed: {}", ctx.to_string(*m))),
+        None => Err("assertion failed".into()),
+    }
+}
+
+fn error(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("error", args, 1, 1)?;
+    Err(ctx.to_string(args[0]))
+}
+
+fn clock(_: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("clock", args, 0, 0)?;
+    static START: OnceLock<Instant> = OnceLock::new();
+    Ok(Value::Float(START.get_or_init(Instant::now).elapsed().as_secs_f64()))
+}
+
+fn sleep(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("sleep", args, 1, 1)?;
+    let s = number(ctx, "sleep", args[0])?;
+    let _ = ctx.out.flush();
+    if s.is_finite() && s > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(s.min(1e6)));
+    }
+    Ok(Value::Nil)
+}
+
+fn read_line(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("read_line", args, 0, 0)?;
+    let _ = ctx.out.flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Ok(Value::Nil),
+        Ok(_) => {
+            if line.ends_with('\n') {
+                line.pop();
+                if line.ends_with('\r') {
+                    line.pop();
+                }
+            }
+            Ok(ctx.heap.alloc_string(line))
+        }
+        Err(e) => Err(format!("read_line(): cannot read standard input: {e}")),
+    }
+}
+
+fn args(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("args", a, 0, 0)?;
+    let items = ctx.args.iter().map(|s| ctx.heap.alloc_str(s)).collect();
+    Ok(ctx.heap.alloc_list(items))
+}
+
+fn version(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("version", args, 0, 0)?;
+    Ok(Value::Int(ctx.version as i64))
+}
+
+fn sqrt(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("sqrt", args, 1, 1)?;
+    Ok(Value::Float(number(ctx, "sqrt", args[0])?.sqrt()))
+}
+
+fn abs(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("abs", args, 1, 1)?;
+    match args[0] {
+        Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| "integer overflow".to_string()),
+        Value::Float(f) => Ok(Value::Float(f.abs())),
+        v => Err(format!("abs() expects a number, not {}", ctx.type_of(v))),
+    }
+}
+
+fn floor(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("floor", args, 1, 1)?;
+    match args[0] {
+        Value::Int(i) => Ok(Value::Int(i)),
+        v => float_to_int("floor", number(ctx, "floor", v)?.floor()),
+    }
+}
+
+fn ceil(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("ceil", args, 1, 1)?;
+    match args[0] {
+        Value::Int(i) => Ok(Value::Int(i)),
+        v => float_to_int("ceil", number(ctx, "ceil", v)?.ceil()),
+    }
+}
+
+fn min(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("min", args, 2, 2)?;
+    let (a, b) = (number(ctx, "min", args[0])?, number(ctx, "min", args[1])?);
+    let pick_b = match (args[0], args[1]) {
+        (Value::Int(x), Value::Int(y)) => y < x,
+        _ => b < a,
+    };
+    Ok(if pick_b { args[1] } else { args[0] })
+}
+
+fn max(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("max", args, 2, 2)?;
+    let (a, b) = (number(ctx, "max", args[0])?, number(ctx, "max", args[1])?);
+    let pick_b = match (args[0], args[1]) {
+        (Value::Int(x), Value::Int(y)) => y > x,
+        _ => b > a,
+    };
+    Ok(if pick_b { args[1] } else { args[0] })
+}
+
+fn pow(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
+    count("pow", args, 2, 2)?;
+    let (a, b) = (number(ctx, "pow", args[0])?, number(ctx, "pow", args[1])?);
+    Ok(Value::Float(a.powf(b)))
+}

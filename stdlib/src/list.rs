@@ -1,0 +1,130 @@
+//! List methods (`map` and `filter` are in the prelude). The receiver is `args[0]`.
+
+use molt_vm::ops::{compare, values_equal};
+use molt_vm::{NativeCtx, NativeFn, Value};
+
+use crate::args::{count, int, list};
+
+pub const METHODS: &[(&str, NativeFn)] = &[
+    ("push", push),
+    ("pop", pop),
+    ("insert", insert),
+    ("remove", remove),
+    ("contains", contains),
+    ("index_of", index_of),
+    ("join", join),
+    ("slice", slice),
+    ("reverse", reverse),
+    ("sort", sort),
+    ("len", len),
+];
+
+fn push(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("push", &a[1..], 1, 1)?;
+    list(ctx, a[0]).push(a[1]);
+    Ok(Value::Nil)
+}
+
+fn pop(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("pop", &a[1..], 0, 0)?;
+    list(ctx, a[0]).pop().ok_or_else(|| "pop() on an empty list".to_string())
+}
+
+fn insert(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("insert", &a[1..], 2, 2)?;
+    let i = int(ctx, "insert", a[1])?;
+    let items = list(ctx, a[0]);
+    if i < 0 || i as usize > items.len() {
+        return Err(format!("insert() index {i} out of range (length {})", items.len()));
+    }
+    items.insert(i as usize, a[2]);
+    Ok(Value::Nil)
+}
+
+fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("remove", &a[1..], 1, 1)?;
+    let i = int(ctx, "remove", a[1])?;
+    let items = list(ctx, a[0]);
+    if i < 0 || i as usize >= items.len() {
+        return Err(format!("remove() index {i} out of range (length {})", items.len()));
+    }
+    Ok(items.remove(i as usize))
+}
+
+fn position(ctx: &mut NativeCtx, a: &[Value]) -> Option<usize> {
+    let items = list(ctx, a[0]).clone();
+    items.iter().position(|x| values_equal(ctx.heap, *x, a[1]))
+}
+
+fn contains(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("contains", &a[1..], 1, 1)?;
+    Ok(Value::Bool(position(ctx, a).is_some()))
+}
+
+fn index_of(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("index_of", &a[1..], 1, 1)?;
+    Ok(position(ctx, a).map_or(Value::Nil, |i| Value::Int(i as i64)))
+}
+
+fn join(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("join", &a[1..], 1, 1)?;
+    let sep = crate::args::string(ctx, "join", a[1])?;
+    let items = list(ctx, a[0]).clone();
+    let mut out = String::new();
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(&sep);
+        }
+        match ctx.heap.str_of(*v) {
+            Some(s) => out.push_str(s),
+            None => return Err(format!("join() expects a list of strings, found {}", ctx.type_of(*v))),
+        }
+    }
+    Ok(ctx.heap.alloc_string(out))
+}
+
+/// Checks `slice(a, b)` bounds against `len`.
+pub fn bounds(ctx: &NativeCtx, a: &[Value], len: usize) -> Result<(usize, usize), String> {
+    let (x, y) = (int(ctx, "slice", a[1])?, int(ctx, "slice", a[2])?);
+    if x < 0 || y < x || y as usize > len {
+        return Err(format!("slice({x}, {y}) out of range (length {len})"));
+    }
+    Ok((x as usize, y as usize))
+}
+
+fn slice(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("slice", &a[1..], 2, 2)?;
+    let len = list(ctx, a[0]).len();
+    let (x, y) = bounds(ctx, a, len)?;
+    let part = list(ctx, a[0])[x..y].to_vec();
+    Ok(ctx.heap.alloc_list(part))
+}
+
+fn reverse(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("reverse", &a[1..], 0, 0)?;
+    list(ctx, a[0]).reverse();
+    Ok(Value::Nil)
+}
+
+fn sort(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("sort", &a[1..], 0, 0)?;
+    let mut items = list(ctx, a[0]).clone();
+    let mut err = None;
+    items.sort_by(|x, y| match compare(ctx.heap, ctx.types, *x, *y) {
+        Ok(o) => o.unwrap_or(std::cmp::Ordering::Equal),
+        Err(e) => {
+            err.get_or_insert(e);
+            std::cmp::Ordering::Equal
+        }
+    });
+    if let Some(e) = err {
+        return Err(format!("sort(): {e}"));
+    }
+    *list(ctx, a[0]) = items;
+    Ok(Value::Nil)
+}
+
+fn len(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("len", &a[1..], 0, 0)?;
+    Ok(Value::Int(list(ctx, a[0]).len() as i64))
+}

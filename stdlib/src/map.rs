@@ -1,0 +1,66 @@
+//! Map methods. The receiver is `args[0]`.
+
+use molt_vm::map::Map;
+use molt_vm::{NativeCtx, NativeFn, Obj, Value};
+
+use crate::args::count;
+
+pub const METHODS: &[(&str, NativeFn)] =
+    &[("get", get), ("set", set), ("has", has), ("remove", remove), ("keys", keys), ("values", values), ("len", len)];
+
+fn map_mut<'a>(ctx: &'a mut NativeCtx, v: Value) -> &'a mut Map {
+    match v {
+        Value::Obj(r) => match ctx.heap.get_mut(r) {
+            Obj::Map(m) => m,
+            _ => unreachable!("method table dispatches on the receiver's kind"),
+        },
+        _ => unreachable!("method table dispatches on the receiver's kind"),
+    }
+}
+
+fn key(ctx: &NativeCtx, v: Value) -> Result<molt_vm::map::Key, String> {
+    ctx.heap.key_of(v).map_err(|t| format!("map key must be nil, bool, int or string, not {t}"))
+}
+
+fn get(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("get", &a[1..], 1, 2)?;
+    let k = key(ctx, a[1])?;
+    let found = map_mut(ctx, a[0]).get(&k);
+    Ok(found.unwrap_or(a.get(2).copied().unwrap_or(Value::Nil)))
+}
+
+fn set(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("set", &a[1..], 2, 2)?;
+    let k = key(ctx, a[1])?;
+    map_mut(ctx, a[0]).insert(k, a[1], a[2]);
+    Ok(Value::Nil)
+}
+
+fn has(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("has", &a[1..], 1, 1)?;
+    let k = key(ctx, a[1])?;
+    Ok(Value::Bool(map_mut(ctx, a[0]).contains(&k)))
+}
+
+fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("remove", &a[1..], 1, 1)?;
+    let k = key(ctx, a[1])?;
+    Ok(map_mut(ctx, a[0]).remove(&k).unwrap_or(Value::Nil))
+}
+
+fn keys(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("keys", &a[1..], 0, 0)?;
+    let ks = map_mut(ctx, a[0]).iter().map(|(k, _)| k).collect();
+    Ok(ctx.heap.alloc_list(ks))
+}
+
+fn values(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("values", &a[1..], 0, 0)?;
+    let vs = map_mut(ctx, a[0]).iter().map(|(_, v)| v).collect();
+    Ok(ctx.heap.alloc_list(vs))
+}
+
+fn len(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    count("len", &a[1..], 0, 0)?;
+    Ok(Value::Int(map_mut(ctx, a[0]).len() as i64))
+}

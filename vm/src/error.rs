@@ -1,0 +1,34 @@
+//! Runtime errors and their stack traces.
+
+use std::fmt;
+
+/// One line of a stack trace: `  at FUNCTION (FILE:LINE)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceFrame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeError {
+    pub message: String,
+    /// Innermost first.
+    pub trace: Vec<TraceFrame>,
+}
+
+impl RuntimeError {
+    pub fn new(message: impl Into<String>) -> RuntimeError {
+        RuntimeError { message: message.into(), trace: Vec::new() }
+    }
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        for t in &self.trace {
+            writeln!(f, "  at {} ({}:{})", t.function, t.file, t.line)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The Molt virtual machine: bytecode (`opcodes`, `program`), the `.mbc` format and its
+//! verifier, values and the heap, the interpreter, and linking programs into a running VM.
+
+pub mod disasm;
+pub mod error;
+pub mod heap;
+mod interp;
+pub mod link;
+pub mod map;
+pub mod mbc;
+pub mod native;
+pub mod opcodes;
+pub mod ops;
+pub mod print;
+pub mod program;
+pub mod value;
+pub mod verify;
+
+use std::cell::Cell;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use indexmap::IndexSet;
+use rustc_hash::FxHashMap;
+
+pub use error::{RuntimeError, TraceFrame};
+pub use heap::{Heap, Obj};
+pub use native::{BuiltinKind, MethodImpl, NativeCtx, NativeDef, NativeFn};
+pub use opcodes::{Instr, OperandKind};
+pub use program::{Const, FnKind, LocalInfo, Program, Proto, TypeDef, UpdatePoint};
+pub use value::{ObjRef, Value};
+
+/// A function as the VM runs it: its code linked to the VM's slots, its constants made values,
+/// and an inline cache per instruction (field index or method slot, keyed by record type).
+pub struct Function {
+    pub proto: Proto,
+    pub consts: Vec<Value>,
+    /// Per instruction: (record type slot + 1, field index or function slot); 0 = empty.
+    pub caches: Vec<Cell<(u32, u32)>>,
+    /// Function-table slot.
+    pub slot: u32,
+    /// Source file path, for stack traces.
+    pub file: Rc<str>,
+}
+
+/// A record type as the VM runs it.
+pub struct TypeRt {
+    pub name: String,
+    pub version: u32,
+    pub field_names: Vec<String>,
+    /// Field name symbol -> index.
+    pub fields: FxHashMap<u32, u32>,
+    /// Method name symbol -> function slot.
+    pub methods: FxHashMap<u32, u32>,
+    /// Per field, the function slot computing its default.
+    pub defaults: Vec<Option<u32>>,
+}
+
+/// An interpreter frame.
+#[derive(Clone)]
+pub struct Frame {
+    pub func: Rc<Function>,
+    pub pc: usize,
+    pub base: usize,
+    /// Absolute stack index where the result goes.
+    pub ret: usize,
+}
+
+/// Deepest call nesting before `stack overflow`.
+pub const MAX_FRAMES: usize = 100_000;
+
+pub struct Vm {
+    pub stack: Vec<Value>,
+    pub frames: Vec<Frame>,
+    pub heap: Heap,
+    pub globals: Vec<Value>,
+    pub global_names: IndexSet<String>,
+    /// The function table: calls go through it. Slots only grow; `None` is a removed function.
+    pub funcs: Vec<Option<Rc<Function>>>,
+    pub func_names: IndexSet<String>,
+    pub types: Vec<TypeRt>,
+    pub type_names: IndexSet<String>,
+    /// Interned field and method names.
+    pub syms: IndexSet<String>,
+    pub natives: Vec<NativeDef>,
+    native_index: FxHashMap<&'static str, u32>,
+    pub builtin_methods: FxHashMap<(BuiltinKind, u32), MethodImpl>,
+    /// The running program version: 1 at start, +1 per applied update.
+    pub version: u32,
+    pub out: Box<dyn Write>,
+    pub args: Vec<String>,
+    /// Set from another thread to stop the running program at its next safepoint.
+    pub interrupt: Arc<AtomicBool>,
+    /// Checked at update points: an update is waiting to be applied.
+    pub update_pending: bool,
+}
+
+impl Default for Vm {
+    fn default() -> Self {
+        Vm::new()
+    }
+}
+
+impl Vm {
+    pub fn new() -> Vm {
+        Vm {
+            stack: Vec::with_capacity(1024),
+            frames: Vec::new(),
+            heap: Heap::new(),
+            globals: Vec::new(),
+            global_names: IndexSet::new(),
+            funcs: Vec::new(),
+            func_names: IndexSet::new(),
+            types: Vec::new(),
+            type_names: IndexSet::new(),
+            syms: IndexSet::new(),
+            natives: Vec::new(),
+            native_index: FxHashMap::default(),
+            builtin_methods: FxHashMap::default(),
+            version: 1,
+            out: Box::new(std::io::BufWriter::new(std::io::stdout())),
+            args: Vec::new(),
+            interrupt: Arc::new(AtomicBool::new(false)),
+            update_pending: false,
+        }
+    }
+
+    pub fn intern(&mut self, name: &str) -> u32 {
+        self.syms.insert_full(name.to_string()).0 as u32
+    }
+
+    pub fn register_native(&mut self, def: NativeDef) {
+        let i = self.natives.len() as u32;
+        self.native_index.insert(def.name, i);
+        self.natives.push(def);
+    }
+
+    pub fn native_index(&self, name: &str) -> Option<u32> {
+        self.native_index.get(name).copied()
+    }
+
+    pub fn register_method(&mut self, kind: BuiltinKind, name: &str, m: MethodImpl) {
+        let sym = self.intern(name);
+        self.builtin_methods.insert((kind, sym), m);
+    }
+
+    /// The names of the registered built-in functions (for the compiler's resolver).
+    pub fn native_names(&self) -> Vec<&'static str> {
+        self.natives.iter().map(|n| n.name).collect()
+    }
+
+    pub fn func_slot(&self, name: &str) -> Option<u32> {
+        let slot = self.func_names.get_index_of(name)? as u32;
+        self.funcs.get(slot as usize)?.as_ref()?;
+        Some(slot)
+    }
+
+    /// `str(v)`.
+    pub fn to_string(&self, v: Value) -> String {
+        let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
+        print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.to_string(v)
+    }
+
+    /// How `v` prints inside a container.
+    pub fn repr(&self, v: Value) -> String {
+        let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
+        print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.repr(v)
+    }
+
+    pub fn type_of(&self, v: Value) -> &str {
+        native::type_of(&self.heap, &self.types, v)
+    }
+
+    /// Runs a garbage collection now. `top` is one past the highest live register.
+    pub fn collect_garbage(&mut self, top: usize) {
+        let top = top.min(self.stack.len());
+        let stack = &self.stack[..top];
+        let funcs = self.funcs.iter().flatten().flat_map(|f| f.consts.iter().copied());
+        let frames = self.frames.iter().flat_map(|f| f.func.consts.iter().copied());
+        let roots = stack.iter().copied().chain(self.globals.iter().copied()).chain(funcs).chain(frames);
+        self.heap.collect(roots);
+    }
+
+    /// Calls function slot `slot` with `args` and runs it to completion.
+    pub fn call_slot(&mut self, slot: u32, args: &[Value]) -> Result<Value, RuntimeError> {
+        let func = match self.funcs.get(slot as usize) {
+            Some(Some(f)) => f.clone(),
+            _ => return Err(RuntimeError::new("call of a removed function")),
+        };
+        if func.proto.arity as usize != args.len() {
+            return Err(RuntimeError::new(format!(
+                "<fn {}> expects {} arguments but got {}",
+                func.proto.name,
+                func.proto.arity,
+                args.len()
+            )));
+        }
+        let base = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
+        let ret = base;
+        let need = base + 1 + func.proto.nregs as usize;
+        if self.stack.len() < need {
+            self.stack.resize(need, Value::Nil);
+        }
+        let base = base + 1;
+        self.stack[base..base + args.len()].copy_from_slice(args);
+        let depth = self.frames.len();
+        self.frames.push(Frame { func, pc: 0, base, ret });
+        let result = self.execute(depth);
+        if result.is_err() {
+            self.frames.truncate(depth);
+        }
+        result
+    }
+
+    /// Flushes program output.
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,98 @@
+//! The interface between the interpreter and built-in functions and methods. The built-ins
+//! themselves live in the `molt-stdlib` crate, which registers them with `Vm::register_*`.
+
+use std::io::Write;
+use std::rc::Rc;
+
+use crate::heap::Heap;
+use crate::print::Printer;
+use crate::{Function, TypeRt, Value};
+
+/// What a built-in may touch: the heap, output, the program's arguments and version.
+pub struct NativeCtx<'a> {
+    pub heap: &'a mut Heap,
+    pub types: &'a [TypeRt],
+    pub funcs: &'a [Option<Rc<Function>>],
+    pub natives: &'a [NativeDef],
+    pub out: &'a mut dyn Write,
+    pub version: u32,
+    pub args: &'a [String],
+}
+
+/// A built-in: gets its arguments (a method gets its receiver first) and returns a value or a
+/// runtime error message.
+pub type NativeFn = fn(&mut NativeCtx, &[Value]) -> Result<Value, String>;
+
+#[derive(Clone, Copy)]
+pub struct NativeDef {
+    pub name: &'static str,
+    pub f: NativeFn,
+}
+
+/// The kinds of built-in values that have methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuiltinKind {
+    Str,
+    List,
+    Map,
+    Range,
+}
+
+impl BuiltinKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinKind::Str => "string",
+            BuiltinKind::List => "list",
+            BuiltinKind::Map => "map",
+            BuiltinKind::Range => "range",
+        }
+    }
+}
+
+/// A built-in method: native code, or a function of the prelude (written in Molt), by name.
+#[derive(Clone)]
+pub enum MethodImpl {
+    Native(NativeFn),
+    Molt(String),
+}
+
+pub fn function_name(funcs: &[Option<Rc<Function>>], natives: &[NativeDef], heap: &Heap, v: Value) -> String {
+    match v {
+        Value::Func(slot) => match funcs.get(slot as usize) {
+            Some(Some(f)) => format!("<fn {}>", f.proto.name),
+            _ => "<fn removed>".to_string(),
+        },
+        Value::Native(i) => format!("<fn {}>", natives.get(i as usize).map_or("?", |n| n.name)),
+        Value::Obj(_) => {
+            let _ = heap;
+            "<fn lambda>".to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+impl NativeCtx<'_> {
+    pub fn to_string(&self, v: Value) -> String {
+        let f = |v| function_name(self.funcs, self.natives, self.heap, v);
+        Printer { heap: self.heap, types: self.types, func_name: &f }.to_string(v)
+    }
+
+    pub fn repr(&self, v: Value) -> String {
+        let f = |v| function_name(self.funcs, self.natives, self.heap, v);
+        Printer { heap: self.heap, types: self.types, func_name: &f }.repr(v)
+    }
+
+    /// `type_of(v)`: record values give their type's name.
+    pub fn type_of(&self, v: Value) -> &str {
+        type_of(self.heap, self.types, v)
+    }
+}
+
+pub fn type_of<'a>(heap: &Heap, types: &'a [TypeRt], v: Value) -> &'a str {
+    if let Value::Obj(r) = v
+        && let crate::heap::Obj::Record { ty, .. } = heap.get(r)
+    {
+        return &types[*ty as usize].name;
+    }
+    heap.type_name(v)
+}

@@ -1,0 +1,413 @@
+//! The bytecode verifier: a program that passes can be linked and run by the interpreter without
+//! any table index, register or program counter going out of bounds.
+//!
+//! What it guarantees, concern by concern (one function each below):
+//! - entry points: `init` is an `Init` function of arity 0, `main` a function of arity 0, each
+//!   transform a `Transform` of arity 1, `migrate` a `Migrate` of arity 0;
+//! - names: function names and type names are unique (the VM links by name);
+//! - types: unique fields, one default slot per field (a function of arity 0), methods that are
+//!   `Method` functions taking at least their receiver, unique method names;
+//! - frames: code is non-empty, has one line entry per instruction and ends in a terminator
+//!   (`Return`, `ReturnNil`, `Jump`, `Loop`), so execution cannot run off its end; there are at
+//!   least `max(1, arity + ncaptures)` registers; the file index is in range;
+//! - operands: each operand is below the limit of its kind (from the opcode table, so a new
+//!   instruction needs no verifier code unless it uses a run of registers);
+//! - register windows: instructions that use `base .. base + k` keep it within the frame;
+//! - control flow: backward edges are `Loop` (a safepoint that checks for interrupts and may
+//!   collect), every other jump goes forward, so every loop can be stopped;
+//! - closures: the target is a `Lambda` with as many captures as the closure copies;
+//! - locals and update points: registers and pcs in range, each update point at its own `Update`
+//!   instruction (so execution can resume right after it).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::Instr;
+use crate::opcodes::OperandKind;
+use crate::program::{FnKind, Program, Proto};
+
+/// Why a program failed verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyError {
+    /// The whole explanation, naming the function and pc where there is one.
+    pub message: String,
+    /// The function at fault, if any.
+    pub function: Option<String>,
+    /// The instruction at fault, if any.
+    pub pc: Option<usize>,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+type Res = Result<(), VerifyError>;
+
+fn program_error(message: impl Into<String>) -> VerifyError {
+    VerifyError { message: message.into(), function: None, pc: None }
+}
+
+fn function_error(f: &Proto, message: impl fmt::Display) -> VerifyError {
+    VerifyError { message: format!("function '{}': {message}", f.name), function: Some(f.name.clone()), pc: None }
+}
+
+fn instr_error(f: &Proto, pc: usize, ins: &Instr, message: impl fmt::Display) -> VerifyError {
+    VerifyError {
+        message: format!("function '{}', pc {pc} ({}): {message}", f.name, show(ins)),
+        function: Some(f.name.clone()),
+        pc: Some(pc),
+    }
+}
+
+/// An instruction as the disassembler prints it: `Add r0 r1 r2`.
+fn show(ins: &Instr) -> String {
+    let mut s = ins.name().to_string();
+    for (_, kind, v) in ins.operands() {
+        s.push_str(&format!(" {}{v}", kind.prefix()));
+    }
+    s
+}
+
+/// Checks everything the interpreter relies on. Returns the first problem found.
+pub fn verify(program: &Program) -> Res {
+    check_unique_names(program)?;
+    check_entry_points(program)?;
+    check_types(program)?;
+    for f in &program.functions {
+        check_frame(program, f)?;
+        for (pc, ins) in f.code.iter().enumerate() {
+            check_operands(program, f, pc, ins)?;
+            check_register_window(program, f, pc, ins)?;
+            check_control_flow(f, pc, ins)?;
+            check_closure(program, f, pc, ins)?;
+        }
+        check_locals(f)?;
+        check_update_points(f)?;
+    }
+    Ok(())
+}
+
+/// Function and type names are unique: the VM links both by name.
+fn check_unique_names(p: &Program) -> Res {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, f) in p.functions.iter().enumerate() {
+        if let Some(first) = seen.insert(&f.name, i) {
+            return Err(program_error(format!("functions f{first} and f{i} are both named '{}'", f.name)));
+        }
+    }
+    seen.clear();
+    for (i, t) in p.types.iter().enumerate() {
+        if let Some(first) = seen.insert(&t.name, i) {
+            return Err(program_error(format!("types t{first} and t{i} are both named '{}'", t.name)));
+        }
+    }
+    Ok(())
+}
+
+/// The function `index` refers to, which must exist, have `kind` and an arity `arity_ok` accepts.
+fn check_function_ref(
+    p: &Program,
+    what: &str,
+    index: u32,
+    kind: FnKind,
+    arity: &str,
+    arity_ok: impl Fn(u16) -> bool,
+) -> Res {
+    let Some(f) = p.functions.get(index as usize) else {
+        return Err(program_error(format!(
+            "{what} is function f{index}, but the program has {} functions",
+            p.functions.len()
+        )));
+    };
+    if f.kind != kind {
+        return Err(program_error(format!(
+            "{what} is '{}', of kind {:?}, but must be of kind {kind:?}",
+            f.name, f.kind
+        )));
+    }
+    if !arity_ok(f.arity) {
+        return Err(program_error(format!("{what} is '{}', of arity {}, but must take {arity}", f.name, f.arity)));
+    }
+    Ok(())
+}
+
+/// `init`, `main`, transformers and `migrate`.
+fn check_entry_points(p: &Program) -> Res {
+    check_function_ref(p, "the globals initialiser", p.init, FnKind::Init, "no arguments", |a| a == 0)?;
+    if let Some(main) = p.main {
+        check_function_ref(p, "main", main, FnKind::Function, "no arguments", |a| a == 0)?;
+    }
+    for t in &p.transforms {
+        let what = format!("the transformer of '{}'", t.type_name);
+        check_function_ref(p, &what, t.func, FnKind::Transform, "one argument", |a| a == 1)?;
+    }
+    if let Some(m) = p.migrate {
+        check_function_ref(p, "the migrate block", m, FnKind::Migrate, "no arguments", |a| a == 0)?;
+    }
+    Ok(())
+}
+
+/// Record layouts, defaults and methods.
+fn check_types(p: &Program) -> Res {
+    for t in &p.types {
+        let mut fields = HashSet::new();
+        for f in &t.fields {
+            if !fields.insert(f) {
+                return Err(program_error(format!("type '{}' has two fields named '{f}'", t.name)));
+            }
+        }
+        if t.defaults.len() != t.fields.len() {
+            return Err(program_error(format!(
+                "type '{}' has {} fields but {} default entries",
+                t.name,
+                t.fields.len(),
+                t.defaults.len()
+            )));
+        }
+        for (field, d) in t.fields.iter().zip(&t.defaults) {
+            if let Some(d) = *d {
+                let what = format!("the default of field '{}.{field}'", t.name);
+                check_function_ref(p, &what, d, FnKind::Function, "no arguments", |a| a == 0)?;
+            }
+        }
+        let mut methods = HashSet::new();
+        for (name, func) in &t.methods {
+            if !methods.insert(name) {
+                return Err(program_error(format!("type '{}' has two methods named '{name}'", t.name)));
+            }
+            let what = format!("method '{}.{name}'", t.name);
+            check_function_ref(p, &what, *func, FnKind::Method, "at least its receiver", |a| a >= 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// The shape of a function: code, line table, registers, file, terminator.
+fn check_frame(p: &Program, f: &Proto) -> Res {
+    let Some(last) = f.code.last() else {
+        return Err(function_error(f, "has no code"));
+    };
+    if f.lines.len() != f.code.len() {
+        return Err(function_error(
+            f,
+            format_args!("has {} instructions but {} line entries", f.code.len(), f.lines.len()),
+        ));
+    }
+    let needed = (f.arity as usize + f.ncaptures as usize).max(1);
+    if (f.nregs as usize) < needed {
+        return Err(function_error(
+            f,
+            format_args!(
+                "has {} registers, fewer than the {needed} its {} parameters and {} captures need (at least 1)",
+                f.nregs, f.arity, f.ncaptures
+            ),
+        ));
+    }
+    if f.kind == FnKind::Method && f.arity == 0 {
+        return Err(function_error(f, "is a method without a receiver (arity 0)"));
+    }
+    if f.file as usize >= p.files.len() {
+        return Err(function_error(
+            f,
+            format_args!("is in file {}, but the program has {} files", f.file, p.files.len()),
+        ));
+    }
+    if !matches!(last, Instr::Return { .. } | Instr::ReturnNil {} | Instr::Jump { .. } | Instr::Loop { .. }) {
+        return Err(instr_error(
+            f,
+            f.code.len() - 1,
+            last,
+            "the last instruction must be Return, ReturnNil, Jump or Loop, or execution runs off the end",
+        ));
+    }
+    Ok(())
+}
+
+/// The registers an instruction uses from its `base` operand on: `(base, count)`. `base` itself
+/// is checked here rather than as a plain register, since with a count of 0 it may equal `nregs`.
+fn register_window(ins: &Instr) -> Option<(usize, usize)> {
+    let (base, count) = match *ins {
+        Instr::NewList { base, n, .. } | Instr::Closure { base, n, .. } => (base, n as usize),
+        Instr::NewMap { base, n, .. } => (base, 2 * n as usize),
+        Instr::NewRecord { base, n, .. } => (base, n as usize),
+        Instr::Call { base, argc, .. } | Instr::CallMethod { base, argc, .. } => (base, argc as usize + 1),
+        Instr::CallFunc { base, argc, .. } | Instr::CallNative { base, argc, .. } => (base, argc as usize),
+        Instr::IterPrep { base, .. } | Instr::IterNext { base, .. } => (base, 2),
+        _ => return None,
+    };
+    Some((base as usize, count))
+}
+
+/// Every operand below the limit of its kind.
+fn check_operands(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res {
+    let windowed = register_window(ins).is_some();
+    for (name, kind, value) in ins.operands() {
+        let (limit, what, table) = match kind {
+            OperandKind::Reg if name == "base" && windowed => continue,
+            OperandKind::Reg => (f.nregs as usize, "register", "registers in the function"),
+            OperandKind::Const => (f.consts.len(), "constant", "constants in the pool"),
+            OperandKind::Jump => (f.code.len(), "jump target", "instructions in the function"),
+            OperandKind::Global => (p.globals.len(), "global", "globals in the program"),
+            OperandKind::Func => (p.functions.len(), "function", "functions in the program"),
+            OperandKind::Type => (p.types.len(), "type", "types in the program"),
+            OperandKind::Name => (p.names.len(), "name", "entries in the name table"),
+            OperandKind::Native => (p.natives.len(), "built-in", "built-ins in the program"),
+            OperandKind::Point => (f.update_points.len(), "update point", "update points in the function"),
+            OperandKind::Count | OperandKind::Imm => continue,
+        };
+        if usize::try_from(value).map_or(true, |v| v >= limit) {
+            return Err(instr_error(
+                f,
+                pc,
+                ins,
+                format_args!(
+                    "operand '{name}': {what} {}{value} out of range (there are {limit} {table})",
+                    kind.prefix()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs of registers (call arguments, list items, captures, loop state) stay within the frame.
+fn check_register_window(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res {
+    if let Instr::NewRecord { ty, n, .. } = *ins {
+        let fields = p.types.get(ty as usize).map_or(0, |t| t.fields.len());
+        if fields != n as usize {
+            return Err(instr_error(f, pc, ins, format!("record of {fields} fields built from {n} registers")));
+        }
+    }
+    let Some((base, count)) = register_window(ins) else {
+        return Ok(());
+    };
+    let nregs = f.nregs as usize;
+    if base + count > nregs {
+        let message = if count == 0 {
+            format!("base register r{base} is past the function's {nregs} registers")
+        } else {
+            format!("uses registers r{base}..r{} but the function has {nregs} registers", base + count - 1)
+        };
+        return Err(instr_error(f, pc, ins, message));
+    }
+    Ok(())
+}
+
+/// `Loop` jumps backward (or to itself); every other jump goes forward.
+fn check_control_flow(f: &Proto, pc: usize, ins: &Instr) -> Res {
+    let is_loop = matches!(ins, Instr::Loop { .. });
+    for (_, kind, target) in ins.operands() {
+        if kind != OperandKind::Jump {
+            continue;
+        }
+        let backward = target <= pc as i64;
+        if is_loop && !backward {
+            return Err(instr_error(f, pc, ins, "Loop is a back-edge but its target is ahead of it"));
+        }
+        if !is_loop && backward {
+            return Err(instr_error(
+                f,
+                pc,
+                ins,
+                "jumps backward: only Loop may (it is the safepoint that lets loops be interrupted)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A closure's function is a lambda that expects exactly the captures the closure copies.
+fn check_closure(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res {
+    let Instr::Closure { f: target, n, .. } = *ins else {
+        return Ok(());
+    };
+    let Some(lambda) = p.functions.get(target as usize) else {
+        return Ok(()); // already reported by `check_operands`
+    };
+    if lambda.kind != FnKind::Lambda {
+        return Err(instr_error(
+            f,
+            pc,
+            ins,
+            format_args!("closure of '{}', which is of kind {:?}, not Lambda", lambda.name, lambda.kind),
+        ));
+    }
+    if lambda.ncaptures != n {
+        return Err(instr_error(
+            f,
+            pc,
+            ins,
+            format_args!("captures {n} values but lambda '{}' expects {}", lambda.name, lambda.ncaptures),
+        ));
+    }
+    Ok(())
+}
+
+/// Named locals (for frame migration): registers in range, `start <= end <= code length`.
+fn check_locals(f: &Proto) -> Res {
+    for l in &f.locals {
+        if l.reg >= f.nregs {
+            return Err(function_error(
+                f,
+                format_args!(
+                    "local '{}' is in register r{}, but the function has {} registers",
+                    l.name, l.reg, f.nregs
+                ),
+            ));
+        }
+        if l.start > l.end || l.end as usize > f.code.len() {
+            return Err(function_error(
+                f,
+                format_args!(
+                    "local '{}' lives over [{}, {}), not a range within the function's {} instructions",
+                    l.name,
+                    l.start,
+                    l.end,
+                    f.code.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each update point is the pc of the `Update` instruction naming it, so a migrated frame can
+/// resume right after it (an `Update` is never last: the last instruction is a terminator).
+fn check_update_points(f: &Proto) -> Res {
+    for (i, point) in f.update_points.iter().enumerate() {
+        let at = f.code.get(point.pc as usize);
+        if !u16::try_from(i).is_ok_and(|i| at == Some(&Instr::Update { point: i })) {
+            let found = at.map_or_else(|| "past the end of the code".to_string(), |ins| format!("at {}", show(ins)));
+            return Err(function_error(
+                f,
+                format_args!("update point p{i} is at pc {}, which is not `Update p{i}` but {found}", point.pc),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opcodes::{OPCODES, encode_operand};
+
+    /// Every instruction with a `base` operand has a register window, so `check_operands` may
+    /// leave `base` to `check_register_window`.
+    #[test]
+    fn every_base_operand_has_a_window() {
+        for (op, (name, operands)) in OPCODES.iter().enumerate() {
+            let mut bytes = vec![op as u8];
+            for (_, kind) in operands.iter() {
+                encode_operand(*kind, 0, &mut bytes);
+            }
+            let ins = Instr::decode(&bytes, &mut 0).unwrap();
+            let has_base = operands.iter().any(|(n, k)| *n == "base" && *k == OperandKind::Reg);
+            assert_eq!(has_base, register_window(&ins).is_some(), "{name}");
+        }
+    }
+}

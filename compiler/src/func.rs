@@ -85,10 +85,17 @@ impl FnState {
             Instr::Jump { target } | Instr::Loop { target } => *target = t,
             Instr::JumpIfFalse { target, .. } | Instr::JumpIfTrue { target, .. } => *target = t,
             Instr::JumpIfNotLt { target, .. } | Instr::JumpIfNotLe { target, .. } => *target = t,
+            Instr::ForPrep { exit, .. } => *exit = t,
             Instr::JumpIfNotGt { target, .. } | Instr::JumpIfNotGe { target, .. } => *target = t,
             Instr::IterNext { exit, .. } => *exit = t,
             _ => {}
         }
+    }
+
+    /// Points a `continue` at `target`: a back-edge (`Loop`, a safepoint) when it jumps back.
+    pub fn patch_continue(&mut self, at: usize, target: usize) {
+        self.proto.code[at] =
+            if target <= at { Instr::Loop { target: target as u32 } } else { Instr::Jump { target: target as u32 } };
     }
 
     pub fn alloc(&mut self) -> u16 {

@@ -77,21 +77,46 @@ impl Compiler<'_> {
                 self.f().line = line;
                 self.f().push_scope();
                 let state = self.f().alloc_n(2);
-                let src = self.expr_any(iter);
-                self.f().line = line;
-                self.f().emit(Instr::IterPrep { base: state, src });
-                self.f().free_to(state + 2);
-                // Hidden loop state: named so that frame migration can match `for` chains.
-                self.f().declare(&format!("<for {}>", var.name), state);
-                self.f().declare(&format!("<for {} index>", var.name), state + 1);
-                let v = self.f().alloc();
-                let top = self.f().pc();
-                let next = self.f().emit(Instr::IterNext { base: state, var: v, exit: 0 });
-                self.f().push_scope();
-                self.f().declare(&var.name, v);
-                self.loop_body(body, top, vec![next]);
-                self.f().pop_scope();
-                self.f().pop_scope();
+                if let ExprKind::Range(a, b) = &iter.kind {
+                    // `for x in a..b`: a counting loop, one instruction per iteration.
+                    self.expr(a, state + 1);
+                    self.expr(b, state);
+                    self.f().line = line;
+                    self.f().declare(&format!("<for {} range end>", var.name), state);
+                    self.f().declare(&format!("<for {} range next>", var.name), state + 1);
+                    let v = self.f().alloc();
+                    let prep = self.f().emit(Instr::ForPrep { base: state, var: v, exit: 0 });
+                    let body_start = self.f().pc();
+                    self.f().push_scope();
+                    self.f().declare(&var.name, v);
+                    self.f().loops.push(LoopCtx::default());
+                    self.block(body);
+                    let back = self.f().pc();
+                    self.f().emit(Instr::ForLoop { base: state, var: v, target: body_start as u32 });
+                    let end = self.f().pc();
+                    let ctx = self.f().loops.pop().unwrap();
+                    self.f().patch(prep, end);
+                    ctx.breaks.into_iter().for_each(|j| self.f().patch(j, end));
+                    ctx.continues.into_iter().for_each(|j| self.f().patch_continue(j, back));
+                    self.f().pop_scope();
+                    self.f().pop_scope();
+                } else {
+                    let src = self.expr_any(iter);
+                    self.f().line = line;
+                    self.f().emit(Instr::IterPrep { base: state, src });
+                    self.f().free_to(state + 2);
+                    // Hidden loop state: named so that frame migration can match `for` chains.
+                    self.f().declare(&format!("<for {}>", var.name), state);
+                    self.f().declare(&format!("<for {} index>", var.name), state + 1);
+                    let v = self.f().alloc();
+                    let top = self.f().pc();
+                    let next = self.f().emit(Instr::IterNext { base: state, var: v, exit: 0 });
+                    self.f().push_scope();
+                    self.f().declare(&var.name, v);
+                    self.loop_body(body, top, vec![next]);
+                    self.f().pop_scope();
+                    self.f().pop_scope();
+                }
             }
             Stmt::Break(span) => {
                 if self.f().loops.is_empty() {
@@ -105,7 +130,7 @@ impl Compiler<'_> {
                 if self.f().loops.is_empty() {
                     self.error("E0012", "'continue' outside of a loop", *span);
                 } else {
-                    let j = self.f().emit(Instr::Loop { target: 0 });
+                    let j = self.f().emit(Instr::Jump { target: 0 });
                     self.f().loops.last_mut().unwrap().continues.push(j);
                 }
             }
@@ -157,7 +182,7 @@ impl Compiler<'_> {
             self.f().patch(j, end);
         }
         for j in ctx.continues {
-            self.f().patch(j, top);
+            self.f().patch_continue(j, top);
         }
     }
 

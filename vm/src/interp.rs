@@ -17,76 +17,77 @@ impl Vm {
     /// Runs the top frame until the frame count drops back to `stop_depth`; returns the value
     /// the frame at `stop_depth` returned.
     pub(crate) fn execute(&mut self, stop_depth: usize) -> Result<Value, RuntimeError> {
-        let top = self.frames.len() - 1;
-        let mut func: Rc<Function> = self.frames[top].func.clone();
-        let mut pc: usize = self.frames[top].pc;
-        let mut base: usize = self.frames[top].base;
-
-        macro_rules! r {
-            ($i:expr) => {
-                self.stack[base + $i as usize]
-            };
-        }
-        // Raise a runtime error at the current instruction.
-        macro_rules! throw {
-            ($msg:expr) => {{
-                let msg: String = $msg.into();
-                return Err(self.raise(msg, pc));
-            }};
-        }
-        macro_rules! tri {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(msg) => throw!(msg),
-                }
-            };
-        }
-        // Switch execution to the frame now on top of `self.frames`.
-        macro_rules! enter {
-            () => {{
+        // The outer loop (re)loads the top frame after a call or return; the inner loop runs
+        // its code with the frame's state in locals.
+        'frames: loop {
+            let (func, mut pc, base): (Rc<Function>, usize, usize) = {
                 let f = self.frames.last().unwrap();
-                func = f.func.clone();
-                pc = f.pc;
-                base = f.base;
-            }};
-        }
-        // Push a frame for `callee` whose arguments start at absolute index `new_base`.
-        macro_rules! push_frame {
-            ($callee:expr, $new_base:expr, $ret:expr) => {{
-                let callee: Rc<Function> = $callee;
-                let new_base: usize = $new_base;
-                if self.frames.len() >= MAX_FRAMES {
-                    throw!("stack overflow");
-                }
-                let need = new_base + callee.proto.nregs as usize + 1;
-                if self.stack.len() < need {
-                    if need > 64 * MAX_FRAMES {
+                (f.func.clone(), f.pc, f.base)
+            };
+            let code: &[Instr] = &func.proto.code;
+
+            macro_rules! r {
+                ($i:expr) => {
+                    self.stack[base + $i as usize]
+                };
+            }
+            // Raise a runtime error at the current instruction.
+            macro_rules! throw {
+                ($msg:expr) => {{
+                    let msg: String = $msg.into();
+                    return Err(self.raise(msg, pc));
+                }};
+            }
+            macro_rules! tri {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(msg) => throw!(msg),
+                    }
+                };
+            }
+            // Switch execution to the frame now on top of `self.frames`.
+            macro_rules! enter {
+                () => {{
+                    continue 'frames;
+                }};
+            }
+            // Push a frame for `callee` whose arguments start at absolute index `new_base`.
+            macro_rules! push_frame {
+                ($callee:expr, $new_base:expr, $ret:expr) => {{
+                    let callee: Rc<Function> = $callee;
+                    let new_base: usize = $new_base;
+                    if self.frames.len() >= MAX_FRAMES {
                         throw!("stack overflow");
                     }
-                    self.stack.resize(need.max(self.stack.len() * 2), Value::Nil);
-                }
-                self.frames.last_mut().unwrap().pc = pc;
-                self.frames.push(Frame { func: callee, pc: 0, base: new_base, ret: $ret });
-                enter!();
-                if self.heap.should_collect() {
-                    self.collect_garbage(base + func.proto.nregs as usize);
-                }
-            }};
-        }
-        macro_rules! check_arity {
-            ($callee:expr, $argc:expr) => {
-                if $callee.proto.arity as usize != $argc as usize {
-                    throw!(format!(
-                        "<fn {}> expects {} arguments but got {}",
-                        display_name(&$callee),
-                        $callee.proto.arity,
-                        $argc
-                    ));
-                }
-            };
-        }
-        macro_rules! arith {
+                    let need = new_base + callee.proto.nregs as usize + 1;
+                    if self.stack.len() < need {
+                        if need > 64 * MAX_FRAMES {
+                            throw!("stack overflow");
+                        }
+                        self.stack.resize(need.max(self.stack.len() * 2), Value::Nil);
+                    }
+                    self.frames.last_mut().unwrap().pc = pc;
+                    if self.heap.should_collect() {
+                        self.collect_garbage(new_base + callee.proto.nregs as usize);
+                    }
+                    self.frames.push(Frame { func: callee, pc: 0, base: new_base, ret: $ret });
+                    enter!();
+                }};
+            }
+            macro_rules! check_arity {
+                ($callee:expr, $argc:expr) => {
+                    if $callee.proto.arity as usize != $argc as usize {
+                        throw!(format!(
+                            "<fn {}> expects {} arguments but got {}",
+                            display_name(&$callee),
+                            $callee.proto.arity,
+                            $argc
+                        ));
+                    }
+                };
+            }
+            macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:tt, $checked:ident, $sym:expr) => {{
                 let (x, y) = (r!($a), r!($b));
                 r!($dst) = match (x, y) {
@@ -101,7 +102,7 @@ impl Vm {
                 };
             }};
         }
-        macro_rules! compare {
+            macro_rules! compare {
             ($dst:expr, $a:expr, $b:expr, $op:tt) => {{
                 let (x, y) = (r!($a), r!($b));
                 r!($dst) = Value::Bool(match (x, y) {
@@ -111,452 +112,493 @@ impl Vm {
             }};
         }
 
-        // Call the function value `callee` with `argc` arguments at absolute `args`.
-        macro_rules! call_value {
-            ($callee:expr, $args:expr, $argc:expr, $ret:expr) => {{
-                let callee: Value = $callee;
-                let args: usize = $args;
-                let ret: usize = $ret;
-                match callee {
-                    Value::Func(slot) => {
-                        let target = match &self.funcs[slot as usize] {
-                            Some(c) => c.clone(),
-                            None => throw!(format!(
-                                "function '{}' was removed by an update",
-                                self.func_names[slot as usize]
-                            )),
-                        };
-                        check_arity!(target, $argc);
-                        push_frame!(target, args, ret);
-                    }
-                    Value::Native(n) => {
-                        let v = tri!(self.call_native(n, args, $argc as usize));
-                        self.stack[ret] = v;
-                    }
-                    Value::Obj(o) => {
-                        let (target, captures) = match self.heap.get(o) {
-                            Obj::Closure { func: t, captures } => (t.clone(), captures.len()),
-                            _ => throw!(format!("cannot call {}", self.type_of(callee))),
-                        };
-                        check_arity!(target, $argc);
-                        let cap_start = args + $argc as usize;
-                        let need = cap_start + captures + 1;
-                        if self.stack.len() < need {
-                            self.stack.resize(need, Value::Nil);
+            // Call the function value `callee` with `argc` arguments at absolute `args`.
+            macro_rules! call_value {
+                ($callee:expr, $args:expr, $argc:expr, $ret:expr) => {{
+                    let callee: Value = $callee;
+                    let args: usize = $args;
+                    let ret: usize = $ret;
+                    match callee {
+                        Value::Func(slot) => {
+                            let target = match &self.funcs[slot as usize] {
+                                Some(c) => c.clone(),
+                                None => throw!(format!(
+                                    "function '{}' was removed by an update",
+                                    self.func_names[slot as usize]
+                                )),
+                            };
+                            check_arity!(target, $argc);
+                            push_frame!(target, args, ret);
                         }
-                        if let Obj::Closure { captures, .. } = self.heap.get(o) {
-                            self.stack[cap_start..cap_start + captures.len()].copy_from_slice(captures);
+                        Value::Native(n) => {
+                            let v = tri!(self.call_native(n, args, $argc as usize));
+                            self.stack[ret] = v;
                         }
-                        push_frame!(target, args, ret);
+                        Value::Obj(o) => {
+                            let (target, captures) = match self.heap.get(o) {
+                                Obj::Closure { func: t, captures } => (t.clone(), captures.len()),
+                                _ => throw!(format!("cannot call {}", self.type_of(callee))),
+                            };
+                            check_arity!(target, $argc);
+                            let cap_start = args + $argc as usize;
+                            let need = cap_start + captures + 1;
+                            if self.stack.len() < need {
+                                self.stack.resize(need, Value::Nil);
+                            }
+                            if let Obj::Closure { captures, .. } = self.heap.get(o) {
+                                self.stack[cap_start..cap_start + captures.len()].copy_from_slice(captures);
+                            }
+                            push_frame!(target, args, ret);
+                        }
+                        _ => throw!(format!("cannot call {}", self.type_of(callee))),
                     }
-                    _ => throw!(format!("cannot call {}", self.type_of(callee))),
-                }
-            }};
-        }
+                }};
+            }
 
-        loop {
-            let ins = func.proto.code[pc];
-            pc += 1;
-            match ins {
-                Instr::Move { dst, src } => r!(dst) = r!(src),
-                Instr::LoadNil { dst } => r!(dst) = Value::Nil,
-                Instr::LoadTrue { dst } => r!(dst) = Value::Bool(true),
-                Instr::LoadFalse { dst } => r!(dst) = Value::Bool(false),
-                Instr::LoadInt { dst, value } => r!(dst) = Value::Int(value as i64),
-                Instr::LoadConst { dst, k } => r!(dst) = func.consts[k as usize],
-                Instr::GetGlobal { dst, g } => r!(dst) = self.globals[g as usize],
-                Instr::SetGlobal { g, src } => self.globals[g as usize] = r!(src),
-                Instr::LoadFunc { dst, f } => r!(dst) = Value::Func(f),
-                Instr::LoadNative { dst, native } => r!(dst) = Value::Native(native),
-                Instr::Closure { dst, f, base: b, n } => {
-                    let target = match &self.funcs[f as usize] {
-                        Some(t) => t.clone(),
-                        None => throw!("lambda code was removed"),
-                    };
-                    let start = base + b as usize;
-                    let captures: Box<[Value]> = self.stack[start..start + n as usize].into();
-                    let obj = self.heap.alloc(Obj::Closure { func: target, captures });
-                    r!(dst) = Value::Obj(obj);
-                }
-                Instr::Add { dst, a, b } => arith!(dst, a, b, +, checked_add, "+"),
-                Instr::Sub { dst, a, b } => arith!(dst, a, b, -, checked_sub, "-"),
-                Instr::Mul { dst, a, b } => arith!(dst, a, b, *, checked_mul, "*"),
-                Instr::Div { dst, a, b } => {
-                    let (x, y) = (r!(a), r!(b));
-                    r!(dst) = tri!(self.divide(x, y, false));
-                }
-                Instr::Mod { dst, a, b } => {
-                    let (x, y) = (r!(a), r!(b));
-                    r!(dst) = tri!(self.divide(x, y, true));
-                }
-                Instr::AddImm { dst, a, value } => {
-                    let x = r!(a);
-                    r!(dst) = match x {
-                        Value::Int(i) => match i.checked_add(value as i64) {
-                            Some(k) => Value::Int(k),
-                            None => throw!("integer overflow"),
-                        },
-                        Value::Float(p) => Value::Float(p + value as f64),
-                        _ => tri!(self.arith_slow("+", x, Value::Int(value as i64))),
-                    };
-                }
-                Instr::Neg { dst, a } => {
-                    r!(dst) = match r!(a) {
-                        Value::Int(i) => match i.checked_neg() {
-                            Some(k) => Value::Int(k),
-                            None => throw!("integer overflow"),
-                        },
-                        Value::Float(f) => Value::Float(-f),
-                        v => throw!(format!("cannot apply '-' to {}", self.type_of(v))),
-                    };
-                }
-                Instr::Not { dst, a } => r!(dst) = Value::Bool(!r!(a).truthy()),
-                Instr::Eq { dst, a, b } => {
-                    let eq = self.values_equal(r!(a), r!(b));
-                    r!(dst) = Value::Bool(eq);
-                }
-                Instr::Ne { dst, a, b } => {
-                    let eq = self.values_equal(r!(a), r!(b));
-                    r!(dst) = Value::Bool(!eq);
-                }
-                Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
-                Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
-                Instr::Gt { dst, a, b } => compare!(dst, a, b, >),
-                Instr::Ge { dst, a, b } => compare!(dst, a, b, >=),
-                Instr::JumpIfNotLt { a, b, target } => {
-                    let lt = match (r!(a), r!(b)) {
-                        (Value::Int(i), Value::Int(j)) => i < j,
-                        (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_lt()),
-                    };
-                    if !lt {
-                        pc = target as usize;
-                    }
-                }
-                Instr::JumpIfNotLe { a, b, target } => {
-                    let le = match (r!(a), r!(b)) {
-                        (Value::Int(i), Value::Int(j)) => i <= j,
-                        (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_le()),
-                    };
-                    if !le {
-                        pc = target as usize;
-                    }
-                }
-                Instr::JumpIfNotGt { a, b, target } => {
-                    let gt = match (r!(a), r!(b)) {
-                        (Value::Int(i), Value::Int(j)) => i > j,
-                        (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_gt()),
-                    };
-                    if !gt {
-                        pc = target as usize;
-                    }
-                }
-                Instr::JumpIfNotGe { a, b, target } => {
-                    let ge = match (r!(a), r!(b)) {
-                        (Value::Int(i), Value::Int(j)) => i >= j,
-                        (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_ge()),
-                    };
-                    if !ge {
-                        pc = target as usize;
-                    }
-                }
-                Instr::Range { dst, a, b } => match (r!(a), r!(b)) {
-                    (Value::Int(x), Value::Int(y)) => {
-                        let obj = self.heap.alloc(Obj::Range(x, y));
+            loop {
+                let ins = code[pc];
+                pc += 1;
+                match ins {
+                    Instr::Move { dst, src } => r!(dst) = r!(src),
+                    Instr::LoadNil { dst } => r!(dst) = Value::Nil,
+                    Instr::LoadTrue { dst } => r!(dst) = Value::Bool(true),
+                    Instr::LoadFalse { dst } => r!(dst) = Value::Bool(false),
+                    Instr::LoadInt { dst, value } => r!(dst) = Value::Int(value as i64),
+                    Instr::LoadConst { dst, k } => r!(dst) = func.consts[k as usize],
+                    Instr::GetGlobal { dst, g } => r!(dst) = self.globals[g as usize],
+                    Instr::SetGlobal { g, src } => self.globals[g as usize] = r!(src),
+                    Instr::LoadFunc { dst, f } => r!(dst) = Value::Func(f),
+                    Instr::LoadNative { dst, native } => r!(dst) = Value::Native(native),
+                    Instr::Closure { dst, f, base: b, n } => {
+                        let target = match &self.funcs[f as usize] {
+                            Some(t) => t.clone(),
+                            None => throw!("lambda code was removed"),
+                        };
+                        let start = base + b as usize;
+                        let captures: Box<[Value]> = self.stack[start..start + n as usize].into();
+                        let obj = self.heap.alloc(Obj::Closure { func: target, captures });
                         r!(dst) = Value::Obj(obj);
                     }
-                    (x, y) => throw!(format!("cannot apply '..' to {} and {}", self.type_of(x), self.type_of(y))),
-                },
-                Instr::Jump { target } => pc = target as usize,
-                Instr::Loop { target } => {
-                    pc = target as usize;
-                    if self.heap.should_collect() {
-                        self.collect_garbage(base + func.proto.nregs as usize);
+                    Instr::Add { dst, a, b } => arith!(dst, a, b, +, checked_add, "+"),
+                    Instr::Sub { dst, a, b } => arith!(dst, a, b, -, checked_sub, "-"),
+                    Instr::Mul { dst, a, b } => arith!(dst, a, b, *, checked_mul, "*"),
+                    Instr::Div { dst, a, b } => {
+                        let (x, y) = (r!(a), r!(b));
+                        r!(dst) = tri!(self.divide(x, y, false));
                     }
-                    if self.interrupt.load(Ordering::Relaxed) {
-                        self.interrupt.store(false, Ordering::Relaxed);
-                        throw!("interrupted");
+                    Instr::Mod { dst, a, b } => {
+                        let (x, y) = (r!(a), r!(b));
+                        r!(dst) = tri!(self.divide(x, y, true));
                     }
-                }
-                Instr::JumpIfFalse { cond, target } => {
-                    if !r!(cond).truthy() {
-                        pc = target as usize;
+                    Instr::AddImm { dst, a, value } => {
+                        let x = r!(a);
+                        r!(dst) = match x {
+                            Value::Int(i) => match i.checked_add(value as i64) {
+                                Some(k) => Value::Int(k),
+                                None => throw!("integer overflow"),
+                            },
+                            Value::Float(p) => Value::Float(p + value as f64),
+                            _ => tri!(self.arith_slow("+", x, Value::Int(value as i64))),
+                        };
                     }
-                }
-                Instr::JumpIfTrue { cond, target } => {
-                    if r!(cond).truthy() {
-                        pc = target as usize;
+                    Instr::Neg { dst, a } => {
+                        r!(dst) = match r!(a) {
+                            Value::Int(i) => match i.checked_neg() {
+                                Some(k) => Value::Int(k),
+                                None => throw!("integer overflow"),
+                            },
+                            Value::Float(f) => Value::Float(-f),
+                            v => throw!(format!("cannot apply '-' to {}", self.type_of(v))),
+                        };
                     }
-                }
-                Instr::NewList { dst, base: b, n } => {
-                    let start = base + b as usize;
-                    let items = self.stack[start..start + n as usize].to_vec();
-                    r!(dst) = self.heap.alloc_list(items);
-                }
-                Instr::NewMap { dst, base: b, n } => {
-                    let start = base + b as usize;
-                    let mut m = Map::with_capacity(n as usize);
-                    for i in 0..n as usize {
-                        let (k, v) = (self.stack[start + 2 * i], self.stack[start + 2 * i + 1]);
-                        let key = tri!(self.key(k));
-                        m.insert(key, k, v);
+                    Instr::Not { dst, a } => r!(dst) = Value::Bool(!r!(a).truthy()),
+                    Instr::Eq { dst, a, b } => {
+                        let eq = self.values_equal(r!(a), r!(b));
+                        r!(dst) = Value::Bool(eq);
                     }
-                    r!(dst) = Value::Obj(self.heap.alloc(Obj::Map(Box::new(m))));
-                }
-                Instr::NewRecord { dst, ty, base: b, n } => {
-                    let start = base + b as usize;
-                    let n = n as usize;
-                    if n != self.types[ty as usize].field_names.len() {
-                        throw!(format!("record layout of {} changed under running code", self.types[ty as usize].name));
+                    Instr::Ne { dst, a, b } => {
+                        let eq = self.values_equal(r!(a), r!(b));
+                        r!(dst) = Value::Bool(!eq);
                     }
-                    let fields: Box<[Value]> = self.stack[start..start + n].into();
-                    r!(dst) = Value::Obj(self.heap.alloc(Obj::Record { ty, fields }));
-                }
-                Instr::GetField { dst, obj, name } => {
-                    let v = r!(obj);
-                    let cache = &func.caches[pc - 1];
-                    let got = match v {
-                        Value::Obj(o) => match self.heap.get(o) {
-                            Obj::Record { ty, fields } => {
-                                let (ct, idx) = cache.get();
-                                if ct == *ty + 1 {
-                                    Some(fields[idx as usize])
-                                } else {
-                                    match self.types[*ty as usize].fields.get(&name) {
-                                        Some(&idx) => {
-                                            cache.set((*ty + 1, idx));
-                                            Some(fields[idx as usize])
-                                        }
-                                        None => None,
-                                    }
-                                }
-                            }
-                            _ => None,
-                        },
-                        _ => None,
-                    };
-                    match got {
-                        Some(x) => r!(dst) = x,
-                        None => throw!(self.field_error(v, name, "read")),
-                    }
-                }
-                Instr::SetField { obj, name, src } => {
-                    let v = r!(obj);
-                    let val = r!(src);
-                    let cache = &func.caches[pc - 1];
-                    let mut ok = false;
-                    if let Value::Obj(o) = v {
-                        let types = &self.types;
-                        if let Obj::Record { ty, fields } = self.heap.get_mut(o) {
-                            let (ct, idx) = cache.get();
-                            if ct == *ty + 1 {
-                                fields[idx as usize] = val;
-                                ok = true;
-                            } else if let Some(&idx) = types[*ty as usize].fields.get(&name) {
-                                cache.set((*ty + 1, idx));
-                                fields[idx as usize] = val;
-                                ok = true;
-                            }
+                    Instr::Lt { dst, a, b } => compare!(dst, a, b, <),
+                    Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
+                    Instr::Gt { dst, a, b } => compare!(dst, a, b, >),
+                    Instr::Ge { dst, a, b } => compare!(dst, a, b, >=),
+                    Instr::JumpIfNotLt { a, b, target } => {
+                        let lt = match (r!(a), r!(b)) {
+                            (Value::Int(i), Value::Int(j)) => i < j,
+                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_lt()),
+                        };
+                        if !lt {
+                            pc = target as usize;
                         }
                     }
-                    if !ok {
-                        throw!(self.field_error(v, name, "set"));
+                    Instr::JumpIfNotLe { a, b, target } => {
+                        let le = match (r!(a), r!(b)) {
+                            (Value::Int(i), Value::Int(j)) => i <= j,
+                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_le()),
+                        };
+                        if !le {
+                            pc = target as usize;
+                        }
                     }
-                }
-                Instr::GetIndex { dst, obj, index } => {
-                    let (o, i) = (r!(obj), r!(index));
-                    r!(dst) = tri!(self.get_index(o, i));
-                }
-                Instr::SetIndex { obj, index, src } => {
-                    let (o, i, v) = (r!(obj), r!(index), r!(src));
-                    tri!(self.set_index(o, i, v));
-                }
-                Instr::CallFunc { dst, f, base: b, argc } => {
-                    let callee = match &self.funcs[f as usize] {
-                        Some(c) => c.clone(),
-                        None => throw!(format!("function '{}' was removed by an update", self.func_names[f as usize])),
-                    };
-                    check_arity!(callee, argc);
-                    push_frame!(callee, base + b as usize, base + dst as usize);
-                }
-                Instr::Call { dst, base: b, argc } => {
-                    let callee = r!(b);
-                    call_value!(callee, base + b as usize + 1, argc, base + dst as usize);
-                }
-                Instr::CallMethod { dst, base: b, name, argc } => {
-                    let recv = r!(b);
-                    let start = base + b as usize;
-                    let ret = base + dst as usize;
-                    let cache = &func.caches[pc - 1];
-                    match recv {
-                        Value::Obj(o) => match self.heap.get(o) {
-                            Obj::Record { ty, fields } => {
-                                let ty = *ty;
-                                let (ct, slot) = cache.get();
-                                let slot = if ct == ty + 1 {
-                                    Some(slot)
-                                } else {
-                                    let s = self.types[ty as usize].methods.get(&name).copied();
-                                    if let Some(s) = s {
-                                        cache.set((ty + 1, s));
-                                    }
-                                    s
-                                };
-                                match slot {
-                                    Some(slot) => {
-                                        let callee = match &self.funcs[slot as usize] {
-                                            Some(c) => c.clone(),
-                                            None => throw!(format!(
-                                                "method '{}' was removed by an update",
-                                                self.syms[name as usize]
-                                            )),
-                                        };
-                                        if callee.proto.arity as usize != argc as usize + 1 {
-                                            throw!(format!(
-                                                "<fn {}> expects {} arguments but got {}",
-                                                callee.proto.name,
-                                                callee.proto.arity.saturating_sub(1),
-                                                argc
-                                            ));
-                                        }
-                                        push_frame!(callee, start, ret);
-                                    }
-                                    None => {
-                                        // No method: a field holding a function is called instead.
-                                        let field =
-                                            self.types[ty as usize].fields.get(&name).map(|&i| fields[i as usize]);
-                                        match field {
-                                            Some(f) => call_value!(f, start + 1, argc, ret),
-                                            None => throw!(format!(
-                                                "{} has no method '{}'",
-                                                self.types[ty as usize].name, self.syms[name as usize]
-                                            )),
+                    Instr::JumpIfNotGt { a, b, target } => {
+                        let gt = match (r!(a), r!(b)) {
+                            (Value::Int(i), Value::Int(j)) => i > j,
+                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_gt()),
+                        };
+                        if !gt {
+                            pc = target as usize;
+                        }
+                    }
+                    Instr::JumpIfNotGe { a, b, target } => {
+                        let ge = match (r!(a), r!(b)) {
+                            (Value::Int(i), Value::Int(j)) => i >= j,
+                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_ge()),
+                        };
+                        if !ge {
+                            pc = target as usize;
+                        }
+                    }
+                    Instr::Range { dst, a, b } => match (r!(a), r!(b)) {
+                        (Value::Int(x), Value::Int(y)) => {
+                            let obj = self.heap.alloc(Obj::Range(x, y));
+                            r!(dst) = Value::Obj(obj);
+                        }
+                        (x, y) => throw!(format!("cannot apply '..' to {} and {}", self.type_of(x), self.type_of(y))),
+                    },
+                    Instr::Jump { target } => pc = target as usize,
+                    Instr::Loop { target } => {
+                        pc = target as usize;
+                        if self.heap.should_collect() {
+                            self.collect_garbage(base + func.proto.nregs as usize);
+                        }
+                        if self.interrupt.load(Ordering::Relaxed) {
+                            self.interrupt.store(false, Ordering::Relaxed);
+                            throw!("interrupted");
+                        }
+                    }
+                    Instr::JumpIfFalse { cond, target } => {
+                        if !r!(cond).truthy() {
+                            pc = target as usize;
+                        }
+                    }
+                    Instr::JumpIfTrue { cond, target } => {
+                        if r!(cond).truthy() {
+                            pc = target as usize;
+                        }
+                    }
+                    Instr::NewList { dst, base: b, n } => {
+                        let start = base + b as usize;
+                        let items = self.stack[start..start + n as usize].to_vec();
+                        r!(dst) = self.heap.alloc_list(items);
+                    }
+                    Instr::NewMap { dst, base: b, n } => {
+                        let start = base + b as usize;
+                        let mut m = Map::with_capacity(n as usize);
+                        for i in 0..n as usize {
+                            let (k, v) = (self.stack[start + 2 * i], self.stack[start + 2 * i + 1]);
+                            let key = tri!(self.key(k));
+                            m.insert(key, k, v);
+                        }
+                        r!(dst) = Value::Obj(self.heap.alloc(Obj::Map(Box::new(m))));
+                    }
+                    Instr::NewRecord { dst, ty, base: b, n } => {
+                        let start = base + b as usize;
+                        let n = n as usize;
+                        if n != self.types[ty as usize].field_names.len() {
+                            throw!(format!(
+                                "record layout of {} changed under running code",
+                                self.types[ty as usize].name
+                            ));
+                        }
+                        let fields: Box<[Value]> = self.stack[start..start + n].into();
+                        r!(dst) = Value::Obj(self.heap.alloc(Obj::Record { ty, fields }));
+                    }
+                    Instr::GetField { dst, obj, name } => {
+                        let v = r!(obj);
+                        let cache = &func.caches[pc - 1];
+                        let got = match v {
+                            Value::Obj(o) => match self.heap.get(o) {
+                                Obj::Record { ty, fields } => {
+                                    let (ct, idx) = cache.get();
+                                    if ct == *ty + 1 {
+                                        Some(fields[idx as usize])
+                                    } else {
+                                        match self.types[*ty as usize].fields.get(&name) {
+                                            Some(&idx) => {
+                                                cache.set((*ty + 1, idx));
+                                                Some(fields[idx as usize])
+                                            }
+                                            None => None,
                                         }
                                     }
                                 }
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        match got {
+                            Some(x) => r!(dst) = x,
+                            None => throw!(self.field_error(v, name, "read")),
+                        }
+                    }
+                    Instr::SetField { obj, name, src } => {
+                        let v = r!(obj);
+                        let val = r!(src);
+                        let cache = &func.caches[pc - 1];
+                        let mut ok = false;
+                        if let Value::Obj(o) = v {
+                            let types = &self.types;
+                            if let Obj::Record { ty, fields } = self.heap.get_mut(o) {
+                                let (ct, idx) = cache.get();
+                                if ct == *ty + 1 {
+                                    fields[idx as usize] = val;
+                                    ok = true;
+                                } else if let Some(&idx) = types[*ty as usize].fields.get(&name) {
+                                    cache.set((*ty + 1, idx));
+                                    fields[idx as usize] = val;
+                                    ok = true;
+                                }
                             }
-                            other => {
-                                let kind = match other {
-                                    Obj::Str(_) => BuiltinKind::Str,
-                                    Obj::List(_) => BuiltinKind::List,
-                                    Obj::Map(_) => BuiltinKind::Map,
-                                    Obj::Range(..) => BuiltinKind::Range,
-                                    _ => throw!(format!(
-                                        "{} has no method '{}'",
-                                        self.type_of(recv),
-                                        self.syms[name as usize]
-                                    )),
-                                };
-                                match self.builtin_methods.get(&(kind, name)) {
-                                    Some(MethodImpl::Native(f)) => {
-                                        let f = *f;
-                                        let v = tri!(self.call_native_fn(f, start, argc as usize + 1));
-                                        self.stack[ret] = v;
+                        }
+                        if !ok {
+                            throw!(self.field_error(v, name, "set"));
+                        }
+                    }
+                    Instr::GetIndex { dst, obj, index } => {
+                        let (o, i) = (r!(obj), r!(index));
+                        r!(dst) = tri!(self.get_index(o, i));
+                    }
+                    Instr::SetIndex { obj, index, src } => {
+                        let (o, i, v) = (r!(obj), r!(index), r!(src));
+                        tri!(self.set_index(o, i, v));
+                    }
+                    Instr::CallFunc { dst, f, base: b, argc } => {
+                        let callee = match &self.funcs[f as usize] {
+                            Some(c) => c.clone(),
+                            None => {
+                                throw!(format!("function '{}' was removed by an update", self.func_names[f as usize]))
+                            }
+                        };
+                        check_arity!(callee, argc);
+                        push_frame!(callee, base + b as usize, base + dst as usize);
+                    }
+                    Instr::Call { dst, base: b, argc } => {
+                        let callee = r!(b);
+                        call_value!(callee, base + b as usize + 1, argc, base + dst as usize);
+                    }
+                    Instr::CallMethod { dst, base: b, name, argc } => {
+                        let recv = r!(b);
+                        let start = base + b as usize;
+                        let ret = base + dst as usize;
+                        let cache = &func.caches[pc - 1];
+                        match recv {
+                            Value::Obj(o) => match self.heap.get(o) {
+                                Obj::Record { ty, fields } => {
+                                    let ty = *ty;
+                                    let (ct, slot) = cache.get();
+                                    let slot = if ct == ty + 1 {
+                                        Some(slot)
+                                    } else {
+                                        let s = self.types[ty as usize].methods.get(&name).copied();
+                                        if let Some(s) = s {
+                                            cache.set((ty + 1, s));
+                                        }
+                                        s
+                                    };
+                                    match slot {
+                                        Some(slot) => {
+                                            let callee = match &self.funcs[slot as usize] {
+                                                Some(c) => c.clone(),
+                                                None => throw!(format!(
+                                                    "method '{}' was removed by an update",
+                                                    self.syms[name as usize]
+                                                )),
+                                            };
+                                            if callee.proto.arity as usize != argc as usize + 1 {
+                                                throw!(format!(
+                                                    "<fn {}> expects {} arguments but got {}",
+                                                    callee.proto.name,
+                                                    callee.proto.arity.saturating_sub(1),
+                                                    argc
+                                                ));
+                                            }
+                                            push_frame!(callee, start, ret);
+                                        }
+                                        None => {
+                                            // No method: a field holding a function is called instead.
+                                            let field =
+                                                self.types[ty as usize].fields.get(&name).map(|&i| fields[i as usize]);
+                                            match field {
+                                                Some(f) => call_value!(f, start + 1, argc, ret),
+                                                None => throw!(format!(
+                                                    "{} has no method '{}'",
+                                                    self.types[ty as usize].name, self.syms[name as usize]
+                                                )),
+                                            }
+                                        }
                                     }
-                                    Some(MethodImpl::Molt(fname)) => {
-                                        let callee =
-                                            match self.func_slot(fname).and_then(|s| self.funcs[s as usize].clone()) {
+                                }
+                                other => {
+                                    let kind = match other {
+                                        Obj::Str(_) => BuiltinKind::Str,
+                                        Obj::List(_) => BuiltinKind::List,
+                                        Obj::Map(_) => BuiltinKind::Map,
+                                        Obj::Range(..) => BuiltinKind::Range,
+                                        _ => throw!(format!(
+                                            "{} has no method '{}'",
+                                            self.type_of(recv),
+                                            self.syms[name as usize]
+                                        )),
+                                    };
+                                    match self.builtin_methods.get(&(kind, name)) {
+                                        Some(MethodImpl::Native(f)) => {
+                                            let f = *f;
+                                            let v = tri!(self.call_native_fn(f, start, argc as usize + 1));
+                                            self.stack[ret] = v;
+                                        }
+                                        Some(MethodImpl::Molt(fname)) => {
+                                            let callee = match self
+                                                .func_slot(fname)
+                                                .and_then(|s| self.funcs[s as usize].clone())
+                                            {
                                                 Some(c) => c,
                                                 None => throw!(format!("prelude function '{fname}' is missing")),
                                             };
-                                        if callee.proto.arity as usize != argc as usize + 1 {
-                                            throw!(format!(
-                                                "{}() expects {} arguments but got {}",
-                                                self.syms[name as usize],
-                                                callee.proto.arity.saturating_sub(1),
-                                                argc
-                                            ));
+                                            if callee.proto.arity as usize != argc as usize + 1 {
+                                                throw!(format!(
+                                                    "{}() expects {} arguments but got {}",
+                                                    self.syms[name as usize],
+                                                    callee.proto.arity.saturating_sub(1),
+                                                    argc
+                                                ));
+                                            }
+                                            push_frame!(callee, start, ret);
                                         }
-                                        push_frame!(callee, start, ret);
-                                    }
-                                    None => {
-                                        throw!(format!("{} has no method '{}'", kind.name(), self.syms[name as usize]))
+                                        None => {
+                                            throw!(format!(
+                                                "{} has no method '{}'",
+                                                kind.name(),
+                                                self.syms[name as usize]
+                                            ))
+                                        }
                                     }
                                 }
-                            }
-                        },
-                        _ => throw!(format!("{} has no method '{}'", self.type_of(recv), self.syms[name as usize])),
+                            },
+                            _ => throw!(format!("{} has no method '{}'", self.type_of(recv), self.syms[name as usize])),
+                        }
                     }
-                }
-                Instr::CallNative { dst, native, base: b, argc } => {
-                    let v = tri!(self.call_native(native, base + b as usize, argc as usize));
-                    r!(dst) = v;
-                }
-                Instr::Return { src } => {
-                    let v = r!(src);
-                    let done = self.frames.pop().unwrap();
-                    self.stack[done.ret] = v;
-                    if self.frames.len() <= stop_depth {
-                        return Ok(v);
+                    Instr::CallNative { dst, native, base: b, argc } => {
+                        let v = tri!(self.call_native(native, base + b as usize, argc as usize));
+                        r!(dst) = v;
                     }
-                    enter!();
-                }
-                Instr::ReturnNil {} => {
-                    let done = self.frames.pop().unwrap();
-                    self.stack[done.ret] = Value::Nil;
-                    if self.frames.len() <= stop_depth {
-                        return Ok(Value::Nil);
+                    Instr::Return { src } => {
+                        let v = r!(src);
+                        let done = self.frames.pop().unwrap();
+                        self.stack[done.ret] = v;
+                        if self.frames.len() <= stop_depth {
+                            return Ok(v);
+                        }
+                        enter!();
                     }
-                    enter!();
-                }
-                Instr::IterPrep { base: b, src } => {
-                    let v = r!(src);
-                    let (state, start) = match v {
-                        Value::Obj(o) => match self.heap.get(o) {
-                            Obj::Range(a, z) => (Value::Int(*z), Value::Int(*a)),
-                            Obj::List(_) => (v, Value::Int(0)),
-                            Obj::Map(m) => {
-                                let keys: Vec<Value> = m.iter().map(|(k, _)| k).collect();
-                                (self.heap.alloc_list(keys), Value::Int(0))
-                            }
-                            Obj::Str(s) => {
-                                let chars: Vec<String> = s.chars().map(String::from).collect();
-                                let items = chars.into_iter().map(|c| self.heap.alloc_string(c)).collect();
-                                (self.heap.alloc_list(items), Value::Int(0))
-                            }
-                            _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
-                        },
-                        _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
-                    };
-                    r!(b) = state;
-                    r!(b + 1) = start;
-                }
-                Instr::IterNext { base: b, var, exit } => {
-                    let cur = match r!(b + 1) {
-                        Value::Int(i) => i,
-                        _ => throw!("corrupt loop state"),
-                    };
-                    match r!(b) {
-                        Value::Int(end) => {
-                            if cur < end {
-                                r!(var) = Value::Int(cur);
-                                r!(b + 1) = Value::Int(cur + 1);
+                    Instr::ReturnNil {} => {
+                        let done = self.frames.pop().unwrap();
+                        self.stack[done.ret] = Value::Nil;
+                        if self.frames.len() <= stop_depth {
+                            return Ok(Value::Nil);
+                        }
+                        enter!();
+                    }
+                    Instr::ForPrep { base: b, var, exit } => match (r!(b + 1), r!(b)) {
+                        (Value::Int(start), Value::Int(end)) => {
+                            if start < end {
+                                r!(var) = Value::Int(start);
                             } else {
                                 pc = exit as usize;
                             }
                         }
-                        Value::Obj(o) => {
-                            let item = match self.heap.get(o) {
-                                Obj::List(items) => items.get(cur as usize).copied(),
-                                _ => None,
-                            };
-                            match item {
-                                Some(x) => {
-                                    r!(var) = x;
-                                    r!(b + 1) = Value::Int(cur + 1);
+                        (x, y) => throw!(format!("cannot apply '..' to {} and {}", self.type_of(x), self.type_of(y))),
+                    },
+                    Instr::ForLoop { base: b, var, target } => {
+                        if let (Value::Int(cur), Value::Int(end)) = (r!(b + 1), r!(b)) {
+                            let next = cur + 1;
+                            if next < end {
+                                r!(b + 1) = Value::Int(next);
+                                r!(var) = Value::Int(next);
+                                pc = target as usize;
+                                if self.heap.should_collect() {
+                                    self.collect_garbage(base + func.proto.nregs as usize);
                                 }
-                                None => pc = exit as usize,
+                                if self.interrupt.load(Ordering::Relaxed) {
+                                    self.interrupt.store(false, Ordering::Relaxed);
+                                    throw!("interrupted");
+                                }
                             }
+                        } else {
+                            throw!("corrupt loop state");
                         }
-                        _ => throw!("corrupt loop state"),
                     }
-                }
-                Instr::Update { point: _ } => {
-                    if self.update_pending {
-                        // The update engine is not built yet (see docs/progress.md).
-                        self.update_pending = false;
+                    Instr::IterPrep { base: b, src } => {
+                        let v = r!(src);
+                        let (state, start) = match v {
+                            Value::Obj(o) => match self.heap.get(o) {
+                                Obj::Range(a, z) => (Value::Int(*z), Value::Int(*a)),
+                                Obj::List(_) => (v, Value::Int(0)),
+                                Obj::Map(m) => {
+                                    let keys: Vec<Value> = m.iter().map(|(k, _)| k).collect();
+                                    (self.heap.alloc_list(keys), Value::Int(0))
+                                }
+                                Obj::Str(s) => {
+                                    let chars: Vec<String> = s.chars().map(String::from).collect();
+                                    let items = chars.into_iter().map(|c| self.heap.alloc_string(c)).collect();
+                                    (self.heap.alloc_list(items), Value::Int(0))
+                                }
+                                _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
+                            },
+                            _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
+                        };
+                        r!(b) = state;
+                        r!(b + 1) = start;
                     }
-                    if self.heap.should_collect() {
-                        self.collect_garbage(base + func.proto.nregs as usize);
+                    Instr::IterNext { base: b, var, exit } => {
+                        let cur = match r!(b + 1) {
+                            Value::Int(i) => i,
+                            _ => throw!("corrupt loop state"),
+                        };
+                        match r!(b) {
+                            Value::Int(end) => {
+                                if cur < end {
+                                    r!(var) = Value::Int(cur);
+                                    r!(b + 1) = Value::Int(cur + 1);
+                                } else {
+                                    pc = exit as usize;
+                                }
+                            }
+                            Value::Obj(o) => {
+                                let item = match self.heap.get(o) {
+                                    Obj::List(items) => items.get(cur as usize).copied(),
+                                    _ => None,
+                                };
+                                match item {
+                                    Some(x) => {
+                                        r!(var) = x;
+                                        r!(b + 1) = Value::Int(cur + 1);
+                                    }
+                                    None => pc = exit as usize,
+                                }
+                            }
+                            _ => throw!("corrupt loop state"),
+                        }
+                    }
+                    Instr::Update { point: _ } => {
+                        if self.update_pending {
+                            // The update engine is not built yet (see docs/progress.md).
+                            self.update_pending = false;
+                        }
+                        if self.heap.should_collect() {
+                            self.collect_garbage(base + func.proto.nregs as usize);
+                        }
                     }
                 }
             }

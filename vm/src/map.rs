@@ -1,7 +1,10 @@
 //! Molt's map: insertion-ordered, with O(1) removal that keeps the order of the rest
 //! (entries are tombstoned and compacted when half are dead, as CPython's dict does).
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+
+/// foldhash: fast and well mixed (FxHash clustered badly on multiplicative int keys).
+type KeyMap<V> = HashMap<Key, V, foldhash::fast::FixedState>;
 use std::rc::Rc;
 
 use crate::Value;
@@ -17,14 +20,14 @@ pub enum Key {
 
 #[derive(Clone, Debug, Default)]
 pub struct Map {
-    index: FxHashMap<Key, u32>,
+    index: KeyMap<u32>,
     /// (key as a value, value); `None` once removed.
     entries: Vec<Option<(Value, Value)>>,
 }
 
 impl Map {
     pub fn with_capacity(n: usize) -> Map {
-        Map { index: FxHashMap::with_capacity_and_hasher(n, Default::default()), entries: Vec::with_capacity(n) }
+        Map { index: KeyMap::with_capacity_and_hasher(n, Default::default()), entries: Vec::with_capacity(n) }
     }
 
     pub fn len(&self) -> usize {
@@ -71,7 +74,7 @@ impl Map {
     fn compact(&mut self) {
         self.entries.retain(|e| e.is_some());
         // Renumber: positions changed, keys did not. Rebuilding walks the entries once.
-        let mut pos: FxHashMap<Key, u32> = FxHashMap::with_capacity_and_hasher(self.entries.len(), Default::default());
+        let mut pos: KeyMap<u32> = KeyMap::with_capacity_and_hasher(self.entries.len(), Default::default());
         let old = std::mem::take(&mut self.index);
         let mut by_old: Vec<(u32, Key)> = old.into_iter().map(|(k, i)| (i, k)).collect();
         by_old.sort_unstable_by_key(|(i, _)| *i);

@@ -241,6 +241,12 @@ opcodes! {
     IterPrep { base: Reg, src: Reg },
     /// R[var] := next item of the iteration in R[base], R[base+1], or goto exit when done
     IterNext { base: Reg, var: Reg, exit: Jump },
+    /// for a range loop: R[base] = end, R[base+1] = start (ints); if start >= end goto exit,
+    /// else R[var] := start
+    ForPrep { base: Reg, var: Reg, exit: Jump },
+    /// range loop back-edge (a safepoint): R[base+1] += 1; if R[base+1] < R[base] then
+    /// R[var] := R[base+1] and goto target
+    ForLoop { base: Reg, var: Reg, target: Jump },
     /// an update point: P[point] in the function's update-point table
     Update { point: Point },
 }

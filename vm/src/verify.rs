@@ -237,6 +237,7 @@ fn register_window(ins: &Instr) -> Option<(usize, usize)> {
         Instr::Call { base, argc, .. } | Instr::CallMethod { base, argc, .. } => (base, argc as usize + 1),
         Instr::CallFunc { base, argc, .. } | Instr::CallNative { base, argc, .. } => (base, argc as usize),
         Instr::IterPrep { base, .. } | Instr::IterNext { base, .. } => (base, 2),
+        Instr::ForPrep { base, .. } | Instr::ForLoop { base, .. } => (base, 2),
         _ => return None,
     };
     Some((base as usize, count))
@@ -299,21 +300,21 @@ fn check_register_window(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res 
 
 /// `Loop` jumps backward (or to itself); every other jump goes forward.
 fn check_control_flow(f: &Proto, pc: usize, ins: &Instr) -> Res {
-    let is_loop = matches!(ins, Instr::Loop { .. });
+    let is_loop = matches!(ins, Instr::Loop { .. } | Instr::ForLoop { .. });
     for (_, kind, target) in ins.operands() {
         if kind != OperandKind::Jump {
             continue;
         }
         let backward = target <= pc as i64;
         if is_loop && !backward {
-            return Err(instr_error(f, pc, ins, "Loop is a back-edge but its target is ahead of it"));
+            return Err(instr_error(f, pc, ins, "a loop back-edge whose target is ahead of it"));
         }
         if !is_loop && backward {
             return Err(instr_error(
                 f,
                 pc,
                 ins,
-                "jumps backward: only Loop may (it is the safepoint that lets loops be interrupted)",
+                "jumps backward: only Loop and ForLoop may (they are the safepoints that let loops be interrupted)",
             ));
         }
     }

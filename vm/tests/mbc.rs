@@ -263,7 +263,7 @@ fn every_opcode() -> Program {
         let mut bytes = vec![op as u8];
         for (_, kind) in operands.iter() {
             let v: i64 = match kind {
-                OperandKind::Jump if OPCODES[op].0 == "Loop" => 0,
+                OperandKind::Jump if matches!(OPCODES[op].0, "Loop" | "ForLoop") => 0,
                 OperandKind::Jump => pc as i64 + 1,
                 OperandKind::Func => 1, // a lambda without captures, for `Closure`
                 OperandKind::Point => main.update_points.len() as i64,
@@ -896,14 +896,11 @@ fn rejects_backward_jumps_other_than_loop() {
     p.functions[2].code[13] = Instr::Jump { target: 8 };
     assert_eq!(
         verify_error(&p),
-        "function 'main', pc 13 (Jump @8): jumps backward: only Loop may (it is the safepoint that lets loops be interrupted)"
+        "function 'main', pc 13 (Jump @8): jumps backward: only Loop and ForLoop may (they are the safepoints that let loops be interrupted)"
     );
     let mut p = calc();
     p.functions[2].code[13] = Instr::Loop { target: 14 };
-    assert_eq!(
-        verify_error(&p),
-        "function 'main', pc 13 (Loop @14): Loop is a back-edge but its target is ahead of it"
-    );
+    assert_eq!(verify_error(&p), "function 'main', pc 13 (Loop @14): a loop back-edge whose target is ahead of it");
 }
 
 #[test]

@@ -57,10 +57,94 @@ pub fn load_program(path: &Path) -> Result<Program, LoadError> {
     }
 }
 
-/// Runs a whole program on a fresh VM, with `args` as its arguments.
-pub fn run_program(program: &Program, args: Vec<String>) -> Result<(), RuntimeError> {
+/// How `molt run` runs a program.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub args: Vec<String>,
+    /// `--update FILE`s, taken in order at update points.
+    pub updates: Vec<std::path::PathBuf>,
+    pub settings: molt_vm::update::UpdateSettings,
+    pub trace: Trace,
+}
+
+/// `--trace-updates[=json]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Trace {
+    #[default]
+    Off,
+    Human,
+    Json,
+}
+
+/// Compiles update files one at a time, when the VM asks for the next.
+pub struct FileUpdates {
+    files: std::collections::VecDeque<std::path::PathBuf>,
+    version: u32,
+}
+
+impl FileUpdates {
+    pub fn new(files: Vec<std::path::PathBuf>) -> FileUpdates {
+        FileUpdates { files: files.into(), version: 1 }
+    }
+}
+
+/// Loads a new version for an update: the reason is one line naming the file and position.
+pub fn load_update(path: &Path, version: u32) -> Result<Program, String> {
+    if path.extension().is_some_and(|e| e == "mbc") {
+        return match load_program(path) {
+            Ok(p) => Ok(p),
+            Err(LoadError::Other(m)) => Err(m),
+            Err(LoadError::Compile(..)) => Err(format!("cannot load '{}'", path.display())),
+        };
+    }
+    let out = molt_compiler::compile_file(path, &compile_options(version));
+    match (out.program, out.diagnostics.first()) {
+        (Some(p), None) => Ok(p),
+        (_, Some(d)) => {
+            let f = &out.files[d.file];
+            let (line, col) = f.line_col(d.span.0);
+            let more = out.diagnostics.len() - 1;
+            let more = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+            Err(format!("compile error in {}:{line}:{col}: {}{more}", f.path, d.message))
+        }
+        (None, None) => Err(format!("cannot compile '{}'", path.display())),
+    }
+}
+
+impl molt_vm::update::UpdateSource for FileUpdates {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        let path = self.files.pop_front()?;
+        self.version += 1;
+        Some(load_update(&path, self.version))
+    }
+
+    fn has_more(&self) -> bool {
+        !self.files.is_empty()
+    }
+}
+
+/// Runs a whole program on a fresh VM, with updates from `opts`.
+pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeError> {
     let mut vm = new_vm();
-    vm.args = args;
+    vm.args = opts.args.clone();
+    vm.dsu.settings = opts.settings.clone();
+    let trace = opts.trace;
+    vm.dsu.on_event = Some(Box::new(move |e: &molt_vm::update::UpdateEvent| {
+        use molt_vm::update::EventKind;
+        let always = matches!(e.kind, EventKind::Rejected | EventKind::RolledBack);
+        match trace {
+            Trace::Json => eprintln!("{}", e.json()),
+            Trace::Human => eprintln!("{}", e.human()),
+            Trace::Off if always => eprintln!("{}", e.human()),
+            Trace::Off => {}
+        }
+        if trace == Trace::Json && always {
+            eprintln!("{}", e.human());
+        }
+    }));
+    if !opts.updates.is_empty() {
+        vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));
+    }
     let result = vm.run_program(program);
     vm.flush();
     result

@@ -31,22 +31,54 @@ fn load(path: &Path) -> Result<molt::Program, ExitCode> {
 }
 
 fn cmd_run(args: &[String]) -> ExitCode {
+    use molt_vm::update::{Policy, TransformMode};
     let mut file = None;
-    let mut program_args = Vec::new();
+    let mut opts = molt::RunOptions::default();
     let mut i = 0;
     while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            program_args = args[i + 1..].to_vec();
-            break;
-        } else if a.starts_with("--") {
-            return usage_error(&format!(
-                "option '{a}' is not available yet (the update engine and the JIT are being built; see docs/progress.md)"
-            ));
-        } else if file.is_none() {
-            file = Some(PathBuf::from(a));
-        } else {
-            return usage_error(&format!("unexpected argument '{a}' (program arguments go after `--`)"));
+        let a = args[i].as_str();
+        let value = |i: usize| args.get(i + 1).map(String::as_str);
+        match a {
+            "--" => {
+                opts.args = args[i + 1..].to_vec();
+                break;
+            }
+            "--update" => match value(i) {
+                Some(f) => {
+                    opts.updates.push(PathBuf::from(f));
+                    i += 1;
+                }
+                None => return usage_error("--update needs a FILE"),
+            },
+            "--policy" => match value(i) {
+                Some("strict") => opts.settings.policy = Policy::Strict,
+                Some("relaxed") => opts.settings.policy = Policy::Relaxed,
+                _ => return usage_error("--policy takes `strict` or `relaxed`"),
+            },
+            "--transform" => match value(i) {
+                Some("eager") => opts.settings.mode = TransformMode::Eager,
+                Some("lazy") => {
+                    return usage_error(
+                        "--transform lazy is not available yet (see docs/progress.md); eager is the default",
+                    );
+                }
+                _ => return usage_error("--transform takes `eager` or `lazy`"),
+            },
+            "--trace-updates" => opts.trace = molt::Trace::Human,
+            "--trace-updates=json" => opts.trace = molt::Trace::Json,
+            "--trace-updates=human" => opts.trace = molt::Trace::Human,
+            "--jit" => match value(i) {
+                Some("off") => {}
+                Some("on" | "always") => return usage_error("the JIT tier is not built yet: only `--jit off` works"),
+                _ => return usage_error("--jit takes `off`, `on` or `always`"),
+            },
+            "--watch" => return usage_error("--watch is not available yet (see docs/progress.md)"),
+            _ if a.starts_with('-') => return usage_error(&format!("unknown option '{a}'")),
+            _ if file.is_none() => file = Some(PathBuf::from(a)),
+            _ => return usage_error(&format!("unexpected argument '{a}' (program arguments go after `--`)")),
+        }
+        if matches!(a, "--policy" | "--transform" | "--jit") {
+            i += 1;
         }
         i += 1;
     }
@@ -55,7 +87,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    match molt::run_program(&program, program_args) {
+    match molt::run_program(&program, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprint!("{e}");

@@ -353,18 +353,30 @@ impl<'o> Compiler<'o> {
                 _ => None,
             })
             .collect();
+        // One initialiser per global (`<init NAME>`), so that an update can initialise exactly
+        // the globals it adds; `<globals>` calls them in declaration order.
+        let mut inits = Vec::new();
+        for (file, name, init) in &globals {
+            self.file = *file;
+            let Some(&slot) = self.globals.get(&name.name) else { continue };
+            if inits.iter().any(|(s, _)| *s == slot) {
+                continue; // a duplicate, already reported
+            }
+            let line = self.line_of(init.span);
+            let proto = self.compile_thunk(format!("<init {}>", name.name), FnKind::Init, line, |c| {
+                let r = c.expr_any(init);
+                c.f().emit(molt_vm::Instr::Return { src: r });
+            });
+            inits.push((slot, self.add_function(proto)));
+        }
         let first_file = globals.first().map_or(self.files.len().saturating_sub(1), |g| g.0);
         self.file = first_file;
         let init = self.compile_thunk("<globals>".into(), FnKind::Init, 1, |c| {
-            for (file, name, init) in &globals {
-                c.file = *file;
-                let line = c.line_of(init.span);
-                c.f().line = line;
-                let Some(&slot) = c.globals.get(&name.name) else { continue };
-                let mark = c.f().next_reg;
-                let r = c.expr_any(init);
-                c.f().emit(molt_vm::Instr::SetGlobal { g: slot, src: r });
-                c.f().free_to(mark);
+            for (slot, f) in &inits {
+                let r = c.f().alloc();
+                c.f().emit(molt_vm::Instr::CallFunc { dst: r, f: *f, base: r + 1, argc: 0 });
+                c.f().emit(molt_vm::Instr::SetGlobal { g: *slot, src: r });
+                c.f().free_to(r);
             }
         });
         let init = self.add_function(init);

@@ -45,3 +45,11 @@ pub fn list<'a>(ctx: &'a mut NativeCtx, v: Value) -> &'a mut Vec<Value> {
         _ => unreachable!("method table dispatches on the receiver's kind"),
     }
 }
+
+/// Checks that the receiver may be modified now (see `Heap::before_write`).
+pub fn writable(ctx: &mut NativeCtx, v: Value) -> Result<(), String> {
+    match v {
+        Value::Obj(r) => ctx.heap.before_write(r),
+        _ => Ok(()),
+    }
+}

@@ -3,7 +3,7 @@
 use molt_vm::ops::{compare, values_equal};
 use molt_vm::{NativeCtx, NativeFn, Value};
 
-use crate::args::{count, int, list};
+use crate::args::{count, int, list, writable};
 
 pub const METHODS: &[(&str, NativeFn)] = &[
     ("push", push),
@@ -20,17 +20,20 @@ pub const METHODS: &[(&str, NativeFn)] = &[
 ];
 
 fn push(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    writable(ctx, a[0])?;
     count("push", &a[1..], 1, 1)?;
     list(ctx, a[0]).push(a[1]);
     Ok(Value::Nil)
 }
 
 fn pop(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    writable(ctx, a[0])?;
     count("pop", &a[1..], 0, 0)?;
     list(ctx, a[0]).pop().ok_or_else(|| "pop() on an empty list".to_string())
 }
 
 fn insert(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    writable(ctx, a[0])?;
     count("insert", &a[1..], 2, 2)?;
     let i = int(ctx, "insert", a[1])?;
     let items = list(ctx, a[0]);
@@ -42,6 +45,7 @@ fn insert(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 }
 
 fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    writable(ctx, a[0])?;
     count("remove", &a[1..], 1, 1)?;
     let i = int(ctx, "remove", a[1])?;
     let items = list(ctx, a[0]);
@@ -101,12 +105,14 @@ fn slice(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 }
 
 fn reverse(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    writable(ctx, a[0])?;
     count("reverse", &a[1..], 0, 0)?;
     list(ctx, a[0]).reverse();
     Ok(Value::Nil)
 }
 
 fn sort(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    writable(ctx, a[0])?;
     count("sort", &a[1..], 0, 0)?;
     let mut items = list(ctx, a[0]).clone();
     let mut err = None;

@@ -30,6 +30,7 @@ fn get(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 }
 
 fn set(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    crate::args::writable(ctx, a[0])?;
     count("set", &a[1..], 2, 2)?;
     let k = key(ctx, a[1])?;
     map_mut(ctx, a[0]).insert(k, a[1], a[2]);
@@ -43,6 +44,7 @@ fn has(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 }
 
 fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
+    crate::args::writable(ctx, a[0])?;
     count("remove", &a[1..], 1, 1)?;
     let k = key(ctx, a[1])?;
     Ok(map_mut(ctx, a[0]).remove(&k).unwrap_or(Value::Nil))

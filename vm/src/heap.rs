@@ -9,6 +9,7 @@ use std::rc::Rc;
 use crate::map::{Key, Map};
 use crate::{Function, ObjRef, Value};
 
+#[derive(Clone)]
 pub enum Obj {
     /// An empty slot; holds the next free slot (or `u32::MAX`).
     Free(u32),
@@ -31,8 +32,62 @@ const NONE: u32 = u32::MAX;
 /// Collect once this many objects were allocated since the last collection, at the least.
 const MIN_GC_THRESHOLD: usize = 1 << 18;
 
+/// Write checks during an update: transformers may not write to objects that existed before
+/// the update began; `migrate` may, and its writes are journaled so a rollback can undo them.
+pub enum WriteGuard {
+    Off,
+    /// `existed[i]`: slot `i` held a live object when the guard was set.
+    Frozen {
+        existed: Vec<bool>,
+    },
+    Journal {
+        existed: Vec<bool>,
+        saved: Vec<(ObjRef, Obj)>,
+        seen: Vec<bool>,
+    },
+}
+
+impl WriteGuard {
+    fn live_slots(heap: &Heap) -> Vec<bool> {
+        heap.objs.iter().map(|o| !matches!(o, Obj::Free(_))).collect()
+    }
+
+    pub fn frozen(heap: &Heap) -> WriteGuard {
+        WriteGuard::Frozen { existed: Self::live_slots(heap) }
+    }
+
+    pub fn journal(heap: &Heap) -> WriteGuard {
+        let existed = Self::live_slots(heap);
+        let seen = vec![false; existed.len()];
+        WriteGuard::Journal { existed, saved: Vec::new(), seen }
+    }
+
+    /// Whether `r` existed when the guard was set.
+    pub fn existed(&self, r: ObjRef) -> bool {
+        match self {
+            WriteGuard::Off => false,
+            WriteGuard::Frozen { existed } | WriteGuard::Journal { existed, .. } => {
+                existed.get(r.0 as usize).copied().unwrap_or(false)
+            }
+        }
+    }
+
+    /// Undoes journaled writes (a rollback).
+    pub fn restore(self, heap: &mut Heap) {
+        if let WriteGuard::Journal { saved, .. } = self {
+            for (r, obj) in saved.into_iter().rev() {
+                heap.objs[r.0 as usize] = obj;
+            }
+        }
+    }
+}
+
 pub struct Heap {
     objs: Vec<Obj>,
+    /// Set during an update: checked by every write to an object.
+    pub guard: WriteGuard,
+    /// While set, collections are skipped (an update in progress).
+    pub pause_gc: bool,
     marks: Vec<bool>,
     free: u32,
     live: usize,
@@ -51,6 +106,8 @@ impl Heap {
     pub fn new() -> Heap {
         Heap {
             objs: Vec::new(),
+            guard: WriteGuard::Off,
+            pause_gc: false,
             marks: Vec::new(),
             free: NONE,
             live: 0,
@@ -107,7 +164,44 @@ impl Heap {
 
     #[inline]
     pub fn should_collect(&self) -> bool {
-        self.since_gc >= self.next_gc
+        self.since_gc >= self.next_gc && !self.pause_gc
+    }
+
+    /// Must be called before writing to object `r`: fails inside a transformer for an object
+    /// that existed before the update; journals the object inside `migrate`.
+    #[inline]
+    pub fn before_write(&mut self, r: ObjRef) -> Result<(), String> {
+        if matches!(self.guard, WriteGuard::Off) {
+            return Ok(());
+        }
+        self.guarded_write(r)
+    }
+
+    fn guarded_write(&mut self, r: ObjRef) -> Result<(), String> {
+        let i = r.0 as usize;
+        match &mut self.guard {
+            WriteGuard::Off => Ok(()),
+            WriteGuard::Frozen { existed } => {
+                if existed.get(i).copied().unwrap_or(false) {
+                    Err("a transformer may not modify objects that existed before the update (build new ones instead)"
+                        .into())
+                } else {
+                    Ok(())
+                }
+            }
+            WriteGuard::Journal { existed, saved, seen } => {
+                if existed.get(i).copied().unwrap_or(false) && !seen[i] {
+                    seen[i] = true;
+                    saved.push((r, self.objs[i].clone()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every object (free slots included), for scans by the update engine.
+    pub fn objects(&self) -> impl Iterator<Item = &Obj> {
+        self.objs.iter()
     }
 
     pub fn str_of(&self, v: Value) -> Option<&Rc<str>> {

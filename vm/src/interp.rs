@@ -349,6 +349,7 @@ impl Vm {
                         let cache = &func.caches[pc - 1];
                         let mut ok = false;
                         if let Value::Obj(o) = v {
+                            tri!(self.heap.before_write(o));
                             let types = &self.types;
                             if let Obj::Record { ty, fields } = self.heap.get_mut(o) {
                                 let (ct, idx) = cache.get();
@@ -591,10 +592,12 @@ impl Vm {
                             _ => throw!("corrupt loop state"),
                         }
                     }
-                    Instr::Update { point: _ } => {
+                    Instr::Update { point } => {
                         if self.update_pending {
-                            // The update engine is not built yet (see docs/progress.md).
-                            self.update_pending = false;
+                            self.frames.last_mut().unwrap().pc = pc;
+                            self.at_update_point(point);
+                            // The frame may have moved to new code: reload it.
+                            continue 'frames;
                         }
                         if self.heap.should_collect() {
                             self.collect_garbage(base + func.proto.nregs as usize);
@@ -728,6 +731,7 @@ impl Vm {
 
     fn set_index(&mut self, o: Value, i: Value, v: Value) -> Res<()> {
         if let Value::Obj(r) = o {
+            self.heap.before_write(r)?;
             match self.heap.get(r) {
                 Obj::List(items) => {
                     let idx = self.list_index(i, items.len(), "list")?;

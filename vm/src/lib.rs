@@ -13,6 +13,7 @@ pub mod opcodes;
 pub mod ops;
 pub mod print;
 pub mod program;
+pub mod update;
 pub mod value;
 pub mod verify;
 
@@ -46,6 +47,7 @@ pub struct Function {
 }
 
 /// A record type as the VM runs it.
+#[derive(Clone)]
 pub struct TypeRt {
     pub name: String,
     pub version: u32,
@@ -56,6 +58,20 @@ pub struct TypeRt {
     pub methods: FxHashMap<u32, u32>,
     /// Per field, the function slot computing its default.
     pub defaults: Vec<Option<u32>>,
+}
+
+impl TypeRt {
+    /// An unused slot of the type table.
+    pub fn placeholder(name: String) -> TypeRt {
+        TypeRt {
+            name,
+            version: 0,
+            field_names: Vec::new(),
+            fields: Default::default(),
+            methods: Default::default(),
+            defaults: Vec::new(),
+        }
+    }
 }
 
 /// An interpreter frame.
@@ -80,8 +96,11 @@ pub struct Vm {
     /// The function table: calls go through it. Slots only grow; `None` is a removed function.
     pub funcs: Vec<Option<Rc<Function>>>,
     pub func_names: IndexSet<String>,
+    /// Record types by slot. A type whose layout changes gets a new slot, so old instances
+    /// keep pointing at their old layout until they are transformed.
     pub types: Vec<TypeRt>,
-    pub type_names: IndexSet<String>,
+    /// The current slot of each type name.
+    pub type_slots: std::collections::HashMap<String, u32>,
     /// Interned field and method names.
     pub syms: IndexSet<String>,
     pub natives: Vec<NativeDef>,
@@ -93,8 +112,10 @@ pub struct Vm {
     pub args: Vec<String>,
     /// Set from another thread to stop the running program at its next safepoint.
     pub interrupt: Arc<AtomicBool>,
-    /// Checked at update points: an update is waiting to be applied.
+    /// Checked at update points: an update is waiting to be applied (or may be fetched).
     pub update_pending: bool,
+    /// Dynamic software updating: settings, the pending update, events.
+    pub dsu: update::UpdateState,
 }
 
 impl Default for Vm {
@@ -114,7 +135,7 @@ impl Vm {
             funcs: Vec::new(),
             func_names: IndexSet::new(),
             types: Vec::new(),
-            type_names: IndexSet::new(),
+            type_slots: Default::default(),
             syms: IndexSet::new(),
             natives: Vec::new(),
             native_index: FxHashMap::default(),
@@ -124,6 +145,7 @@ impl Vm {
             args: Vec::new(),
             interrupt: Arc::new(AtomicBool::new(false)),
             update_pending: false,
+            dsu: Default::default(),
         }
     }
 
@@ -175,6 +197,9 @@ impl Vm {
 
     /// Runs a garbage collection now. `top` is one past the highest live register.
     pub fn collect_garbage(&mut self, top: usize) {
+        if self.heap.pause_gc {
+            return;
+        }
         let top = top.min(self.stack.len());
         let stack = &self.stack[..top];
         let funcs = self.funcs.iter().flatten().flat_map(|f| f.consts.iter().copied());

@@ -53,7 +53,9 @@ impl Vm {
             m.funcs.push(slot as u32);
         }
         for t in &program.types {
-            m.types.push(self.type_names.insert_full(t.name.clone()).0 as u32);
+            // The current slot; the update engine assigns new slots to changed layouts.
+            let next = self.types.len() as u32 + m.types.len() as u32;
+            m.types.push(self.type_slots.get(&t.name).copied().unwrap_or(next));
         }
         for n in &program.names {
             m.names.push(self.intern(n));
@@ -120,12 +122,14 @@ impl Vm {
         for i in 0..program.types.len() {
             let t = self.link_type(program, i, &map);
             let slot = map.types[i] as usize;
+            self.type_slots.insert(t.name.clone(), slot as u32);
             if slot < self.types.len() {
                 self.types[slot] = t;
             } else {
                 self.types.push(t);
             }
         }
+        self.dsu.program = Some(program.clone());
         Ok((map.funcs[program.init as usize], program.main.map(|m| map.funcs[m as usize])))
     }
 
@@ -136,6 +140,7 @@ impl Vm {
         if let Some(main) = main {
             self.call_slot(main, &[])?;
         }
+        self.finish_updates();
         Ok(())
     }
 }

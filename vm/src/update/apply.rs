@@ -1,0 +1,385 @@
+//! The update transaction. Nothing the program can see changes until commit; any error rolls
+//! everything back (function table, types, globals, heap writes of `migrate`, the version).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::event::{EventKind, UpdateEvent};
+use super::frames::{FrameMove, plan_move};
+use super::plan::FnStatus;
+use super::{Pending, Policy};
+use crate::heap::{Obj, WriteGuard};
+use crate::link::SlotMap;
+use crate::{FnKind, Function, ObjRef, RuntimeError, TypeRt, Value, Vm};
+
+/// Everything a rollback restores.
+struct Snapshot {
+    funcs: Vec<Option<Rc<Function>>>,
+    func_names: usize,
+    globals: Vec<Value>,
+    global_names: usize,
+    types: Vec<TypeRt>,
+    type_slots: HashMap<String, u32>,
+    version: u32,
+}
+
+fn describe(e: &RuntimeError) -> String {
+    match e.trace.first() {
+        Some(t) => format!("{} (at {} {}:{})", e.message, t.function, t.file, t.line),
+        None => e.message.clone(),
+    }
+}
+
+impl Vm {
+    /// Tries to apply the pending update now. `point` is the update point the top frame is
+    /// at (None when no code runs). Emits the outcome; leaves the update pending if it waits.
+    pub(crate) fn try_apply(&mut self, point: Option<u16>) {
+        let Some(mut pending) = self.dsu.pending.take() else { return };
+        let t0 = Instant::now();
+        let wait_us = t0.duration_since(pending.requested).as_micros() as u64;
+
+        // 1. Which frames block, and how the top frame moves. Nothing changes yet.
+        let moves = match self.plan_frames(&pending, point) {
+            Ok(m) => m,
+            Err(why) => return self.wait(pending, why),
+        };
+
+        // 2. A collection, so that only live instances are transformed (and counted).
+        let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
+        self.collect_garbage(top);
+        if let Err(reason) = self.validate_live(&pending.program, &pending.plan) {
+            let mut e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
+            e.wait_us = wait_us;
+            return self.emit(e);
+        }
+
+        let snap = Snapshot {
+            funcs: self.funcs.clone(),
+            func_names: self.func_names.len(),
+            globals: self.globals.clone(),
+            global_names: self.global_names.len(),
+            types: self.types.clone(),
+            type_slots: self.type_slots.clone(),
+            version: self.version,
+        };
+        self.heap.pause_gc = true;
+        let result = self.prepare(&pending);
+        match result {
+            Ok((replacements, transform_us)) => {
+                self.heap.guard = WriteGuard::Off;
+                self.heap.pause_gc = false;
+                self.dsu.undo.clear();
+                let objects = replacements.len();
+                self.commit_frames(&pending, moves);
+                for g in &pending.plan.globals_removed {
+                    if let Some(slot) = self.global_names.get_index_of(g) {
+                        if self.dsu.settings.policy == Policy::Strict {
+                            self.globals[slot] = Value::Nil;
+                        }
+                    }
+                }
+                let plan = pending.plan.clone();
+                self.dsu.program = Some(pending.program);
+                self.dsu.history.push(plan.clone());
+                let mut e = UpdateEvent::new(EventKind::Applied, snap.version, Some(&plan));
+                e.objects_transformed = objects;
+                e.wait_us = wait_us;
+                e.transform_us = transform_us;
+                e.pause_us = t0.elapsed().as_micros() as u64;
+                self.emit(e);
+            }
+            Err(reason) => {
+                self.rollback(snap);
+                pending.points_waited = 0;
+                let mut e =
+                    UpdateEvent::new(EventKind::RolledBack, self.version, Some(&pending.plan)).with_reason(reason);
+                e.wait_us = wait_us;
+                e.pause_us = t0.elapsed().as_micros() as u64;
+                self.emit(e);
+            }
+        }
+    }
+
+    fn wait(&mut self, mut pending: Pending, why: String) {
+        pending.points_waited += 1;
+        let s = &self.dsu.settings;
+        if pending.points_waited > s.max_wait_points || pending.requested.elapsed() > s.max_wait {
+            let reason = format!(
+                "abandoned after waiting {} update points ({} ms): {why}",
+                pending.points_waited - 1,
+                pending.requested.elapsed().as_millis()
+            );
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
+            return self.emit(e);
+        }
+        if !pending.told_waiting {
+            pending.told_waiting = true;
+            let e = UpdateEvent::new(EventKind::Waiting, self.version, Some(&pending.plan)).with_reason(why);
+            self.emit(e);
+        }
+        self.dsu.pending = Some(pending);
+    }
+
+    /// Decides, for every frame, whether it blocks the update; returns how the top frame moves.
+    fn plan_frames(&self, pending: &Pending, point: Option<u16>) -> Result<Option<FrameMove>, String> {
+        let plan = &pending.plan;
+        let n = self.frames.len();
+        let mut top_move = None;
+        for (i, f) in self.frames.iter().enumerate() {
+            if f.func.proto.kind == FnKind::Lambda {
+                continue; // a lambda runs the code it was created from
+            }
+            let name = &f.func.proto.name;
+            let status = plan.status(name);
+            if status == FnStatus::Unchanged || status == FnStatus::Added {
+                continue;
+            }
+            if i + 1 == n {
+                if let Some(p) = point {
+                    let new = pending.program.functions.iter().find(|q| &q.name == name);
+                    let attempt = match new {
+                        Some(new) => plan_move(&f.func.proto, new, p),
+                        None => Err(format!("'{name}' is removed by the update")),
+                    };
+                    match attempt {
+                        Ok(m) => {
+                            top_move = Some(m);
+                            continue;
+                        }
+                        Err(why) if self.dsu.settings.policy == Policy::Strict => {
+                            return Err(format!("'{name}' is running and cannot move to its new version: {why}"));
+                        }
+                        Err(_) => continue,
+                    }
+                }
+            }
+            if self.dsu.settings.policy == Policy::Strict {
+                let what = if status == FnStatus::Removed { "removed" } else { "changed" };
+                return Err(format!("'{name}' ({what} by the update) is active on the stack"));
+            }
+        }
+        Ok(top_move)
+    }
+
+    /// Loads the new code, initialises new globals, runs transformers and `migrate`.
+    /// Returns the instance replacements to make at commit, and the time in transformers.
+    #[allow(clippy::type_complexity)]
+    fn prepare(&mut self, pending: &Pending) -> Result<(Vec<(ObjRef, u32, Box<[Value]>)>, u64), String> {
+        let program = &pending.program;
+        let plan = &pending.plan;
+        // New code: every function relinked (unchanged ones too: they may build records of a
+        // type whose layout changed), types with a changed layout under a new slot.
+        let old_slots: HashMap<String, u32> = self.type_slots.clone();
+        let mut map: SlotMap = self.slot_map(program)?;
+        for (i, t) in program.types.iter().enumerate() {
+            let same = old_slots.get(&t.name).is_some_and(|&s| self.types[s as usize].field_names == t.fields);
+            map.types[i] = if same { old_slots[&t.name] } else { self.types.len() as u32 + i as u32 };
+        }
+        let fresh_base = self.types.len() as u32;
+        let mut fresh: Vec<Option<TypeRt>> = Vec::new();
+        for i in 0..program.types.len() {
+            let rt = self.link_type(program, i, &map);
+            let slot = map.types[i];
+            if slot >= fresh_base {
+                let k = (slot - fresh_base) as usize;
+                if fresh.len() <= k {
+                    fresh.resize_with(k + 1, || None);
+                }
+                fresh[k] = Some(rt);
+            } else {
+                self.types[slot as usize] = rt;
+            }
+        }
+        for (k, t) in fresh.into_iter().enumerate() {
+            let t = t.unwrap_or_else(|| TypeRt::placeholder(format!("<unused type slot {}>", fresh_base as usize + k)));
+            self.types.push(t);
+        }
+        self.type_slots.clear();
+        for (i, t) in program.types.iter().enumerate() {
+            self.type_slots.insert(t.name.clone(), map.types[i]);
+        }
+        let mut installed = vec![false; self.funcs.len()];
+        for i in 0..program.functions.len() {
+            let f = self.link_function(program, i, &map);
+            let slot = f.slot as usize;
+            installed[slot] = true;
+            self.funcs[slot] = Some(Rc::new(f));
+        }
+        for (slot, done) in installed.iter().enumerate() {
+            if !done {
+                self.funcs[slot] = None; // removed: a tombstone
+            }
+        }
+        self.version += 1;
+
+        // New globals, in declaration order.
+        for g in &plan.globals_added {
+            let Some(init) = self.func_slot(&format!("<init {g}>")) else { continue };
+            let v = self
+                .call_slot(init, &[])
+                .map_err(|e| format!("initialising new global '{g}' failed: {}", describe(&e)))?;
+            let slot = self.global_names.get_index_of(g).ok_or("global slot")?;
+            self.globals[slot] = v;
+        }
+
+        // Transformers: pre-existing objects are read-only while they run.
+        let started = Instant::now();
+        self.heap.guard = WriteGuard::frozen(&self.heap);
+        let mut replacements = Vec::new();
+        let transforms: HashMap<&str, u32> = program
+            .transforms
+            .iter()
+            .filter_map(|t| {
+                Some((t.type_name.as_str(), self.func_slot(program.functions.get(t.func as usize)?.name.as_str())?))
+            })
+            .collect();
+        let mut work: Vec<(String, u32, Option<u32>)> = Vec::new(); // (type, old slot, new slot)
+        for change in &plan.types_changed {
+            work.push((change.name.clone(), old_slots[&change.name], self.type_slots.get(&change.name).copied()));
+        }
+        for name in &plan.types_removed {
+            if transforms.contains_key(name.as_str()) {
+                work.push((name.clone(), old_slots[name], None));
+            }
+        }
+        for (name, old_slot, new_slot) in work {
+            let instances = self.heap.records_of(old_slot);
+            for r in instances {
+                let (ty, fields) = match transforms.get(name.as_str()) {
+                    Some(&tf) => {
+                        let v = self
+                            .call_slot(tf, &[Value::Obj(r)])
+                            .map_err(|e| format!("transform {name} failed: {}", describe(&e)))?;
+                        self.check_transformed(&name, new_slot, v)?
+                    }
+                    None => {
+                        let new_slot = new_slot.ok_or("a removed type without a transformer")?;
+                        (new_slot, self.default_transform(r, old_slot, new_slot)?)
+                    }
+                };
+                replacements.push((r, ty, fields));
+            }
+        }
+        let transform_us = started.elapsed().as_micros() as u64;
+        // Instances take their new contents now (identity kept), so that `migrate` sees them;
+        // the old contents are kept for a rollback.
+        self.heap.guard = WriteGuard::Off;
+        for (r, ty, fields) in &replacements {
+            let old = std::mem::replace(self.heap.get_mut(*r), Obj::Record { ty: *ty, fields: fields.clone() });
+            self.dsu.undo.push((*r, old));
+        }
+
+        // `migrate`, with its writes to pre-existing objects journaled.
+        if let Some(m) = program.migrate {
+            let name = &program.functions[m as usize].name;
+            let slot = self.func_slot(name).ok_or("migrate slot")?;
+            self.heap.guard = WriteGuard::journal(&self.heap);
+            self.call_slot(slot, &[]).map_err(|e| format!("migrate failed: {}", describe(&e)))?;
+        }
+        Ok((replacements, transform_us))
+    }
+
+    /// The default transformer: same-named fields copied, new fields from their defaults.
+    fn default_transform(&mut self, r: ObjRef, old_slot: u32, new_slot: u32) -> Result<Box<[Value]>, String> {
+        let old_fields: Vec<Value> = match self.heap.get(r) {
+            Obj::Record { fields, .. } => fields.to_vec(),
+            _ => return Err("not a record".into()),
+        };
+        let n = self.types[new_slot as usize].field_names.len();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = &self.types[new_slot as usize].field_names[i];
+            let old_index = self.types[old_slot as usize].field_names.iter().position(|f| f == name);
+            let v = match old_index {
+                Some(j) => old_fields[j],
+                None => {
+                    let tname = self.types[new_slot as usize].name.clone();
+                    let fname = name.clone();
+                    let d = self.types[new_slot as usize].defaults[i]
+                        .ok_or_else(|| format!("type {tname}: new field '{fname}' has no default"))?;
+                    self.call_slot(d, &[])
+                        .map_err(|e| format!("default of {tname}.{fname} failed: {}", describe(&e)))?
+                }
+            };
+            out.push(v);
+        }
+        Ok(out.into_boxed_slice())
+    }
+
+    /// A transformer's result must be a fresh record of the new version of its type (or, for
+    /// a removed type, of any type of the new version).
+    fn check_transformed(&self, name: &str, new_slot: Option<u32>, v: Value) -> Result<(u32, Box<[Value]>), String> {
+        if let Value::Obj(o) = v {
+            if let Obj::Record { ty, fields } = self.heap.get(o) {
+                let current = self.type_slots.values().any(|s| s == ty);
+                let right = match new_slot {
+                    Some(s) => *ty == s,
+                    None => current,
+                };
+                if right && !self.heap.guard.existed(o) {
+                    return Ok((*ty, fields.clone()));
+                }
+            }
+        }
+        Err(format!(
+            "transform {name} must return a fresh {} record of the new version, not {}",
+            if new_slot.is_some() { name } else { "new-version" },
+            self.repr(v)
+        ))
+    }
+
+    /// Moves frames to the new code: the top frame to its matching update point, frames of
+    /// unchanged functions to the identical new code; the rest (relaxed policy) stay old.
+    fn commit_frames(&mut self, pending: &Pending, top_move: Option<FrameMove>) {
+        let n = self.frames.len();
+        for i in 0..n {
+            let f = &self.frames[i];
+            if f.func.proto.kind == FnKind::Lambda {
+                continue;
+            }
+            let name = f.func.proto.name.clone();
+            let Some(slot) = self.func_slot(&name) else { continue };
+            let Some(new) = self.funcs[slot as usize].clone() else { continue };
+            match pending.plan.status(&name) {
+                FnStatus::Unchanged => self.frames[i].func = new,
+                FnStatus::Changed if i + 1 == n => {
+                    if let Some(m) = &top_move {
+                        let base = self.frames[i].base;
+                        let old: Vec<Value> = m.carry.iter().map(|(_, o)| self.stack[base + *o as usize]).collect();
+                        let need = base + new.proto.nregs as usize + 1;
+                        if self.stack.len() < need {
+                            self.stack.resize(need, Value::Nil);
+                        }
+                        for r in 0..new.proto.nregs as usize {
+                            self.stack[base + r] = Value::Nil;
+                        }
+                        for ((nr, _), v) in m.carry.iter().zip(old) {
+                            self.stack[base + *nr as usize] = v;
+                        }
+                        self.frames[i].func = new;
+                        self.frames[i].pc = m.pc;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn rollback(&mut self, snap: Snapshot) {
+        self.heap.pause_gc = false;
+        let guard = std::mem::replace(&mut self.heap.guard, WriteGuard::Off);
+        guard.restore(&mut self.heap);
+        for (r, old) in std::mem::take(&mut self.dsu.undo).into_iter().rev() {
+            *self.heap.get_mut(r) = old;
+        }
+        self.funcs = snap.funcs;
+        self.func_names.truncate(snap.func_names);
+        self.globals = snap.globals;
+        self.global_names.truncate(snap.global_names);
+        self.types = snap.types;
+        self.type_slots = snap.type_slots;
+        self.version = snap.version;
+        // Frames above the update point (transformers, migrate) were unwound by call_slot.
+    }
+}

@@ -1,0 +1,146 @@
+//! Update events: what happened to each requested update, with timings. Printed for people
+//! (`--trace-updates`), as JSON lines for tools (`--trace-updates=json`), returned by the API.
+
+use super::plan::{UpdatePlan, visible};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Requested,
+    Waiting,
+    Applied,
+    Rejected,
+    RolledBack,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Requested => "requested",
+            EventKind::Waiting => "waiting",
+            EventKind::Applied => "applied",
+            EventKind::Rejected => "rejected",
+            EventKind::RolledBack => "rolled_back",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateEvent {
+    pub kind: EventKind,
+    pub from: u32,
+    pub to: u32,
+    pub functions_added: usize,
+    pub functions_changed: usize,
+    pub functions_removed: usize,
+    pub types_added: usize,
+    pub types_changed: usize,
+    pub types_removed: usize,
+    pub objects_transformed: usize,
+    /// From the request to the update point where it was handled.
+    pub wait_us: u64,
+    /// From the update point being reached to execution resuming.
+    pub pause_us: u64,
+    /// Time spent in transformers (default and explicit).
+    pub transform_us: u64,
+    pub reason: Option<String>,
+    /// `plan_summary` of the update, for people.
+    pub summary: String,
+}
+
+impl UpdateEvent {
+    pub fn new(kind: EventKind, from: u32, plan: Option<&UpdatePlan>) -> UpdateEvent {
+        let mut e = UpdateEvent {
+            kind,
+            from,
+            to: from + 1,
+            functions_added: 0,
+            functions_changed: 0,
+            functions_removed: 0,
+            types_added: 0,
+            types_changed: 0,
+            types_removed: 0,
+            objects_transformed: 0,
+            wait_us: 0,
+            pause_us: 0,
+            transform_us: 0,
+            reason: None,
+            summary: String::new(),
+        };
+        if let Some(p) = plan {
+            e.functions_added = visible(&p.functions_added);
+            e.functions_changed = visible(&p.functions_changed);
+            e.functions_removed = visible(&p.functions_removed);
+            e.types_added = p.types_added.len();
+            e.types_changed = p.types_changed.len();
+            e.types_removed = p.types_removed.len();
+            e.summary = p.summary();
+        }
+        e
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> UpdateEvent {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// One line for people, as `--trace-updates` prints it (and, for rejections and
+    /// rollbacks, as stderr always shows them).
+    pub fn human(&self) -> String {
+        let (from, to) = (self.from, self.to);
+        let reason = self.reason.as_deref().unwrap_or("");
+        match self.kind {
+            EventKind::Requested => format!("update requested (version {from} -> {to}): {}", self.summary),
+            EventKind::Waiting => format!("update waiting (version {from} -> {to}): {reason}"),
+            EventKind::Applied => format!(
+                "update applied (version {from} -> {to}): {}, {} objects transformed; waited {} us, paused {} us ({} us in transformers)",
+                self.summary, self.objects_transformed, self.wait_us, self.pause_us, self.transform_us
+            ),
+            EventKind::Rejected => format!("update rejected (version {from} -> {to}): {reason}"),
+            EventKind::RolledBack => format!("update rolled back (version {from} -> {to}): {reason}"),
+        }
+    }
+
+    /// One JSON object, with the fields DSU.md names.
+    pub fn json(&self) -> String {
+        let mut s = format!(
+            "{{\"event\":\"{}\",\"from\":{},\"to\":{},\"functions_added\":{},\"functions_changed\":{},\"functions_removed\":{},\"types_added\":{},\"types_changed\":{},\"types_removed\":{},\"objects_transformed\":{},\"wait_us\":{},\"pause_us\":{},\"transform_us\":{}",
+            self.kind.as_str(),
+            self.from,
+            self.to,
+            self.functions_added,
+            self.functions_changed,
+            self.functions_removed,
+            self.types_added,
+            self.types_changed,
+            self.types_removed,
+            self.objects_transformed,
+            self.wait_us,
+            self.pause_us,
+            self.transform_us
+        );
+        if let Some(r) = &self.reason {
+            s.push_str(",\"reason\":");
+            s.push_str(&json_string(r));
+        }
+        s.push('}');
+        s
+    }
+}
+
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

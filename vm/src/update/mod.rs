@@ -1,0 +1,185 @@
+//! Dynamic software updating: a running program takes a new version at an update point.
+//! `plan` says what changes, `validate` rejects what cannot work before anything changes,
+//! `apply` runs the transaction (new globals, transformers, migrate, then commit, or a
+//! rollback that leaves everything as it was), `frames` migrates the frame at the update point.
+
+mod apply;
+pub mod event;
+mod frames;
+pub mod plan;
+mod validate;
+
+use std::time::{Duration, Instant};
+
+pub use event::{EventKind, UpdateEvent};
+pub use plan::{FnStatus, TypeChange, UpdatePlan};
+
+use crate::{Program, Vm};
+
+/// What to do with frames of changed functions that are active elsewhere on the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Wait (at later update points) until no such frame is active; give up after a limit.
+    Strict,
+    /// Let them finish in their old code.
+    Relaxed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransformMode {
+    Eager,
+    Lazy,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpdateSettings {
+    pub policy: Policy,
+    pub mode: TransformMode,
+    /// Update points to wait through before a blocked update is abandoned.
+    pub max_wait_points: u64,
+    pub max_wait: Duration,
+}
+
+impl Default for UpdateSettings {
+    fn default() -> Self {
+        UpdateSettings {
+            policy: Policy::Strict,
+            mode: TransformMode::Eager,
+            max_wait_points: 10_000,
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where updates come from while a program runs (`--update FILE`s, a watched file, the REPL).
+/// The VM asks for the next one at an update point once the previous one was handled.
+pub trait UpdateSource {
+    /// The next new version, or why it could not be made (a compile error, an unreadable
+    /// file); `None` when there is nothing now.
+    fn next_update(&mut self) -> Option<Result<Program, String>>;
+    /// Whether `next_update` may return something (now or later).
+    fn has_more(&self) -> bool;
+}
+
+/// An update that was requested and not yet applied or rejected.
+pub(crate) struct Pending {
+    pub program: Program,
+    pub plan: UpdatePlan,
+    pub requested: Instant,
+    pub points_waited: u64,
+    pub told_waiting: bool,
+}
+
+/// Receives update events as they happen.
+pub type EventSink = Box<dyn FnMut(&UpdateEvent)>;
+
+/// The DSU state of a VM.
+#[derive(Default)]
+pub struct UpdateState {
+    pub settings: UpdateSettings,
+    /// The running version's program (what a new version is compared with).
+    pub program: Option<Program>,
+    pub(crate) pending: Option<Pending>,
+    pub source: Option<Box<dyn UpdateSource>>,
+    /// Every event so far, oldest first.
+    pub events: Vec<UpdateEvent>,
+    /// Called for each event as it happens (the CLI prints from here).
+    pub on_event: Option<EventSink>,
+    /// Plans of the applied versions, oldest first (`:versions`).
+    pub history: Vec<UpdatePlan>,
+    /// Old contents of instances transformed by the update in progress (for a rollback).
+    pub(crate) undo: Vec<(crate::ObjRef, crate::Obj)>,
+}
+
+impl Vm {
+    fn emit(&mut self, e: UpdateEvent) {
+        if let Some(cb) = &mut self.dsu.on_event {
+            cb(&e);
+        }
+        self.dsu.events.push(e);
+    }
+
+    /// Recomputes the one flag the interpreter polls at update points.
+    pub(crate) fn refresh_update_flag(&mut self) {
+        self.update_pending = self.dsu.pending.is_some() || self.dsu.source.as_ref().is_some_and(|s| s.has_more());
+    }
+
+    /// Installs a source of updates polled at update points.
+    pub fn set_update_source(&mut self, source: Box<dyn UpdateSource>) {
+        self.dsu.source = Some(source);
+        self.refresh_update_flag();
+    }
+
+    /// Requests an update to `program`: it is planned and validated now; when no code is
+    /// running it is applied at once, else at the next update point. Returns the events it
+    /// produced so far.
+    pub fn request_update(&mut self, program: Program) -> Vec<UpdateEvent> {
+        let first = self.dsu.events.len();
+        self.request(program);
+        if self.frames.is_empty() && self.dsu.pending.is_some() {
+            self.try_apply(None);
+        }
+        self.refresh_update_flag();
+        self.dsu.events[first..].to_vec()
+    }
+
+    /// Plans and validates; sets it pending or reports the rejection.
+    fn request(&mut self, program: Program) {
+        let Some(current) = &self.dsu.program else {
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason("no program is loaded");
+            return self.emit(e);
+        };
+        let plan = UpdatePlan::new(current, &program, self.version);
+        if let Some(old) = self.dsu.pending.take() {
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&old.plan))
+                .with_reason("superseded by a newer update before it could be applied");
+            self.emit(e);
+        }
+        self.emit(UpdateEvent::new(EventKind::Requested, self.version, Some(&plan)));
+        if let Err(reason) = self.validate(&program, &plan) {
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&plan)).with_reason(reason);
+            return self.emit(e);
+        }
+        self.dsu.pending =
+            Some(Pending { program, plan, requested: Instant::now(), points_waited: 0, told_waiting: false });
+    }
+
+    /// Called by the interpreter at an update point when the flag is set.
+    pub(crate) fn at_update_point(&mut self, point: u16) {
+        if self.dsu.pending.is_none() {
+            let next = self.dsu.source.as_mut().and_then(|s| s.next_update());
+            match next {
+                Some(Ok(program)) => self.request(program),
+                Some(Err(reason)) => {
+                    let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(reason);
+                    self.emit(e);
+                }
+                None => {}
+            }
+        }
+        if self.dsu.pending.is_some() {
+            self.try_apply(Some(point));
+        }
+        self.refresh_update_flag();
+    }
+
+    /// At the end of a run: an update still pending was never applied.
+    pub fn finish_updates(&mut self) {
+        if let Some(p) = self.dsu.pending.take() {
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&p.plan)).with_reason(format!(
+                "update to version {} was never applied: the program ended first",
+                self.version + 1
+            ));
+            self.emit(e);
+        }
+        while let Some(next) = self.dsu.source.as_mut().filter(|s| s.has_more()).and_then(|s| s.next_update()) {
+            let _ = next;
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(format!(
+                "update to version {} was never applied: the program ended before reaching an update point",
+                self.version + 1
+            ));
+            self.emit(e);
+        }
+        self.refresh_update_flag();
+    }
+}

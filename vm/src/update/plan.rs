@@ -1,0 +1,229 @@
+//! The update plan: what changes between the running version and a new one, as plain data.
+//! Functions are compared by content: instructions with every slot read as the name it stands
+//! for, constants, arity and update points; line numbers are left out, so moving a function in
+//! its file changes nothing.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::OperandKind;
+use crate::program::{Const, Program, Proto};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeChange {
+    pub name: String,
+    pub fields_added: Vec<String>,
+    pub fields_removed: Vec<String>,
+    /// The field list differs only in order.
+    pub reordered: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdatePlan {
+    pub from: u32,
+    pub to: u32,
+    pub functions_added: Vec<String>,
+    pub functions_removed: Vec<String>,
+    pub functions_changed: Vec<String>,
+    pub functions_unchanged: Vec<String>,
+    pub types_added: Vec<String>,
+    pub types_removed: Vec<String>,
+    pub types_changed: Vec<TypeChange>,
+    pub globals_added: Vec<String>,
+    pub globals_removed: Vec<String>,
+    pub globals_kept: Vec<String>,
+    /// Types with an explicit `transform`.
+    pub transforms: Vec<String>,
+    pub migrate: bool,
+    /// Things a reviewer should look at (a field removed and another added: a rename?).
+    pub warnings: Vec<String>,
+}
+
+/// How a function changed, as the update engine asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FnStatus {
+    Unchanged,
+    Changed,
+    Removed,
+    Added,
+}
+
+/// A function's content with slots read as names and lines left out.
+fn canonical(p: &Program, f: &Proto) -> String {
+    let mut s = format!("{:?} {} {} {}|", f.kind, f.arity, f.ncaptures, f.nregs);
+    for ins in &f.code {
+        s.push_str(ins.name());
+        for (_, kind, v) in ins.operands() {
+            let i = v as usize;
+            let name = match kind {
+                OperandKind::Global => p.globals.get(i).cloned(),
+                OperandKind::Func => p.functions.get(i).map(|f| f.name.clone()),
+                OperandKind::Type => p.types.get(i).map(|t| format!("{}{{{}}}", t.name, t.fields.join(","))),
+                OperandKind::Name => p.names.get(i).cloned(),
+                OperandKind::Native => p.natives.get(i).cloned(),
+                OperandKind::Const => f.consts.get(i).map(|c| match c {
+                    Const::Int(n) => format!("i{n}"),
+                    Const::Float(x) => format!("f{:x}", x.to_bits()),
+                    Const::Str(t) => format!("s{t:?}"),
+                }),
+                _ => None,
+            };
+            match name {
+                Some(n) => s.push_str(&format!(" <{n}>")),
+                None => s.push_str(&format!(" {v}")),
+            }
+        }
+        s.push(';');
+    }
+    for u in &f.update_points {
+        s.push_str(&format!("@{:?}/{}/{}", u.label, u.ordinal, u.pc));
+    }
+    for l in &f.locals {
+        s.push_str(&format!("${}/{}/{}/{}", l.name, l.reg, l.start, l.end));
+    }
+    s
+}
+
+impl UpdatePlan {
+    pub fn new(old: &Program, new: &Program, from: u32) -> UpdatePlan {
+        let mut plan = UpdatePlan { from, to: from + 1, ..Default::default() };
+        for f in &new.functions {
+            match old.functions.iter().find(|o| o.name == f.name) {
+                None => plan.functions_added.push(f.name.clone()),
+                Some(o) if canonical(old, o) == canonical(new, f) => plan.functions_unchanged.push(f.name.clone()),
+                Some(_) => plan.functions_changed.push(f.name.clone()),
+            }
+        }
+        for o in &old.functions {
+            if new.function_index(&o.name).is_none() {
+                plan.functions_removed.push(o.name.clone());
+            }
+        }
+        for t in &new.types {
+            match old.types.iter().find(|o| o.name == t.name) {
+                None => plan.types_added.push(t.name.clone()),
+                Some(o) if o.fields == t.fields => {}
+                Some(o) => {
+                    let added: Vec<String> = t.fields.iter().filter(|f| !o.fields.contains(f)).cloned().collect();
+                    let removed: Vec<String> = o.fields.iter().filter(|f| !t.fields.contains(f)).cloned().collect();
+                    let reordered = added.is_empty() && removed.is_empty();
+                    if !added.is_empty() && !removed.is_empty() && !new.transforms.iter().any(|x| x.type_name == t.name)
+                    {
+                        plan.warnings.push(format!(
+                            "type {}: field{} {} removed and {} added; if this is a rename, write a `transform {}(old)` to keep the data",
+                            t.name,
+                            if removed.len() > 1 { "s" } else { "" },
+                            removed.join(", "),
+                            added.join(", "),
+                            t.name
+                        ));
+                    }
+                    plan.types_changed.push(TypeChange {
+                        name: t.name.clone(),
+                        fields_added: added,
+                        fields_removed: removed,
+                        reordered,
+                    });
+                }
+            }
+        }
+        for o in &old.types {
+            if !new.types.iter().any(|t| t.name == o.name) {
+                plan.types_removed.push(o.name.clone());
+            }
+        }
+        let old_globals: BTreeSet<&String> = old.globals.iter().collect();
+        for g in &new.globals {
+            if old_globals.contains(g) {
+                plan.globals_kept.push(g.clone());
+            } else {
+                plan.globals_added.push(g.clone());
+            }
+        }
+        for g in &old.globals {
+            if !new.globals.contains(g) {
+                plan.globals_removed.push(g.clone());
+            }
+        }
+        plan.transforms = new.transforms.iter().map(|t| t.type_name.clone()).collect();
+        plan.migrate = new.migrate.is_some();
+        plan
+    }
+
+    pub fn status(&self, name: &str) -> FnStatus {
+        if self.functions_changed.iter().any(|n| n == name) {
+            FnStatus::Changed
+        } else if self.functions_removed.iter().any(|n| n == name) {
+            FnStatus::Removed
+        } else if self.functions_added.iter().any(|n| n == name) {
+            FnStatus::Added
+        } else {
+            FnStatus::Unchanged
+        }
+    }
+
+    /// Counts as DSU.md's events report them (user-visible functions: compiler-made ones such
+    /// as `<init x>` and lambdas are counted with the function they belong to).
+    pub fn summary(&self) -> String {
+        format!(
+            "+{} ~{} -{} functions, +{} ~{} -{} types",
+            visible(&self.functions_added),
+            visible(&self.functions_changed),
+            visible(&self.functions_removed),
+            self.types_added.len(),
+            self.types_changed.len(),
+            self.types_removed.len()
+        )
+    }
+}
+
+/// Functions a person wrote (not `<init x>`, `<globals>`, lambdas, field defaults).
+pub fn is_visible(name: &str) -> bool {
+    !name.contains('<') && !name.starts_with("__")
+}
+
+pub fn visible(names: &[String]) -> usize {
+    names.iter().filter(|n| is_visible(n)).count()
+}
+
+impl fmt::Display for UpdatePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "update plan: version {} -> {}", self.from, self.to)?;
+        let list = |f: &mut fmt::Formatter<'_>, title: &str, names: &[String]| -> fmt::Result {
+            let shown: Vec<&String> = names.iter().filter(|n| is_visible(n)).collect();
+            if !shown.is_empty() {
+                writeln!(f, "  {title}: {}", shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))?;
+            }
+            Ok(())
+        };
+        list(f, "functions added", &self.functions_added)?;
+        list(f, "functions changed", &self.functions_changed)?;
+        list(f, "functions removed", &self.functions_removed)?;
+        writeln!(f, "  functions unchanged: {}", visible(&self.functions_unchanged))?;
+        list(f, "types added", &self.types_added)?;
+        for t in &self.types_changed {
+            let mut parts = Vec::new();
+            if !t.fields_added.is_empty() {
+                parts.push(format!("+{}", t.fields_added.join(" +")));
+            }
+            if !t.fields_removed.is_empty() {
+                parts.push(format!("-{}", t.fields_removed.join(" -")));
+            }
+            if t.reordered {
+                parts.push("fields reordered".into());
+            }
+            writeln!(f, "  type changed: {} ({})", t.name, parts.join(", "))?;
+        }
+        list(f, "types removed", &self.types_removed)?;
+        list(f, "globals added", &self.globals_added)?;
+        list(f, "globals removed", &self.globals_removed)?;
+        list(f, "transformers", &self.transforms)?;
+        if self.migrate {
+            writeln!(f, "  migrate block: yes")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        Ok(())
+    }
+}

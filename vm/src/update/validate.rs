@@ -1,0 +1,71 @@
+//! Checks made before anything changes: an update that cannot work is rejected whole.
+
+use super::plan::UpdatePlan;
+use crate::heap::Obj;
+use crate::{Instr, Program, Vm};
+
+impl Vm {
+    /// Checks that need only the two programs.
+    pub(crate) fn validate(&self, new: &Program, plan: &UpdatePlan) -> Result<(), String> {
+        let old = self.dsu.program.as_ref().ok_or("no program is loaded")?;
+        for t in &new.transforms {
+            if !new.types.iter().any(|x| x.name == t.type_name) && !old.types.iter().any(|x| x.name == t.type_name) {
+                return Err(format!("transform {}: no type of that name in either version", t.type_name));
+            }
+        }
+        for change in &plan.types_changed {
+            if new.transforms.iter().any(|t| t.type_name == change.name) {
+                continue;
+            }
+            let Some(t) = new.types.iter().find(|t| t.name == change.name) else { continue };
+            for f in &change.fields_added {
+                let i = t.fields.iter().position(|x| x == f).unwrap_or(0);
+                if t.defaults.get(i).copied().flatten().is_none() {
+                    return Err(format!(
+                        "type {}: new field '{f}' has no default and no transformer (give it a default or write `transform {}(old) {{ ... }}`)",
+                        change.name, change.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that need the live heap (run after a collection, at the update point).
+    pub(crate) fn validate_live(&self, new: &Program, plan: &UpdatePlan) -> Result<(), String> {
+        for name in &plan.types_removed {
+            if new.transforms.iter().any(|t| &t.type_name == name) {
+                continue;
+            }
+            let Some(&slot) = self.type_slots.get(name) else { continue };
+            let n = self.heap.records_of(slot).len();
+            if n > 0 {
+                return Err(format!(
+                    "type {name} is removed but {n} live instance{} of it exist{} (write `transform {name}(old)` returning a record of a type of the new version)",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "s" } else { "" }
+                ));
+            }
+        }
+        // Code that keeps running after the commit (live closures) must not call a function
+        // whose arity changes.
+        for obj in self.heap.objects() {
+            let Obj::Closure { func, .. } = obj else { continue };
+            for ins in &func.proto.code {
+                let Instr::CallFunc { f, argc, .. } = *ins else { continue };
+                let Some(name) = self.func_names.get_index(f as usize) else { continue };
+                if let Some(nf) = new.functions.iter().find(|p| &p.name == name) {
+                    if nf.arity != argc {
+                        return Err(format!(
+                            "a live closure (from {}) calls '{name}' with {argc} argument{}, but the new version of '{name}' takes {}",
+                            func.proto.name,
+                            if argc == 1 { "" } else { "s" },
+                            nf.arity
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,6 +1,7 @@
 //! The `molt` facade: wires the compiler, the VM and the standard library together. The CLI,
 //! the tests and the benches all go through these few functions.
 
+pub mod demo;
 pub mod diagnostics;
 
 use std::path::Path;

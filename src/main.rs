@@ -6,10 +6,16 @@ use std::process::ExitCode;
 use molt::{LoadError, diagnostics};
 
 const USAGE: &str = "usage:
-  molt run FILE [-- ARGS...]       run a program (source .molt or bytecode .mbc)
+  molt run FILE [OPTIONS] [-- ARGS...]
+                                   run a program (source .molt or bytecode .mbc)
+      --update FILE                a new version, applied at an update point (repeatable)
+      --policy strict|relaxed      frames of changed functions: wait for them, or let them finish
+      --trace-updates[=json]       print every update event on stderr
   molt check FILE                  compile only; report every error
   molt compile FILE -o OUT.mbc     write versioned bytecode
   molt disasm FILE                 print the bytecode with source lines
+  molt plan OLD NEW                print the update plan from OLD to NEW
+  molt demo                        a guided live-update demo
   molt help                        this text
 
 exit status: 0 success, 1 runtime error, 2 compile error, usage error or invalid bytecode";
@@ -135,6 +141,16 @@ fn cmd_disasm(args: &[String]) -> ExitCode {
     }
 }
 
+fn cmd_plan(args: &[String]) -> ExitCode {
+    let [old, new] = args else { return usage_error("`molt plan` takes OLD and NEW") };
+    let (old, new) = match (load(Path::new(old)), load(Path::new(new))) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    print!("{}", molt_vm::update::UpdatePlan::new(&old, &new, 1));
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else { return usage_error("no command given") };
@@ -148,7 +164,9 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        "plan" | "repl" | "demo" => usage_error(&format!("`molt {cmd}` is not available yet (see docs/progress.md)")),
+        "plan" => cmd_plan(rest),
+        "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
+        "repl" => usage_error(&format!("`molt {cmd}` is not available yet (see docs/progress.md)")),
         other => usage_error(&format!("unknown command '{other}'")),
     }
 }

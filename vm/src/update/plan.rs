@@ -165,7 +165,7 @@ impl UpdatePlan {
     /// Counts as DSU.md's events report them (user-visible functions: compiler-made ones such
     /// as `<init x>` and lambdas are counted with the function they belong to).
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "+{} ~{} -{} functions, +{} ~{} -{} types",
             visible(&self.functions_added),
             visible(&self.functions_changed),
@@ -173,7 +173,17 @@ impl UpdatePlan {
             self.types_added.len(),
             self.types_changed.len(),
             self.types_removed.len()
-        )
+        );
+        if !self.globals_added.is_empty() || !self.globals_removed.is_empty() {
+            s.push_str(&format!(", +{} -{} globals", self.globals_added.len(), self.globals_removed.len()));
+        }
+        if !self.transforms.is_empty() {
+            s.push_str(&format!(", transform {}", self.transforms.join(", ")));
+        }
+        if self.migrate {
+            s.push_str(", migrate");
+        }
+        s
     }
 }
 

@@ -1,0 +1,119 @@
+//! `molt demo`: a guided live update. A small bank runs; three new versions arrive while it
+//! runs: one retypes its records through a transformer, one has a migration that fails and is
+//! rolled back, one fixes it. Everything needed is compiled into the binary.
+
+use std::io::Write;
+
+use molt_vm::Program;
+use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
+
+const VERSIONS: [(&str, &str); 4] = [
+    ("demo/v1.molt", include_str!("v1.molt")),
+    ("demo/v2.molt", include_str!("v2.molt")),
+    ("demo/v3.molt", include_str!("v3.molt")),
+    ("demo/v4.molt", include_str!("v4.molt")),
+];
+
+/// At which update point (counted from the start) each new version arrives.
+const ARRIVALS: [u32; 3] = [3, 6, 9];
+
+fn compile(i: usize) -> Result<Program, String> {
+    let (name, text) = VERSIONS[i];
+    let out = molt_compiler::compile_source(name, text, &crate::compile_options(i as u32 + 1));
+    match out.program {
+        Some(p) if out.diagnostics.is_empty() => Ok(p),
+        _ => Err(crate::diagnostics::render_plain(&out.files, &out.diagnostics)),
+    }
+}
+
+/// Hands over version k+1 at the ARRIVALS[k]-th update point.
+struct Schedule {
+    points: u32,
+    next: usize,
+}
+
+impl UpdateSource for Schedule {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        self.points += 1;
+        if self.next < ARRIVALS.len() && self.points >= ARRIVALS[self.next] {
+            self.next += 1;
+            let explain = [
+                "version 2 arrives: Account's float `balance` becomes integer `cents` plus a `currency`;\n  `transform Account(old)` converts each live record, `report` prints the new format.",
+                "version 3 arrives: its `migrate` block capitalises every owner, then raises an error half-way.",
+                "version 4 arrives: the migration is fixed; it computes a new global, `bank_total`.",
+            ][self.next - 1];
+            say(&format!("\n>> {explain}"));
+            return Some(compile(self.next));
+        }
+        None
+    }
+
+    fn has_more(&self) -> bool {
+        self.next < ARRIVALS.len()
+    }
+}
+
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+fn explain(e: &UpdateEvent) {
+    match e.kind {
+        EventKind::Requested => say(&format!("   plan: {}", e.summary)),
+        EventKind::Waiting => say(&format!("   waiting: {}", e.reason.as_deref().unwrap_or(""))),
+        EventKind::Applied => say(&format!(
+            "   applied at the next `update \"tick\"`: now version {}; {} record(s) transformed in place{},\n   paused {} us, of which {} us in transformers. The loop goes on in the new code:\n",
+            e.to,
+            e.objects_transformed,
+            if e.objects_transformed > 0 { " (the same objects: every reference sees the new shape)" } else { "" },
+            e.pause_us,
+            e.transform_us
+        )),
+        EventKind::Rejected => say(&format!("   rejected: {}", e.reason.as_deref().unwrap_or(""))),
+        EventKind::RolledBack => say(&format!(
+            "   rolled back: {}\n   Nothing changed: the owners keep their names, the program goes on in version {}:\n",
+            e.reason.as_deref().unwrap_or(""),
+            e.from
+        )),
+    }
+}
+
+/// Runs the demo; `molt demo --fast` skips the pauses between ticks.
+pub fn run(fast: bool) -> std::process::ExitCode {
+    let v1 = match compile(0) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    say("Molt live-update demo");
+    say("=====================");
+    say("A small bank (demo/v1.molt) runs a loop with `update \"tick\";` at its head: the places");
+    say("where a new version may take over. Three new versions arrive while it runs.\n");
+    let mut vm = crate::new_vm();
+    vm.out = Box::new(std::io::stdout());
+    if fast {
+        vm.args = vec!["fast".into()];
+    }
+    vm.dsu.on_event = Some(Box::new(explain));
+    vm.set_update_source(Box::new(Schedule { points: 0, next: 0 }));
+    let result = vm.run_program(&v1);
+    vm.flush();
+    match result {
+        Ok(()) => {
+            say(&format!(
+                "\nThe program ended in version {}, with all its state: no restart, nothing lost.",
+                vm.version
+            ));
+            say("Try it yourself: molt run FILE --update NEW_FILE --trace-updates (see examples/).");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod diagnostics;
+pub mod watch;
 
 use std::path::Path;
 
@@ -66,6 +67,8 @@ pub struct RunOptions {
     pub updates: Vec<std::path::PathBuf>,
     pub settings: molt_vm::update::UpdateSettings,
     pub trace: Trace,
+    /// `--watch`: the program's source files, watched for changes.
+    pub watch: Option<Vec<std::path::PathBuf>>,
 }
 
 /// `--trace-updates[=json]`.
@@ -143,7 +146,9 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
             eprintln!("{}", e.human());
         }
     }));
-    if !opts.updates.is_empty() {
+    if let Some(files) = &opts.watch {
+        vm.set_update_source(Box::new(watch::Watcher::start(files.clone())));
+    } else if !opts.updates.is_empty() {
         vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));
     }
     let result = vm.run_program(program);

@@ -10,6 +10,7 @@ const USAGE: &str = "usage:
                                    run a program (source .molt or bytecode .mbc)
       --update FILE                a new version, applied at an update point (repeatable)
       --policy strict|relaxed      frames of changed functions: wait for them, or let them finish
+      --watch                      apply each saved edit of the program's files
       --trace-updates[=json]       print every update event on stderr
   molt check FILE                  compile only; report every error
   molt compile FILE -o OUT.mbc     write versioned bytecode
@@ -78,7 +79,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
                 Some("on" | "always") => return usage_error("the JIT tier is not built yet: only `--jit off` works"),
                 _ => return usage_error("--jit takes `off`, `on` or `always`"),
             },
-            "--watch" => return usage_error("--watch is not available yet (see docs/progress.md)"),
+            "--watch" => opts.watch = Some(Vec::new()),
             _ if a.starts_with('-') => return usage_error(&format!("unknown option '{a}'")),
             _ if file.is_none() => file = Some(PathBuf::from(a)),
             _ => return usage_error(&format!("unexpected argument '{a}' (program arguments go after `--`)")),
@@ -93,6 +94,15 @@ fn cmd_run(args: &[String]) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if opts.watch.is_some() {
+        if !opts.updates.is_empty() {
+            return usage_error("--watch and --update cannot be used together");
+        }
+        // The entry file first, then its imports (the prelude is not a file).
+        let mut files = vec![file.clone()];
+        files.extend(program.files.iter().filter(|f| !f.starts_with('<')).map(PathBuf::from).filter(|f| *f != file));
+        opts.watch = Some(files);
+    }
     match molt::run_program(&program, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,70 @@
+//! `molt run --watch`: a background thread polls the program's files; when one changes and
+//! then stays unchanged for a moment (a save is complete), it compiles the whole program and
+//! hands the new version to the VM, which applies it at the next update point.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, SystemTime};
+
+use molt_vm::Program;
+use molt_vm::update::UpdateSource;
+
+/// How often the files are looked at, and how long they must stay unchanged.
+const POLL: Duration = Duration::from_millis(100);
+const SETTLE: Duration = Duration::from_millis(200);
+
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+fn stamp(files: &[PathBuf]) -> Stamp {
+    files.iter().map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+}
+
+pub struct Watcher {
+    rx: Receiver<Result<Program, String>>,
+}
+
+impl Watcher {
+    /// Watches `files` (the program's sources; the first is the entry file).
+    pub fn start(files: Vec<PathBuf>) -> Watcher {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let entry = files[0].clone();
+            let mut seen = stamp(&files);
+            let mut version = 1;
+            loop {
+                std::thread::sleep(POLL);
+                let now = stamp(&files);
+                if now == seen {
+                    continue;
+                }
+                // Debounce: wait until the files stop changing, so a half-written save is
+                // never compiled.
+                let mut last = now;
+                loop {
+                    std::thread::sleep(SETTLE);
+                    let again = stamp(&files);
+                    if again == last {
+                        break;
+                    }
+                    last = again;
+                }
+                seen = last;
+                version += 1;
+                if tx.send(crate::load_update(&entry, version)).is_err() {
+                    return; // the program ended
+                }
+            }
+        });
+        Watcher { rx }
+    }
+}
+
+impl UpdateSource for Watcher {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        self.rx.try_recv().ok()
+    }
+
+    fn has_more(&self) -> bool {
+        true
+    }
+}

@@ -64,11 +64,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
             },
             "--transform" => match value(i) {
                 Some("eager") => opts.settings.mode = TransformMode::Eager,
-                Some("lazy") => {
-                    return usage_error(
-                        "--transform lazy is not available yet (see docs/progress.md); eager is the default",
-                    );
-                }
+                Some("lazy") => opts.settings.mode = TransformMode::Lazy,
                 _ => return usage_error("--transform takes `eager` or `lazy`"),
             },
             "--trace-updates" => opts.trace = molt::Trace::Human,

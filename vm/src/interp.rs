@@ -317,6 +317,9 @@ impl Vm {
                     }
                     Instr::GetField { dst, obj, name } => {
                         let v = r!(obj);
+                        if !self.lazy_slots.is_empty() {
+                            tri!(self.lazy_touch(v, pc));
+                        }
                         let cache = &func.caches[pc - 1];
                         let got = match v {
                             Value::Obj(o) => match self.heap.get(o) {
@@ -345,6 +348,9 @@ impl Vm {
                     }
                     Instr::SetField { obj, name, src } => {
                         let v = r!(obj);
+                        if !self.lazy_slots.is_empty() {
+                            tri!(self.lazy_touch(v, pc));
+                        }
                         let val = r!(src);
                         let cache = &func.caches[pc - 1];
                         let mut ok = false;
@@ -391,6 +397,9 @@ impl Vm {
                     }
                     Instr::CallMethod { dst, base: b, name, argc } => {
                         let recv = r!(b);
+                        if !self.lazy_slots.is_empty() {
+                            tri!(self.lazy_touch(recv, pc));
+                        }
                         let start = base + b as usize;
                         let ret = base + dst as usize;
                         let cache = &func.caches[pc - 1];
@@ -635,7 +644,24 @@ impl Vm {
         self.call_native_fn(f, start, argc)
     }
 
+    /// Converts `v` now if it is an instance still owed a lazy conversion.
+    fn lazy_touch(&mut self, v: Value, pc: usize) -> Res<()> {
+        if let Value::Obj(o) = v {
+            if let Obj::Record { ty, .. } = self.heap.get(o) {
+                if self.types[*ty as usize].forward.is_some() {
+                    self.frames.last_mut().unwrap().pc = pc;
+                    return self.convert_lazy(o);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn call_native_fn(&mut self, f: crate::NativeFn, start: usize, argc: usize) -> Res<Value> {
+        // A built-in may look inside any value it gets: owed conversions are done first.
+        if !self.lazy_slots.is_empty() {
+            self.flush_lazy()?;
+        }
         let mut ctx = NativeCtx {
             heap: &mut self.heap,
             types: &self.types,

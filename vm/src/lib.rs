@@ -58,6 +58,19 @@ pub struct TypeRt {
     pub methods: FxHashMap<u32, u32>,
     /// Per field, the function slot computing its default.
     pub defaults: Vec<Option<u32>>,
+    /// Set on the old slot of a type changed by a lazy update: how to convert an instance
+    /// at its first use.
+    pub forward: Option<Forward>,
+}
+
+/// How an instance of an outdated layout becomes an instance of the new one (lazy mode).
+#[derive(Clone, Debug)]
+pub struct Forward {
+    pub type_name: String,
+    /// The new slot (None: a removed type renamed by its transformer).
+    pub new_slot: Option<u32>,
+    /// The explicit transformer's function slot (None: the default transformer).
+    pub transform: Option<u32>,
 }
 
 impl TypeRt {
@@ -70,6 +83,7 @@ impl TypeRt {
             fields: Default::default(),
             methods: Default::default(),
             defaults: Vec::new(),
+            forward: None,
         }
     }
 }
@@ -116,6 +130,8 @@ pub struct Vm {
     pub update_pending: bool,
     /// Dynamic software updating: settings, the pending update, events.
     pub dsu: update::UpdateState,
+    /// Old type slots whose instances still wait for a lazy conversion.
+    pub lazy_slots: Vec<u32>,
 }
 
 impl Default for Vm {
@@ -146,6 +162,7 @@ impl Vm {
             interrupt: Arc::new(AtomicBool::new(false)),
             update_pending: false,
             dsu: Default::default(),
+            lazy_slots: Vec::new(),
         }
     }
 

@@ -107,6 +107,7 @@ impl Vm {
             fields,
             methods,
             defaults: t.defaults.iter().map(|d| d.map(|f| map.funcs[f as usize])).collect(),
+            forward: None,
         }
     }
 

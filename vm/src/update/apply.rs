@@ -8,10 +8,10 @@ use std::time::Instant;
 use super::event::{EventKind, UpdateEvent};
 use super::frames::{FrameMove, plan_move};
 use super::plan::FnStatus;
-use super::{Pending, Policy};
+use super::{Pending, Policy, TransformMode};
 use crate::heap::{Obj, WriteGuard};
 use crate::link::SlotMap;
-use crate::{FnKind, Function, ObjRef, RuntimeError, TypeRt, Value, Vm};
+use crate::{FnKind, Forward, Function, ObjRef, RuntimeError, TypeRt, Value, Vm};
 
 /// Everything a rollback restores.
 struct Snapshot {
@@ -21,6 +21,7 @@ struct Snapshot {
     global_names: usize,
     types: Vec<TypeRt>,
     type_slots: HashMap<String, u32>,
+    lazy_slots: Vec<u32>,
     version: u32,
 }
 
@@ -37,6 +38,13 @@ impl Vm {
     pub(crate) fn try_apply(&mut self, point: Option<u16>) {
         let Some(mut pending) = self.dsu.pending.take() else { return };
         let t0 = Instant::now();
+        // Conversions still owed by an earlier lazy update are finished first.
+        if let Err(e) = self.flush_lazy() {
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan))
+                .with_reason(format!("finishing the previous update's lazy conversions failed: {e}"));
+            return self.emit(e);
+        }
+        let lazy = self.dsu.settings.mode == TransformMode::Lazy;
         let wait_us = t0.duration_since(pending.requested).as_micros() as u64;
 
         // 1. Which frames block, and how the top frame moves. Nothing changes yet.
@@ -45,9 +53,33 @@ impl Vm {
             Err(why) => return self.wait(pending, why),
         };
 
-        // 2. A collection, so that only live instances are transformed (and counted).
-        let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
-        self.collect_garbage(top);
+        // Frames left on old code (relaxed policy) must not call a function whose arity changes.
+        if self.dsu.settings.policy == Policy::Relaxed {
+            let n = self.frames.len();
+            for (i, f) in self.frames.iter().enumerate() {
+                let status = pending.plan.status(&f.func.proto.name);
+                let migrates = i + 1 == n && moves.is_some();
+                if f.func.proto.kind == FnKind::Lambda
+                    || migrates
+                    || !matches!(status, FnStatus::Changed | FnStatus::Removed)
+                {
+                    continue;
+                }
+                if let Some(why) = self.arity_conflict(&f.func, &pending.program, "a frame left on old code") {
+                    let mut e =
+                        UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(why);
+                    e.wait_us = wait_us;
+                    return self.emit(e);
+                }
+            }
+        }
+
+        // 2. A collection, so that only live instances are transformed (and counted). A lazy
+        // update skips it (its pause must not depend on the heap) unless types are removed.
+        if !lazy || !pending.plan.types_removed.is_empty() {
+            let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
+            self.collect_garbage(top);
+        }
         if let Err(reason) = self.validate_live(&pending.program, &pending.plan) {
             let mut e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
             e.wait_us = wait_us;
@@ -61,14 +93,17 @@ impl Vm {
             global_names: self.global_names.len(),
             types: self.types.clone(),
             type_slots: self.type_slots.clone(),
+            lazy_slots: self.lazy_slots.clone(),
             version: self.version,
         };
         self.heap.pause_gc = true;
+        self.dsu.updating = true;
         let result = self.prepare(&pending);
         match result {
             Ok((replacements, transform_us)) => {
                 self.heap.guard = WriteGuard::Off;
                 self.heap.pause_gc = false;
+                self.dsu.updating = false;
                 self.dsu.undo.clear();
                 let objects = replacements.len();
                 self.commit_frames(&pending, moves);
@@ -243,6 +278,16 @@ impl Vm {
                 work.push((name.clone(), old_slots[name], None));
             }
         }
+        if self.dsu.settings.mode == TransformMode::Lazy {
+            // Lazy: nothing is converted now; each instance is at its first use.
+            self.heap.guard = WriteGuard::Off;
+            for (name, old_slot, new_slot) in work {
+                let transform = transforms.get(name.as_str()).copied();
+                self.types[old_slot as usize].forward = Some(Forward { type_name: name, new_slot, transform });
+                self.lazy_slots.push(old_slot);
+            }
+            return self.run_migrate(program).map(|()| (Vec::new(), 0));
+        }
         for (name, old_slot, new_slot) in work {
             let instances = self.heap.records_of(old_slot);
             for r in instances {
@@ -270,14 +315,77 @@ impl Vm {
             self.dsu.undo.push((*r, old));
         }
 
-        // `migrate`, with its writes to pre-existing objects journaled.
+        self.run_migrate(program)?;
+        Ok((replacements, transform_us))
+    }
+
+    /// `migrate`, with its writes to pre-existing objects journaled.
+    fn run_migrate(&mut self, program: &crate::Program) -> Result<(), String> {
         if let Some(m) = program.migrate {
             let name = &program.functions[m as usize].name;
             let slot = self.func_slot(name).ok_or("migrate slot")?;
             self.heap.guard = WriteGuard::journal(&self.heap);
             self.call_slot(slot, &[]).map_err(|e| format!("migrate failed: {}", describe(&e)))?;
         }
-        Ok((replacements, transform_us))
+        Ok(())
+    }
+
+    /// Converts one instance of an outdated layout (lazy mode), in place.
+    pub(crate) fn convert_lazy(&mut self, r: ObjRef) -> Result<(), String> {
+        if self.dsu.converting {
+            return Ok(()); // a transformer sees every instance in its old shape, as in eager mode
+        }
+        self.dsu.converting = true;
+        let result = self.convert_one(r);
+        self.dsu.converting = false;
+        result
+    }
+
+    fn convert_one(&mut self, r: ObjRef) -> Result<(), String> {
+        let Obj::Record { ty, .. } = self.heap.get(r) else { return Ok(()) };
+        let old_slot = *ty;
+        let Some(fwd) = self.types[old_slot as usize].forward.clone() else { return Ok(()) };
+        let (ty, fields) = match fwd.transform {
+            Some(tf) => {
+                let v = self
+                    .call_slot(tf, &[Value::Obj(r)])
+                    .map_err(|e| format!("transform {} failed: {}", fwd.type_name, describe(&e)))?;
+                if let Value::Obj(o) = v {
+                    if o == r {
+                        return Err(format!("transform {} must return a fresh record", fwd.type_name));
+                    }
+                }
+                self.check_transformed(&fwd.type_name, fwd.new_slot, v)?
+            }
+            None => {
+                let new_slot = fwd.new_slot.ok_or("a removed type without a transformer")?;
+                (new_slot, self.default_transform(r, old_slot, new_slot)?)
+            }
+        };
+        let old = std::mem::replace(self.heap.get_mut(r), Obj::Record { ty, fields });
+        if self.dsu.updating {
+            self.dsu.undo.push((r, old));
+        }
+        Ok(())
+    }
+
+    /// Converts every instance still owed a lazy conversion (before a built-in sees values,
+    /// and before the next update).
+    pub(crate) fn flush_lazy(&mut self) -> Result<(), String> {
+        if self.dsu.converting || self.lazy_slots.is_empty() {
+            return Ok(());
+        }
+        // Only live instances are converted (as eager mode does).
+        let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
+        self.collect_garbage(top);
+        while let Some(&slot) = self.lazy_slots.last() {
+            for r in self.heap.records_of(slot) {
+                self.convert_lazy(r)?;
+            }
+            self.types[slot as usize].forward = None;
+            self.lazy_slots.pop();
+        }
+        Ok(())
     }
 
     /// The default transformer: same-named fields copied, new fields from their defaults.
@@ -379,6 +487,8 @@ impl Vm {
         self.global_names.truncate(snap.global_names);
         self.types = snap.types;
         self.type_slots = snap.type_slots;
+        self.lazy_slots = snap.lazy_slots;
+        self.dsu.updating = false;
         self.version = snap.version;
         // Frames above the update point (transformers, migrate) were unwound by call_slot.
     }

@@ -89,6 +89,10 @@ pub struct UpdateState {
     pub history: Vec<UpdatePlan>,
     /// Old contents of instances transformed by the update in progress (for a rollback).
     pub(crate) undo: Vec<(crate::ObjRef, crate::Obj)>,
+    /// An update is being prepared (conversions are recorded for a rollback).
+    pub(crate) updating: bool,
+    /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).
+    pub(crate) converting: bool,
 }
 
 impl Vm {

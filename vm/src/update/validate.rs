@@ -51,21 +51,28 @@ impl Vm {
         // whose arity changes.
         for obj in self.heap.objects() {
             let Obj::Closure { func, .. } = obj else { continue };
-            for ins in &func.proto.code {
-                let Instr::CallFunc { f, argc, .. } = *ins else { continue };
-                let Some(name) = self.func_names.get_index(f as usize) else { continue };
-                if let Some(nf) = new.functions.iter().find(|p| &p.name == name) {
-                    if nf.arity != argc {
-                        return Err(format!(
-                            "a live closure (from {}) calls '{name}' with {argc} argument{}, but the new version of '{name}' takes {}",
-                            func.proto.name,
-                            if argc == 1 { "" } else { "s" },
-                            nf.arity
-                        ));
-                    }
-                }
+            if let Some(why) = self.arity_conflict(func, new, "a live closure") {
+                return Err(why);
             }
         }
         Ok(())
+    }
+
+    /// A direct call in `func`'s code to a function whose arity the new version changes.
+    pub(crate) fn arity_conflict(&self, func: &crate::Function, new: &Program, who: &str) -> Option<String> {
+        for ins in &func.proto.code {
+            let Instr::CallFunc { f, argc, .. } = *ins else { continue };
+            let Some(name) = self.func_names.get_index(f as usize) else { continue };
+            let nf = new.functions.iter().find(|p| &p.name == name)?;
+            if nf.arity != argc {
+                return Some(format!(
+                    "{who} ({}) calls '{name}' with {argc} argument{}, but the new version of '{name}' takes {}",
+                    func.proto.name,
+                    if argc == 1 { "" } else { "s" },
+                    nf.arity
+                ));
+            }
+        }
+        None
     }
 }

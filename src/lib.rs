@@ -69,6 +69,22 @@ pub struct RunOptions {
     pub trace: Trace,
     /// `--watch`: the program's source files, watched for changes.
     pub watch: Option<Vec<std::path::PathBuf>>,
+    /// `--self-update` (a testing aid): the program itself is pushed as an update at every
+    /// update point; a correct engine never changes the program's output (except `version()`).
+    pub self_update: bool,
+}
+
+/// Offers the same program at every update point.
+struct SelfUpdate(Program);
+
+impl molt_vm::update::UpdateSource for SelfUpdate {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        Some(Ok(self.0.clone()))
+    }
+
+    fn has_more(&self) -> bool {
+        true
+    }
 }
 
 /// `--trace-updates[=json]`.
@@ -125,6 +141,10 @@ impl molt_vm::update::UpdateSource for FileUpdates {
     fn has_more(&self) -> bool {
         !self.files.is_empty()
     }
+
+    fn unhandled(&mut self) -> Vec<String> {
+        self.files.drain(..).map(|f| f.display().to_string()).collect()
+    }
 }
 
 /// Runs a whole program on a fresh VM, with updates from `opts`.
@@ -146,7 +166,9 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
             eprintln!("{}", e.human());
         }
     }));
-    if let Some(files) = &opts.watch {
+    if opts.self_update {
+        vm.set_update_source(Box::new(SelfUpdate(program.clone())));
+    } else if let Some(files) = &opts.watch {
         vm.set_update_source(Box::new(watch::Watcher::start(files.clone())));
     } else if !opts.updates.is_empty() {
         vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));

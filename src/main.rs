@@ -76,6 +76,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
                 _ => return usage_error("--jit takes `off`, `on` or `always`"),
             },
             "--watch" => opts.watch = Some(Vec::new()),
+            "--self-update" => opts.self_update = true,
             _ if a.starts_with('-') => return usage_error(&format!("unknown option '{a}'")),
             _ if file.is_none() => file = Some(PathBuf::from(a)),
             _ => return usage_error(&format!("unexpected argument '{a}' (program arguments go after `--`)")),

@@ -87,28 +87,43 @@ impl Vm {
                     }
                 };
             }
+            // Int and float fast paths as nested matches (a tuple match made the compiler
+            // spill both values to memory); everything else goes to a cold path.
             macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:tt, $checked:ident, $sym:expr) => {{
-                let (x, y) = (r!($a), r!($b));
-                r!($dst) = match (x, y) {
-                    (Value::Int(i), Value::Int(j)) => match i.$checked(j) {
-                        Some(k) => Value::Int(k),
-                        None => throw!("integer overflow"),
+                let x = r!($a);
+                let y = r!($b);
+                let v = match x {
+                    Value::Int(i) => match y {
+                        Value::Int(j) => match i.$checked(j) {
+                            Some(k) => Value::Int(k),
+                            None => throw!("integer overflow"),
+                        },
+                        Value::Float(q) => Value::Float(i as f64 $op q),
+                        _ => tri!(self.arith_slow($sym, x, y)),
                     },
-                    (Value::Float(p), Value::Float(q)) => Value::Float(p $op q),
-                    (Value::Int(i), Value::Float(q)) => Value::Float(i as f64 $op q),
-                    (Value::Float(p), Value::Int(j)) => Value::Float(p $op j as f64),
+                    Value::Float(p) => match y {
+                        Value::Float(q) => Value::Float(p $op q),
+                        Value::Int(j) => Value::Float(p $op j as f64),
+                        _ => tri!(self.arith_slow($sym, x, y)),
+                    },
                     _ => tri!(self.arith_slow($sym, x, y)),
                 };
+                r!($dst) = v;
             }};
         }
             macro_rules! compare {
             ($dst:expr, $a:expr, $b:expr, $op:tt) => {{
-                let (x, y) = (r!($a), r!($b));
-                r!($dst) = Value::Bool(match (x, y) {
-                    (Value::Int(i), Value::Int(j)) => i $op j,
+                let x = r!($a);
+                let y = r!($b);
+                let b = match x {
+                    Value::Int(i) => match y {
+                        Value::Int(j) => i $op j,
+                        _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal),
+                    },
                     _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal),
-                });
+                };
+                r!($dst) = Value::Bool(b);
             }};
         }
 
@@ -225,36 +240,44 @@ impl Vm {
                     Instr::Gt { dst, a, b } => compare!(dst, a, b, >),
                     Instr::Ge { dst, a, b } => compare!(dst, a, b, >=),
                     Instr::JumpIfNotLt { a, b, target } => {
-                        let lt = match (r!(a), r!(b)) {
+                        let x = r!(a);
+                        let y = r!(b);
+                        let lt = match (x, y) {
                             (Value::Int(i), Value::Int(j)) => i < j,
-                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_lt()),
+                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_lt()),
                         };
                         if !lt {
                             pc = target as usize;
                         }
                     }
                     Instr::JumpIfNotLe { a, b, target } => {
-                        let le = match (r!(a), r!(b)) {
+                        let x = r!(a);
+                        let y = r!(b);
+                        let le = match (x, y) {
                             (Value::Int(i), Value::Int(j)) => i <= j,
-                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_le()),
+                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_le()),
                         };
                         if !le {
                             pc = target as usize;
                         }
                     }
                     Instr::JumpIfNotGt { a, b, target } => {
-                        let gt = match (r!(a), r!(b)) {
+                        let x = r!(a);
+                        let y = r!(b);
+                        let gt = match (x, y) {
                             (Value::Int(i), Value::Int(j)) => i > j,
-                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_gt()),
+                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_gt()),
                         };
                         if !gt {
                             pc = target as usize;
                         }
                     }
                     Instr::JumpIfNotGe { a, b, target } => {
-                        let ge = match (r!(a), r!(b)) {
+                        let x = r!(a);
+                        let y = r!(b);
+                        let ge = match (x, y) {
                             (Value::Int(i), Value::Int(j)) => i >= j,
-                            (x, y) => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_ge()),
+                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_ge()),
                         };
                         if !ge {
                             pc = target as usize;
@@ -644,6 +667,32 @@ impl Vm {
         self.call_native_fn(f, start, argc)
     }
 
+    /// Records reachable from `roots` that still owe a lazy conversion.
+    fn owed_conversions(&self, roots: &[Value]) -> Vec<crate::ObjRef> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut stack: Vec<Value> = roots.to_vec();
+        let mut owed = Vec::new();
+        while let Some(v) = stack.pop() {
+            let Value::Obj(o) = v else { continue };
+            if !seen.insert(o.0) {
+                continue;
+            }
+            match self.heap.get(o) {
+                Obj::List(items) => stack.extend_from_slice(items),
+                Obj::Map(m) => stack.extend(m.values_for_gc()),
+                Obj::Record { ty, fields } => {
+                    if self.types[*ty as usize].forward.is_some() {
+                        owed.push(o);
+                    }
+                    stack.extend_from_slice(fields);
+                }
+                Obj::Closure { captures, .. } => stack.extend_from_slice(captures),
+                _ => {}
+            }
+        }
+        owed
+    }
+
     /// Converts `v` now if it is an instance still owed a lazy conversion.
     fn lazy_touch(&mut self, v: Value, pc: usize) -> Res<()> {
         if let Value::Obj(o) = v {
@@ -658,9 +707,13 @@ impl Vm {
     }
 
     fn call_native_fn(&mut self, f: crate::NativeFn, start: usize, argc: usize) -> Res<Value> {
-        // A built-in may look inside any value it gets: owed conversions are done first.
+        // A built-in may look inside any value it gets: instances reachable from its
+        // arguments that still owe a lazy conversion are converted first.
         if !self.lazy_slots.is_empty() {
-            self.flush_lazy()?;
+            let owed = self.owed_conversions(&self.stack[start..start + argc]);
+            for r in owed {
+                self.convert_lazy(r)?;
+            }
         }
         let mut ctx = NativeCtx {
             heap: &mut self.heap,

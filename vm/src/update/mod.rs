@@ -59,6 +59,11 @@ pub trait UpdateSource {
     fn next_update(&mut self) -> Option<Result<Program, String>>;
     /// Whether `next_update` may return something (now or later).
     fn has_more(&self) -> bool;
+    /// At the end of the run: the updates it still holds that were never handled (for the
+    /// "never applied" lines), e.g. the remaining `--update` files.
+    fn unhandled(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An update that was requested and not yet applied or rejected.
@@ -176,10 +181,10 @@ impl Vm {
             ));
             self.emit(e);
         }
-        while let Some(next) = self.dsu.source.as_mut().filter(|s| s.has_more()).and_then(|s| s.next_update()) {
-            let _ = next;
+        let unhandled = self.dsu.source.as_mut().map(|s| s.unhandled()).unwrap_or_default();
+        for what in unhandled {
             let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(format!(
-                "update to version {} was never applied: the program ended before reaching an update point",
+                "update to version {} was never applied ({what}): the program ended before reaching an update point",
                 self.version + 1
             ));
             self.emit(e);

@@ -158,7 +158,19 @@ fn cmd_plan(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Deeply nested source (or data being printed) recurses deeply in the compiler and printer:
+/// run on a thread with a large stack (reserved, not committed) instead of the main thread's
+/// 8 MB, so such input is handled rather than crashing.
+const STACK: usize = 1 << 30;
+
 fn main() -> ExitCode {
+    match std::thread::Builder::new().name("molt".into()).stack_size(STACK).spawn(real_main) {
+        Ok(t) => t.join().unwrap_or(ExitCode::from(101)),
+        Err(_) => real_main(),
+    }
+}
+
+fn real_main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else { return usage_error("no command given") };
     let rest = &args[1..];

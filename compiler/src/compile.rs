@@ -157,6 +157,12 @@ impl<'o> Compiler<'o> {
                     }
                 }
                 Item::Func(f) => {
+                    if f.name.name == "main" && !f.params.is_empty() {
+                        self.diags.push(
+                            Diagnostic::new("E0019", "'main' takes no parameters", *file, f.name.span)
+                                .note("the program's arguments are in args()"),
+                        );
+                    }
                     if self.claim_name(*file, &f.name) {
                         let i = self.reserve_function();
                         self.funcs.insert(f.name.name.clone(), (i, f.params.len()));

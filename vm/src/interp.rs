@@ -127,6 +127,21 @@ impl Vm {
             }};
         }
 
+            // Fused compare-and-branch: jump unless `R[a] op R[b]`.
+            macro_rules! jump_unless {
+                ($a:expr, $b:expr, $target:expr, $op:tt) => {{
+                    let x = r!($a);
+                    let y = r!($b);
+                    let holds = match (x, y) {
+                        (Value::Int(i), Value::Int(j)) => i $op j,
+                        _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal),
+                    };
+                    if !holds {
+                        pc = $target as usize;
+                    }
+                }};
+            }
+
             // Call the function value `callee` with `argc` arguments at absolute `args`.
             macro_rules! call_value {
                 ($callee:expr, $args:expr, $argc:expr, $ret:expr) => {{
@@ -239,50 +254,10 @@ impl Vm {
                     Instr::Le { dst, a, b } => compare!(dst, a, b, <=),
                     Instr::Gt { dst, a, b } => compare!(dst, a, b, >),
                     Instr::Ge { dst, a, b } => compare!(dst, a, b, >=),
-                    Instr::JumpIfNotLt { a, b, target } => {
-                        let x = r!(a);
-                        let y = r!(b);
-                        let lt = match (x, y) {
-                            (Value::Int(i), Value::Int(j)) => i < j,
-                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_lt()),
-                        };
-                        if !lt {
-                            pc = target as usize;
-                        }
-                    }
-                    Instr::JumpIfNotLe { a, b, target } => {
-                        let x = r!(a);
-                        let y = r!(b);
-                        let le = match (x, y) {
-                            (Value::Int(i), Value::Int(j)) => i <= j,
-                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_le()),
-                        };
-                        if !le {
-                            pc = target as usize;
-                        }
-                    }
-                    Instr::JumpIfNotGt { a, b, target } => {
-                        let x = r!(a);
-                        let y = r!(b);
-                        let gt = match (x, y) {
-                            (Value::Int(i), Value::Int(j)) => i > j,
-                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_gt()),
-                        };
-                        if !gt {
-                            pc = target as usize;
-                        }
-                    }
-                    Instr::JumpIfNotGe { a, b, target } => {
-                        let x = r!(a);
-                        let y = r!(b);
-                        let ge = match (x, y) {
-                            (Value::Int(i), Value::Int(j)) => i >= j,
-                            _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o.is_ge()),
-                        };
-                        if !ge {
-                            pc = target as usize;
-                        }
-                    }
+                    Instr::JumpIfNotLt { a, b, target } => jump_unless!(a, b, target, <),
+                    Instr::JumpIfNotLe { a, b, target } => jump_unless!(a, b, target, <=),
+                    Instr::JumpIfNotGt { a, b, target } => jump_unless!(a, b, target, >),
+                    Instr::JumpIfNotGe { a, b, target } => jump_unless!(a, b, target, >=),
                     Instr::Range { dst, a, b } => match (r!(a), r!(b)) {
                         (Value::Int(x), Value::Int(y)) => {
                             let obj = self.heap.alloc(Obj::Range(x, y));

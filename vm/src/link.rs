@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::heap::Obj;
 use crate::program::Const;
-use crate::{Function, Instr, OperandKind, Program, TypeRt, Value, Vm};
+use crate::{Function, OperandKind, Program, TypeRt, Value, Vm};
 
 /// How one program's indices map to the VM's slots.
 #[derive(Clone, Debug, Default)]
@@ -143,33 +143,5 @@ impl Vm {
         }
         self.finish_updates();
         Ok(())
-    }
-}
-
-impl Instr {
-    /// This instruction with every table reference (global, function, type, name, built-in)
-    /// passed through `f`.
-    pub fn map_refs(self, f: &mut impl FnMut(OperandKind, u32) -> u32) -> Instr {
-        let mut ops = self.operands();
-        let mut changed = false;
-        for (_, kind, v) in &mut ops {
-            if matches!(
-                kind,
-                OperandKind::Global | OperandKind::Func | OperandKind::Type | OperandKind::Name | OperandKind::Native
-            ) {
-                let n = f(*kind, *v as u32) as i64;
-                changed |= n != *v;
-                *v = n;
-            }
-        }
-        if !changed {
-            return self;
-        }
-        let mut bytes = Vec::new();
-        bytes.push(self.opcode());
-        for (_, kind, v) in ops {
-            crate::opcodes::encode_operand(kind, v, &mut bytes);
-        }
-        Instr::decode(&bytes, &mut 0).expect("re-encoding a valid instruction")
     }
 }

@@ -70,6 +70,28 @@ macro_rules! operand_type {
     };
 }
 
+/// Passes a table-reference operand through the linker's mapping; other operands unchanged.
+macro_rules! remap_operand {
+    (Global, $v:expr, $f:expr) => {
+        $f(OperandKind::Global, $v)
+    };
+    (Func, $v:expr, $f:expr) => {
+        $f(OperandKind::Func, $v)
+    };
+    (Type, $v:expr, $f:expr) => {
+        $f(OperandKind::Type, $v)
+    };
+    (Name, $v:expr, $f:expr) => {
+        $f(OperandKind::Name, $v)
+    };
+    (Native, $v:expr, $f:expr) => {
+        $f(OperandKind::Native, $v)
+    };
+    ($other:ident, $v:expr, $f:expr) => {
+        $v
+    };
+}
+
 /// Error from decoding an instruction stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
@@ -109,6 +131,15 @@ macro_rules! opcodes {
             pub fn operands(&self) -> Vec<(&'static str, OperandKind, i64)> {
                 match *self {
                     $( Instr::$name { $($field),* } => vec![$((stringify!($field), OperandKind::$kind, $field as i64)),*] ),*
+                }
+            }
+
+            /// This instruction with every table reference (global, function, type, name,
+            /// built-in) passed through `f`: how the linker maps a program's indices to slots.
+            #[allow(unused_variables, clippy::redundant_closure_call)]
+            pub fn map_refs(self, f: &mut impl FnMut(OperandKind, u32) -> u32) -> Instr {
+                match self {
+                    $( Instr::$name { $($field),* } => Instr::$name { $($field: remap_operand!($kind, $field, f)),* } ),*
                 }
             }
 
@@ -302,6 +333,15 @@ mod tests {
         assert_eq!(pos, bytes.len());
         assert_eq!(Instr::decode(&bytes[..3], &mut 0), Err(DecodeError::Truncated));
         assert_eq!(Instr::decode(&[250], &mut 0), Err(DecodeError::BadOpcode(250)));
+    }
+
+    #[test]
+    fn map_refs_touches_only_table_references() {
+        let ins = Instr::CallFunc { dst: 1, f: 3, base: 2, argc: 1 };
+        let mapped = ins.map_refs(&mut |kind, v| if kind == OperandKind::Func { v + 100 } else { 999 });
+        assert_eq!(mapped, Instr::CallFunc { dst: 1, f: 103, base: 2, argc: 1 });
+        let g = Instr::GetGlobal { dst: 4, g: 1 }.map_refs(&mut |_, v| v * 10);
+        assert_eq!(g, Instr::GetGlobal { dst: 4, g: 10 });
     }
 
     #[test]

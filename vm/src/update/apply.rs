@@ -13,6 +13,25 @@ use crate::heap::{Obj, WriteGuard};
 use crate::link::SlotMap;
 use crate::{FnKind, Forward, Function, ObjRef, RuntimeError, TypeRt, Value, Vm};
 
+/// Where the default transformer takes a new field's value from.
+pub(crate) enum FieldSource {
+    /// The old field at this index.
+    Copy(usize),
+    /// A constant default, evaluated once.
+    Value(Value),
+    /// A default function to run per instance (what it is, for messages).
+    Default(u32, String),
+}
+
+/// A function whose whole body loads a constant and returns it.
+fn is_constant_thunk(f: &Function) -> bool {
+    use crate::Instr::*;
+    matches!(
+        f.proto.code.as_slice(),
+        [LoadNil { .. } | LoadTrue { .. } | LoadFalse { .. } | LoadInt { .. } | LoadConst { .. }, Return { .. }, ..]
+    )
+}
+
 /// Everything a rollback restores.
 struct Snapshot {
     funcs: Vec<Option<Rc<Function>>>,
@@ -100,12 +119,11 @@ impl Vm {
         self.dsu.updating = true;
         let result = self.prepare(&pending);
         match result {
-            Ok((replacements, transform_us)) => {
+            Ok((objects, transform_us)) => {
                 self.heap.guard = WriteGuard::Off;
                 self.heap.pause_gc = false;
                 self.dsu.updating = false;
                 self.dsu.undo.clear();
-                let objects = replacements.len();
                 self.commit_frames(&pending, moves);
                 for g in &pending.plan.globals_removed {
                     if let Some(slot) = self.global_names.get_index_of(g) {
@@ -198,9 +216,8 @@ impl Vm {
     }
 
     /// Loads the new code, initialises new globals, runs transformers and `migrate`.
-    /// Returns the instance replacements to make at commit, and the time in transformers.
-    #[allow(clippy::type_complexity)]
-    fn prepare(&mut self, pending: &Pending) -> Result<(Vec<(ObjRef, u32, Box<[Value]>)>, u64), String> {
+    /// Returns the number of instances transformed and the time in transformers.
+    fn prepare(&mut self, pending: &Pending) -> Result<(usize, u64), String> {
         let program = &pending.program;
         let plan = &pending.plan;
         // New code: every function relinked (unchanged ones too: they may build records of a
@@ -260,8 +277,7 @@ impl Vm {
 
         // Transformers: pre-existing objects are read-only while they run.
         let started = Instant::now();
-        self.heap.guard = WriteGuard::frozen(&self.heap);
-        let mut replacements = Vec::new();
+        let mut replacements: Vec<(ObjRef, u32, Box<[Value]>)> = Vec::new();
         let transforms: HashMap<&str, u32> = program
             .transforms
             .iter()
@@ -280,43 +296,52 @@ impl Vm {
         }
         if self.dsu.settings.mode == TransformMode::Lazy {
             // Lazy: nothing is converted now; each instance is at its first use.
-            self.heap.guard = WriteGuard::Off;
             for (name, old_slot, new_slot) in work {
                 let transform = transforms.get(name.as_str()).copied();
                 self.types[old_slot as usize].forward = Some(Forward { type_name: name, new_slot, transform });
                 self.lazy_slots.push(old_slot);
             }
-            return self.run_migrate(program).map(|()| (Vec::new(), 0));
+            return self.run_migrate(program).map(|()| (0, 0));
+        }
+        // While Molt code runs as a transformer, objects that existed before are read-only.
+        if !program.transforms.is_empty() || !plan.types_changed.is_empty() {
+            self.heap.guard = WriteGuard::frozen(&self.heap);
         }
         for (name, old_slot, new_slot) in work {
             let instances = self.heap.records_of(old_slot);
-            for r in instances {
-                let (ty, fields) = match transforms.get(name.as_str()) {
-                    Some(&tf) => {
+            match transforms.get(name.as_str()) {
+                Some(&tf) => {
+                    for r in instances {
                         let v = self
                             .call_slot(tf, &[Value::Obj(r)])
                             .map_err(|e| format!("transform {name} failed: {}", describe(&e)))?;
-                        self.check_transformed(&name, new_slot, v)?
+                        let (ty, fields) = self.check_transformed(&name, new_slot, v)?;
+                        replacements.push((r, ty, fields));
                     }
-                    None => {
-                        let new_slot = new_slot.ok_or("a removed type without a transformer")?;
-                        (new_slot, self.default_transform(r, old_slot, new_slot)?)
+                }
+                None => {
+                    let new_slot = new_slot.ok_or("a removed type without a transformer")?;
+                    let plan = self.field_plan(old_slot, new_slot)?;
+                    for r in instances {
+                        let fields = self.apply_field_plan(r, &plan)?;
+                        replacements.push((r, new_slot, fields));
                     }
-                };
-                replacements.push((r, ty, fields));
+                }
             }
         }
         let transform_us = started.elapsed().as_micros() as u64;
         // Instances take their new contents now (identity kept), so that `migrate` sees them;
         // the old contents are kept for a rollback.
         self.heap.guard = WriteGuard::Off;
-        for (r, ty, fields) in &replacements {
-            let old = std::mem::replace(self.heap.get_mut(*r), Obj::Record { ty: *ty, fields: fields.clone() });
-            self.dsu.undo.push((*r, old));
+        let objects = replacements.len();
+        self.dsu.undo.reserve(objects);
+        for (r, ty, fields) in replacements {
+            let old = std::mem::replace(self.heap.get_mut(r), Obj::Record { ty, fields });
+            self.dsu.undo.push((r, old));
         }
 
         self.run_migrate(program)?;
-        Ok((replacements, transform_us))
+        Ok((objects, transform_us))
     }
 
     /// `migrate`, with its writes to pre-existing objects journaled.
@@ -390,24 +415,51 @@ impl Vm {
 
     /// The default transformer: same-named fields copied, new fields from their defaults.
     fn default_transform(&mut self, r: ObjRef, old_slot: u32, new_slot: u32) -> Result<Box<[Value]>, String> {
-        let old_fields: Vec<Value> = match self.heap.get(r) {
-            Obj::Record { fields, .. } => fields.to_vec(),
-            _ => return Err("not a record".into()),
-        };
-        let n = self.types[new_slot as usize].field_names.len();
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let name = &self.types[new_slot as usize].field_names[i];
-            let old_index = self.types[old_slot as usize].field_names.iter().position(|f| f == name);
-            let v = match old_index {
-                Some(j) => old_fields[j],
-                None => {
-                    let tname = self.types[new_slot as usize].name.clone();
-                    let fname = name.clone();
-                    let d = self.types[new_slot as usize].defaults[i]
-                        .ok_or_else(|| format!("type {tname}: new field '{fname}' has no default"))?;
-                    self.call_slot(d, &[])
-                        .map_err(|e| format!("default of {tname}.{fname} failed: {}", describe(&e)))?
+        let plan = self.field_plan(old_slot, new_slot)?;
+        self.apply_field_plan(r, &plan)
+    }
+
+    /// How the default transformer builds each new field: computed once per type change.
+    pub(crate) fn field_plan(&mut self, old_slot: u32, new_slot: u32) -> Result<Vec<FieldSource>, String> {
+        let new = &self.types[new_slot as usize];
+        let old = &self.types[old_slot as usize];
+        let mut plan = Vec::with_capacity(new.field_names.len());
+        for (i, name) in new.field_names.iter().enumerate() {
+            if let Some(j) = old.field_names.iter().position(|f| f == name) {
+                plan.push(FieldSource::Copy(j));
+                continue;
+            }
+            let d = new.defaults[i].ok_or_else(|| format!("type {}: new field '{name}' has no default", new.name))?;
+            plan.push(FieldSource::Default(d, format!("{}.{name}", new.name)));
+        }
+        // A default that is a plain constant (`0`, `"EUR"`, `nil`) is evaluated once: the
+        // result is immutable, so sharing it is invisible. Others (`[]`) run per instance.
+        for source in &mut plan {
+            if let FieldSource::Default(d, what) = source {
+                if let Some(f) = self.funcs[*d as usize].clone() {
+                    if is_constant_thunk(&f) {
+                        let v = self
+                            .call_slot(*d, &[])
+                            .map_err(|e| format!("default of {what} failed: {}", describe(&e)))?;
+                        *source = FieldSource::Value(v);
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    pub(crate) fn apply_field_plan(&mut self, r: ObjRef, plan: &[FieldSource]) -> Result<Box<[Value]>, String> {
+        let mut out = Vec::with_capacity(plan.len());
+        for source in plan {
+            let v = match source {
+                FieldSource::Copy(j) => match self.heap.get(r) {
+                    Obj::Record { fields, .. } => fields[*j],
+                    _ => return Err("not a record".into()),
+                },
+                FieldSource::Value(v) => *v,
+                FieldSource::Default(d, what) => {
+                    self.call_slot(*d, &[]).map_err(|e| format!("default of {what} failed: {}", describe(&e)))?
                 }
             };
             out.push(v);

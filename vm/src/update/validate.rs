@@ -48,7 +48,16 @@ impl Vm {
             }
         }
         // Code that keeps running after the commit (live closures) must not call a function
-        // whose arity changes.
+        // whose arity changes. (The heap scan is skipped when no arity changes.)
+        let old = self.dsu.program.as_ref();
+        let arity_changes = plan.functions_changed.iter().any(|name| {
+            let before = old.and_then(|p| p.functions.iter().find(|f| &f.name == name)).map(|f| f.arity);
+            let after = new.functions.iter().find(|f| &f.name == name).map(|f| f.arity);
+            before != after
+        });
+        if !arity_changes {
+            return Ok(());
+        }
         for obj in self.heap.objects() {
             let Obj::Closure { func, .. } = obj else { continue };
             if let Some(why) = self.arity_conflict(func, new, "a live closure") {

@@ -49,6 +49,12 @@ fn str_(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     if ctx.heap.str_of(args[0]).is_some() {
         return Ok(args[0]);
     }
+    if let Value::Int(i) = args[0] {
+        // Formatted on the stack: one allocation for the string itself.
+        let mut buf = StackBuf::default();
+        let _ = std::fmt::Write::write_fmt(&mut buf, format_args!("{i}"));
+        return Ok(ctx.heap.alloc_str(buf.as_str()));
+    }
     let s = ctx.to_string(args[0]);
     Ok(ctx.heap.alloc_string(s))
 }
@@ -244,4 +250,29 @@ fn pow(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     count("pow", args, 2, 2)?;
     let (a, b) = (number(ctx, "pow", args[0])?, number(ctx, "pow", args[1])?);
     Ok(Value::Float(a.powf(b)))
+}
+
+/// A small formatting buffer on the stack (an int needs at most 20 bytes).
+#[derive(Default)]
+struct StackBuf {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl StackBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }

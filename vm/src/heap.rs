@@ -143,6 +143,25 @@ impl Heap {
         Value::Obj(self.alloc(Obj::Str(Rc::from(s))))
     }
 
+    /// `a + b` as a new string, with one allocation for short results (a stack buffer
+    /// instead of a temporary `String`).
+    pub fn alloc_concat(&mut self, a: &str, b: &str) -> Value {
+        let n = a.len() + b.len();
+        if n <= 256 {
+            let mut buf = [0u8; 256];
+            buf[..a.len()].copy_from_slice(a.as_bytes());
+            buf[a.len()..n].copy_from_slice(b.as_bytes());
+            // Two valid UTF-8 strings joined are valid UTF-8.
+            if let Ok(s) = std::str::from_utf8(&buf[..n]) {
+                return self.alloc_str(s);
+            }
+        }
+        let mut s = String::with_capacity(n);
+        s.push_str(a);
+        s.push_str(b);
+        self.alloc_string(s)
+    }
+
     pub fn alloc_list(&mut self, items: Vec<Value>) -> Value {
         Value::Obj(self.alloc(Obj::List(items)))
     }

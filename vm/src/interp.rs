@@ -708,12 +708,8 @@ impl Vm {
 
     fn arith_slow(&mut self, op: &str, x: Value, y: Value) -> Res<Value> {
         if let ("+", Some(a), Some(b)) = (op, self.heap.str_of(x), self.heap.str_of(y)) {
-            {
-                let mut s = String::with_capacity(a.len() + b.len());
-                s.push_str(a);
-                s.push_str(b);
-                return Ok(self.heap.alloc_string(s));
-            }
+            let (a, b) = (a.clone(), b.clone());
+            return Ok(self.heap.alloc_concat(&a, &b));
         }
         Err(format!("cannot apply '{op}' to {} and {}", self.type_of(x), self.type_of(y)))
     }

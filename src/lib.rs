@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod diagnostics;
+pub mod repl;
 pub mod watch;
 
 use std::path::Path;
@@ -69,6 +70,8 @@ pub struct RunOptions {
     pub trace: Trace,
     /// `--watch`: the program's source files, watched for changes.
     pub watch: Option<Vec<std::path::PathBuf>>,
+    /// `--jit off|on|always`.
+    pub jit: molt_vm::tier::JitMode,
     /// `--self-update` (a testing aid): the program itself is pushed as an update at every
     /// update point; a correct engine never changes the program's output (except `version()`).
     pub self_update: bool,
@@ -152,6 +155,15 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
     let mut vm = new_vm();
     vm.args = opts.args.clone();
     vm.dsu.settings = opts.settings.clone();
+    if opts.jit != molt_vm::tier::JitMode::Off {
+        match molt_jit::Jit::new() {
+            Ok(jit) => {
+                vm.jit = Some(Box::new(jit));
+                vm.jit_mode = opts.jit;
+            }
+            Err(e) => eprintln!("warning: the JIT is not available here ({e}); running interpreted"),
+        }
+    }
     let trace = opts.trace;
     vm.dsu.on_event = Some(Box::new(move |e: &molt_vm::update::UpdateEvent| {
         use molt_vm::update::EventKind;

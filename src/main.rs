@@ -11,6 +11,7 @@ const USAGE: &str = "usage:
       --update FILE                a new version, applied at an update point (repeatable)
       --policy strict|relaxed      frames of changed functions: wait for them, or let them finish
       --watch                      apply each saved edit of the program's files
+      --jit off|on|always          the compiled tier (default off; `always` compiles at first call)
       --trace-updates[=json]       print every update event on stderr
   molt check FILE                  compile only; report every error
   molt compile FILE -o OUT.mbc     write versioned bytecode
@@ -38,6 +39,7 @@ fn load(path: &Path) -> Result<molt::Program, ExitCode> {
 }
 
 fn cmd_run(args: &[String]) -> ExitCode {
+    use molt_vm::tier::JitMode;
     use molt_vm::update::{Policy, TransformMode};
     let mut file = None;
     let mut opts = molt::RunOptions::default();
@@ -71,8 +73,9 @@ fn cmd_run(args: &[String]) -> ExitCode {
             "--trace-updates=json" => opts.trace = molt::Trace::Json,
             "--trace-updates=human" => opts.trace = molt::Trace::Human,
             "--jit" => match value(i) {
-                Some("off") => {}
-                Some("on" | "always") => return usage_error("the JIT tier is not built yet: only `--jit off` works"),
+                Some("off") => opts.jit = JitMode::Off,
+                Some("on") => opts.jit = JitMode::On,
+                Some("always") => opts.jit = JitMode::Always,
                 _ => return usage_error("--jit takes `off`, `on` or `always`"),
             },
             "--watch" => opts.watch = Some(Vec::new()),
@@ -185,7 +188,10 @@ fn real_main() -> ExitCode {
         }
         "plan" => cmd_plan(rest),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
-        "repl" => usage_error(&format!("`molt {cmd}` is not available yet (see docs/progress.md)")),
+        "repl" => match molt::repl::cmd(rest) {
+            Ok(file) => molt::repl::main(file),
+            Err(e) => usage_error(&e),
+        },
         other => usage_error(&format!("unknown command '{other}'")),
     }
 }

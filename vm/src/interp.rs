@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::heap::Obj;
 use crate::map::Map;
 use crate::native::{BuiltinKind, MethodImpl, NativeCtx};
+use crate::tier::{Exit, Flags, JIT_THRESHOLD, JitMode};
 use crate::{Frame, Function, Instr, MAX_FRAMES, RuntimeError, TraceFrame, Value, Vm};
 
 /// Result of an arithmetic fast path miss.
@@ -25,6 +26,31 @@ impl Vm {
                 (f.func.clone(), f.pc, f.base)
             };
             let code: &[Instr] = &func.proto.code;
+            // A function entered at its start may run in compiled code.
+            if pc == 0 && self.jit_mode != JitMode::Off {
+                if let Some(exit) = self.run_compiled(&func, base) {
+                    match exit {
+                        Exit::Resume(at) => pc = at,
+                        Exit::Returned(src) => {
+                            let v = self.stack[base + src as usize];
+                            let done = self.frames.pop().unwrap();
+                            self.stack[done.ret] = v;
+                            if self.frames.len() <= stop_depth {
+                                return Ok(v);
+                            }
+                            continue 'frames;
+                        }
+                        Exit::ReturnedNil => {
+                            let done = self.frames.pop().unwrap();
+                            self.stack[done.ret] = Value::Nil;
+                            if self.frames.len() <= stop_depth {
+                                return Ok(Value::Nil);
+                            }
+                            continue 'frames;
+                        }
+                    }
+                }
+            }
 
             macro_rules! r {
                 ($i:expr) => {
@@ -600,7 +626,7 @@ impl Vm {
                         }
                     }
                     Instr::Update { point } => {
-                        if self.update_pending {
+                        if self.update_pending.load(Ordering::Relaxed) {
                             self.frames.last_mut().unwrap().pc = pc;
                             self.at_update_point(point);
                             // The frame may have moved to new code: reload it.
@@ -640,6 +666,31 @@ impl Vm {
     fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
         let f = self.natives[n as usize].f;
         self.call_native_fn(f, start, argc)
+    }
+
+    /// Runs `func`'s compiled code on its frame (compiling it first when due); `None` when it
+    /// has none.
+    fn run_compiled(&mut self, func: &Rc<Function>, base: usize) -> Option<Exit> {
+        if func.jit.get().is_none() {
+            let due = match self.jit_mode {
+                JitMode::Always => true,
+                JitMode::On => {
+                    let n = func.calls.get() + 1;
+                    func.calls.set(n);
+                    n >= JIT_THRESHOLD
+                }
+                JitMode::Off => false,
+            };
+            if !due {
+                return None;
+            }
+            let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts));
+            let _ = func.jit.set(compiled);
+        }
+        let code = func.jit.get()?.as_ref()?;
+        let n = func.proto.nregs as usize;
+        let flags = Flags { interrupt: &self.interrupt, update: &self.update_pending };
+        Some(code.run(&mut self.stack[base..base + n], &flags))
     }
 
     /// Records reachable from `roots` that still owe a lazy conversion.

@@ -13,6 +13,7 @@ pub mod opcodes;
 pub mod ops;
 pub mod print;
 pub mod program;
+pub mod tier;
 pub mod update;
 pub mod value;
 pub mod verify;
@@ -44,6 +45,10 @@ pub struct Function {
     pub slot: u32,
     /// Source file path, for stack traces.
     pub file: Rc<str>,
+    /// Compiled code, once the tier compiled it (`Some(None)`: it declined).
+    pub jit: std::cell::OnceCell<Option<Box<dyn tier::CompiledCode>>>,
+    /// Calls so far (counted only while the tier is on and the function is not compiled).
+    pub calls: Cell<u32>,
 }
 
 /// A record type as the VM runs it.
@@ -127,7 +132,11 @@ pub struct Vm {
     /// Set from another thread to stop the running program at its next safepoint.
     pub interrupt: Arc<AtomicBool>,
     /// Checked at update points: an update is waiting to be applied (or may be fetched).
-    pub update_pending: bool,
+    /// Atomic so that compiled code can poll it through a shared reference.
+    pub update_pending: std::sync::atomic::AtomicBool,
+    /// The compiled tier, if one is installed, and when it compiles.
+    pub jit: Option<Box<dyn tier::TierCompiler>>,
+    pub jit_mode: tier::JitMode,
     /// Dynamic software updating: settings, the pending update, events.
     pub dsu: update::UpdateState,
     /// Old type slots whose instances still wait for a lazy conversion.
@@ -160,7 +169,9 @@ impl Vm {
             out: Box::new(std::io::BufWriter::new(std::io::stdout())),
             args: Vec::new(),
             interrupt: Arc::new(AtomicBool::new(false)),
-            update_pending: false,
+            update_pending: std::sync::atomic::AtomicBool::new(false),
+            jit: None,
+            jit_mode: tier::JitMode::Off,
             dsu: Default::default(),
             lazy_slots: Vec::new(),
         }

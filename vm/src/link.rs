@@ -92,6 +92,8 @@ impl Vm {
             consts,
             slot: map.funcs[i],
             file: Rc::from(file),
+            jit: Default::default(),
+            calls: Cell::new(0),
         }
     }
 

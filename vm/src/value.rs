@@ -6,7 +6,10 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ObjRef(pub u32);
 
+/// `repr(C, u8)` fixes the layout compiled code relies on: a one-byte tag at offset 0 (the
+/// variant's index, see `tag`), the payload at offset 8; 16 bytes in all.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, u8)]
 pub enum Value {
     Nil,
     Bool(bool),
@@ -24,4 +27,15 @@ impl Value {
     pub fn truthy(self) -> bool {
         !matches!(self, Value::Nil | Value::Bool(false))
     }
+}
+
+/// Tags of `Value` as compiled code sees them (offset 0), payload at offset 8. The JIT crate
+/// tests this layout against real values.
+pub mod tag {
+    pub const NIL: u8 = 0;
+    pub const BOOL: u8 = 1;
+    pub const INT: u8 = 2;
+    pub const FLOAT: u8 = 3;
+    pub const PAYLOAD_OFFSET: i32 = 8;
+    pub const SIZE: i32 = 16;
 }

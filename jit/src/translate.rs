@@ -1,0 +1,337 @@
+//! Bytecode to Cranelift IR. One IR block per instruction; registers are loads and stores on
+//! the frame (`regs + 16 * r`: tag byte at 0, payload at 8). Every guard that fails (a value
+//! of another type, an overflow, a set flag) returns "resume at this pc" before changing
+//! anything the instruction would change, so the interpreter redoes the instruction.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{self, Block, InstBuilder, MemFlagsData, types};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use molt_vm::value::tag;
+use molt_vm::{Instr, Proto, Value};
+
+use crate::{EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL};
+
+/// Whether every instruction of `proto` is one this tier compiles.
+pub fn supported(proto: &Proto, consts: &[Value]) -> bool {
+    use Instr::*;
+    proto.code.iter().all(|ins| match *ins {
+        Move { .. } | LoadNil { .. } | LoadTrue { .. } | LoadFalse { .. } | LoadInt { .. } => true,
+        Add { .. } | Sub { .. } | Mul { .. } | AddImm { .. } | Neg { .. } => true,
+        Lt { .. } | Le { .. } | Gt { .. } | Ge { .. } | Eq { .. } | Ne { .. } => true,
+        JumpIfNotLt { .. } | JumpIfNotLe { .. } | JumpIfNotGt { .. } | JumpIfNotGe { .. } => true,
+        Jump { .. } | Loop { .. } | JumpIfFalse { .. } | JumpIfTrue { .. } => true,
+        ForPrep { .. } | ForLoop { .. } | Return { .. } | ReturnNil {} | Update { .. } => true,
+        LoadConst { k, .. } => matches!(consts.get(k as usize), Some(Value::Int(_) | Value::Float(_))),
+        _ => false,
+    })
+}
+
+struct Gen<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    regs: ir::Value,
+    interrupt: ir::Value,
+    update: ir::Value,
+    blocks: Vec<Block>,
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl Gen<'_, '_> {
+    fn off(r: u16) -> i32 {
+        r as i32 * tag::SIZE
+    }
+
+    fn tag(&mut self, r: u16) -> ir::Value {
+        self.b.ins().uload8(types::I32, flags(), self.regs, Self::off(r))
+    }
+
+    fn payload(&mut self, r: u16) -> ir::Value {
+        self.b.ins().load(types::I64, flags(), self.regs, Self::off(r) + tag::PAYLOAD_OFFSET)
+    }
+
+    fn set_tag(&mut self, r: u16, t: u8) {
+        let v = self.b.ins().iconst(types::I32, t as i64);
+        self.b.ins().istore8(flags(), v, self.regs, Self::off(r));
+    }
+
+    fn store_int(&mut self, r: u16, v: ir::Value) {
+        self.set_tag(r, tag::INT);
+        self.b.ins().store(flags(), v, self.regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+    }
+
+    fn store_bool(&mut self, r: u16, c: ir::Value) {
+        self.set_tag(r, tag::BOOL);
+        self.b.ins().istore8(flags(), c, self.regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+    }
+
+    fn exit(&mut self, kind: u64, low: u64) {
+        let code = self.b.ins().iconst(types::I64, ((kind << 32) | low) as i64);
+        self.b.ins().return_(&[code]);
+    }
+
+    /// Continues in `ok` when `cond` holds, else returns "resume at `pc`".
+    fn guard(&mut self, cond: ir::Value, pc: usize) {
+        let ok = self.b.create_block();
+        let bail = self.b.create_block();
+        self.b.ins().brif(cond, ok, &[], bail, &[]);
+        self.b.switch_to_block(bail);
+        self.exit(EXIT_RESUME, pc as u64);
+        self.b.switch_to_block(ok);
+    }
+
+    /// Both registers hold ints.
+    fn both_int(&mut self, a: u16, b: u16) -> ir::Value {
+        let ta = self.tag(a);
+        let tb = self.tag(b);
+        let ia = self.b.ins().icmp_imm_u(IntCC::Equal, ta, tag::INT as i64);
+        let ib = self.b.ins().icmp_imm_u(IntCC::Equal, tb, tag::INT as i64);
+        self.b.ins().band(ia, ib)
+    }
+
+    fn is_int(&mut self, a: u16) -> ir::Value {
+        let t = self.tag(a);
+        self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::INT as i64)
+    }
+
+    fn flag_clear(&mut self, ptr: ir::Value) -> ir::Value {
+        let f = self.b.ins().atomic_load(types::I8, flags(), ptr);
+        self.b.ins().icmp_imm_u(IntCC::Equal, f, 0)
+    }
+
+    fn next(&self, pc: usize) -> Block {
+        self.blocks[(pc + 1).min(self.blocks.len() - 1)]
+    }
+
+    /// `dst := a op b` on ints, with the overflow check.
+    fn arith(
+        &mut self,
+        pc: usize,
+        dst: u16,
+        a: u16,
+        b: u16,
+        op: fn(&mut Self, ir::Value, ir::Value) -> (ir::Value, ir::Value),
+    ) {
+        let ints = self.both_int(a, b);
+        self.guard(ints, pc);
+        let x = self.payload(a);
+        let y = self.payload(b);
+        let (r, overflow) = op(self, x, y);
+        let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
+        self.guard(fine, pc);
+        self.store_int(dst, r);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
+    }
+
+    fn compare(&mut self, pc: usize, dst: u16, a: u16, b: u16, cc: IntCC) {
+        let ints = self.both_int(a, b);
+        self.guard(ints, pc);
+        let x = self.payload(a);
+        let y = self.payload(b);
+        let c = self.b.ins().icmp(cc, x, y);
+        self.store_bool(dst, c);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
+    }
+
+    /// Jump to `target` unless `a cc b` (ints).
+    fn branch_unless(&mut self, pc: usize, a: u16, b: u16, target: u32, cc: IntCC) {
+        let ints = self.both_int(a, b);
+        self.guard(ints, pc);
+        let x = self.payload(a);
+        let y = self.payload(b);
+        let c = self.b.ins().icmp(cc, x, y);
+        let (next, target) = (self.next(pc), self.blocks[target as usize]);
+        self.b.ins().brif(c, next, &[], target, &[]);
+    }
+
+    /// The register is false or nil.
+    fn falsy(&mut self, r: u16) -> ir::Value {
+        let t = self.tag(r);
+        let is_nil = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::NIL as i64);
+        let is_bool = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::BOOL as i64);
+        let p = self.b.ins().uload8(types::I32, flags(), self.regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        let p_false = self.b.ins().icmp_imm_u(IntCC::Equal, p, 0);
+        let false_bool = self.b.ins().band(is_bool, p_false);
+        self.b.ins().bor(is_nil, false_bool)
+    }
+
+    fn instr(&mut self, pc: usize, ins: Instr, consts: &[Value]) {
+        use Instr::*;
+        match ins {
+            Move { dst, src } => {
+                let lo = self.b.ins().load(types::I64, flags(), self.regs, Self::off(src));
+                let hi = self.b.ins().load(types::I64, flags(), self.regs, Self::off(src) + 8);
+                self.b.ins().store(flags(), lo, self.regs, Self::off(dst));
+                self.b.ins().store(flags(), hi, self.regs, Self::off(dst) + 8);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            LoadNil { dst } => {
+                self.set_tag(dst, tag::NIL);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            LoadTrue { dst } | LoadFalse { dst } => {
+                let v = self.b.ins().iconst(types::I32, matches!(ins, LoadTrue { .. }) as i64);
+                self.store_bool(dst, v);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            LoadInt { dst, value } => {
+                let v = self.b.ins().iconst(types::I64, value as i64);
+                self.store_int(dst, v);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            LoadConst { dst, k } => {
+                match consts.get(k as usize) {
+                    Some(Value::Int(i)) => {
+                        let v = self.b.ins().iconst(types::I64, *i);
+                        self.store_int(dst, v);
+                    }
+                    Some(Value::Float(f)) => {
+                        self.set_tag(dst, tag::FLOAT);
+                        let v = self.b.ins().iconst(types::I64, f.to_bits() as i64);
+                        self.b.ins().store(flags(), v, self.regs, Self::off(dst) + tag::PAYLOAD_OFFSET);
+                    }
+                    _ => return self.exit(EXIT_RESUME, pc as u64),
+                }
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            Add { dst, a, b } => self.arith(pc, dst, a, b, |g, x, y| g.b.ins().sadd_overflow(x, y)),
+            Sub { dst, a, b } => self.arith(pc, dst, a, b, |g, x, y| g.b.ins().ssub_overflow(x, y)),
+            Mul { dst, a, b } => self.arith(pc, dst, a, b, |g, x, y| g.b.ins().smul_overflow(x, y)),
+            AddImm { dst, a, value } => {
+                let int = self.is_int(a);
+                self.guard(int, pc);
+                let x = self.payload(a);
+                let y = self.b.ins().iconst(types::I64, value as i64);
+                let (r, overflow) = self.b.ins().sadd_overflow(x, y);
+                let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
+                self.guard(fine, pc);
+                self.store_int(dst, r);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            Neg { dst, a } => {
+                let int = self.is_int(a);
+                self.guard(int, pc);
+                let x = self.payload(a);
+                let zero = self.b.ins().iconst(types::I64, 0);
+                let (r, overflow) = self.b.ins().ssub_overflow(zero, x);
+                let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
+                self.guard(fine, pc);
+                self.store_int(dst, r);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            Lt { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedLessThan),
+            Le { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedLessThanOrEqual),
+            Gt { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedGreaterThan),
+            Ge { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedGreaterThanOrEqual),
+            Eq { dst, a, b } => self.compare(pc, dst, a, b, IntCC::Equal),
+            Ne { dst, a, b } => self.compare(pc, dst, a, b, IntCC::NotEqual),
+            JumpIfNotLt { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedLessThan),
+            JumpIfNotLe { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedLessThanOrEqual),
+            JumpIfNotGt { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedGreaterThan),
+            JumpIfNotGe { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedGreaterThanOrEqual),
+            Jump { target } => {
+                let t = self.blocks[target as usize];
+                self.b.ins().jump(t, &[]);
+            }
+            Loop { target } => {
+                // The interpreter raises the interrupt: hand over before jumping back.
+                let clear = self.flag_clear(self.interrupt);
+                self.guard(clear, pc);
+                let t = self.blocks[target as usize];
+                self.b.ins().jump(t, &[]);
+            }
+            JumpIfFalse { cond, target } | JumpIfTrue { cond, target } => {
+                let f = self.falsy(cond);
+                let (next, target) = (self.next(pc), self.blocks[target as usize]);
+                if matches!(ins, JumpIfFalse { .. }) {
+                    self.b.ins().brif(f, target, &[], next, &[]);
+                } else {
+                    self.b.ins().brif(f, next, &[], target, &[]);
+                }
+            }
+            ForPrep { base, var, exit } => {
+                let ints = self.both_int(base, base + 1);
+                self.guard(ints, pc);
+                let start = self.payload(base + 1);
+                let end = self.payload(base);
+                let more = self.b.ins().icmp(IntCC::SignedLessThan, start, end);
+                let body = self.b.create_block();
+                let exit = self.blocks[exit as usize];
+                self.b.ins().brif(more, body, &[], exit, &[]);
+                self.b.switch_to_block(body);
+                self.store_int(var, start);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            ForLoop { base, var, target } => {
+                let clear = self.flag_clear(self.interrupt);
+                self.guard(clear, pc);
+                let ints = self.both_int(base, base + 1);
+                self.guard(ints, pc);
+                let cur = self.payload(base + 1);
+                let end = self.payload(base);
+                // cur < end, so cur + 1 cannot overflow.
+                let nxt = self.b.ins().iadd_imm_s(cur, 1);
+                let more = self.b.ins().icmp(IntCC::SignedLessThan, nxt, end);
+                let again = self.b.create_block();
+                let next = self.next(pc);
+                self.b.ins().brif(more, again, &[], next, &[]);
+                self.b.switch_to_block(again);
+                self.store_int(base + 1, nxt);
+                self.store_int(var, nxt);
+                let t = self.blocks[target as usize];
+                self.b.ins().jump(t, &[]);
+            }
+            Return { src } => self.exit(EXIT_RETURNED, src as u64),
+            ReturnNil {} => self.exit(EXIT_RETURNED_NIL, 0),
+            Update { .. } => {
+                // An update point: nothing to do unless an update waits for it.
+                let clear = self.flag_clear(self.update);
+                self.guard(clear, pc);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            _ => self.exit(EXIT_RESUME, pc as u64),
+        }
+    }
+}
+
+/// Builds the IR of `proto` into `func`.
+pub fn build(
+    func: &mut ir::Function,
+    fctx: &mut FunctionBuilderContext,
+    proto: &Proto,
+    consts: &[Value],
+    config: TargetFrontendConfig,
+) -> Result<(), String> {
+    if proto.code.is_empty() {
+        return Err("empty function".into());
+    }
+    let mut b = FunctionBuilder::new(func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    let blocks: Vec<Block> = (0..proto.code.len()).map(|_| b.create_block()).collect();
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    b.ins().jump(blocks[0], &[]);
+    let mut g = Gen { b: &mut b, regs: params[0], interrupt: params[1], update: params[2], blocks };
+    for (pc, ins) in proto.code.iter().enumerate() {
+        let block = g.blocks[pc];
+        g.b.switch_to_block(block);
+        g.instr(pc, *ins, consts);
+    }
+    b.seal_all_blocks();
+    b.finalize(config);
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Compiled and interpreted code are indistinguishable except for speed: every tests/lang
+//! program and every tests/dsu scenario gives the same stdout, stderr and exit status under
+//! `--jit always` (every function the tier handles is compiled at its first call).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn molt(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+        .current_dir(root)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("molt runs");
+    let _ = child.stdin.take().map(|mut s| s.write_all(stdin.as_bytes()));
+    child.wait_with_output().expect("molt finishes")
+}
+
+/// Drops the timing fields of update events (they differ from run to run).
+fn scrub(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(|l| match (l.find("; waited"), l.find(",\"wait_us\"")) {
+            (Some(i), _) | (None, Some(i)) => &l[..i],
+            (None, None) => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn compare(what: &str, args: Vec<String>, stdin: &str, failures: &mut Vec<String>) {
+    let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut jit = plain.clone();
+    jit.splice(2..2, ["--jit", "always"]);
+    let (a, b) = (molt(&plain, stdin), molt(&jit, stdin));
+    if a.stdout != b.stdout || scrub(&a.stderr) != scrub(&b.stderr) || a.status.code() != b.status.code() {
+        failures.push(format!(
+            "{what}: interpreted exit {:?}, compiled exit {:?}\n--- interpreted stdout\n{}--- compiled stdout\n{}--- compiled stderr\n{}",
+            a.status.code(),
+            b.status.code(),
+            String::from_utf8_lossy(&a.stdout),
+            String::from_utf8_lossy(&b.stdout),
+            String::from_utf8_lossy(&b.stderr)
+        ));
+    }
+}
+
+#[test]
+fn lang_programs_behave_the_same_compiled() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for entry in walkdir::WalkDir::new(root.join("tests/lang")).into_iter().filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "molt") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let stdin: String = text
+            .lines()
+            .filter_map(|l| l.split("// stdin:").nth(1))
+            .map(|s| format!("{}\n", s.strip_prefix(' ').unwrap_or(s)))
+            .collect();
+        let mut args = vec!["run".to_string(), path.strip_prefix(root).unwrap().display().to_string()];
+        if let Some(a) = text.lines().find_map(|l| l.split("// args:").nth(1)) {
+            args.push("--".into());
+            args.extend(a.split_whitespace().map(String::from));
+        }
+        compare(&path.display().to_string(), args, &stdin, &mut failures);
+        n += 1;
+    }
+    assert!(n > 100);
+    assert!(failures.is_empty(), "{} programs differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn dsu_scenarios_behave_the_same_compiled() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(root.join("tests/dsu")).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let rel = dir.strip_prefix(root).unwrap().to_path_buf();
+        if !dir.join("v1.molt").exists() {
+            continue;
+        }
+        let mut args = vec!["run".to_string(), rel.join("v1.molt").display().to_string()];
+        for i in 2..100 {
+            let v = rel.join(format!("v{i}.molt"));
+            if !root.join(&v).exists() {
+                break;
+            }
+            args.push("--update".into());
+            args.push(v.display().to_string());
+        }
+        if let Ok(extra) = std::fs::read_to_string(dir.join("args")) {
+            args.extend(extra.split_whitespace().filter(|a| *a != "--jit" && *a != "always").map(String::from));
+        }
+        compare(&rel.display().to_string(), args, "", &mut failures);
+    }
+    assert!(failures.is_empty(), "{} scenarios differ:\n{}", failures.len(), failures.join("\n"));
+}

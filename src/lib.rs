@@ -3,7 +3,6 @@
 
 pub mod demo;
 pub mod diagnostics;
-pub mod repl;
 pub mod watch;
 
 use std::path::Path;

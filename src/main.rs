@@ -188,10 +188,7 @@ fn real_main() -> ExitCode {
         }
         "plan" => cmd_plan(rest),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
-        "repl" => match molt::repl::cmd(rest) {
-            Ok(file) => molt::repl::main(file),
-            Err(e) => usage_error(&e),
-        },
+        "repl" => usage_error(&format!("`molt {cmd}` is not available yet (see docs/progress.md)")),
         other => usage_error(&format!("unknown command '{other}'")),
     }
 }

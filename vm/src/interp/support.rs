@@ -1,0 +1,233 @@
+//! The interpreter's slow paths and services: errors and stack traces, built-in calls,
+//! arithmetic and comparisons beyond the fast paths, indexing, the compiled tier's entry, and
+//! lazy conversions. The loop itself is in `interp.rs`.
+
+use std::rc::Rc;
+
+use crate::heap::Obj;
+use crate::native::NativeCtx;
+use crate::tier::{Exit, Flags, JIT_THRESHOLD, JitMode};
+use crate::{Function, RuntimeError, TraceFrame, Value, Vm};
+
+/// A runtime error message from a slow path.
+pub(crate) type Res<T> = Result<T, String>;
+
+impl Vm {
+    /// Builds a runtime error with the stack trace at `pc` in the top frame. Unwinds nothing:
+    /// the caller truncates the frames.
+    pub(crate) fn raise(&mut self, message: String, pc: usize) -> RuntimeError {
+        if let Some(f) = self.frames.last_mut() {
+            f.pc = pc;
+        }
+        let trace = self
+            .frames
+            .iter()
+            .rev()
+            .map(|f| {
+                let i = f.pc.saturating_sub(1).min(f.func.proto.lines.len().saturating_sub(1));
+                TraceFrame {
+                    function: display_name(&f.func).to_string(),
+                    file: f.func.file.to_string(),
+                    line: f.func.proto.lines.get(i).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        RuntimeError { message, trace }
+    }
+
+    pub(super) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
+        let f = self.natives[n as usize].f;
+        self.call_native_fn(f, start, argc)
+    }
+
+    /// Runs `func`'s compiled code on its frame (compiling it first when due); `None` when it
+    /// has none.
+    pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize) -> Option<Exit> {
+        if func.jit.get().is_none() {
+            let due = match self.jit_mode {
+                JitMode::Always => true,
+                JitMode::On => {
+                    let n = func.calls.get() + 1;
+                    func.calls.set(n);
+                    n >= JIT_THRESHOLD
+                }
+                JitMode::Off => false,
+            };
+            if !due {
+                return None;
+            }
+            let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts));
+            let _ = func.jit.set(compiled);
+        }
+        let code = func.jit.get()?.as_ref()?;
+        let n = func.proto.nregs as usize;
+        let flags = Flags { interrupt: &self.interrupt, update: &self.update_pending };
+        Some(code.run(&mut self.stack[base..base + n], &flags))
+    }
+
+    /// Records reachable from `roots` that still owe a lazy conversion.
+    pub(super) fn owed_conversions(&self, roots: &[Value]) -> Vec<crate::ObjRef> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut stack: Vec<Value> = roots.to_vec();
+        let mut owed = Vec::new();
+        while let Some(v) = stack.pop() {
+            let Value::Obj(o) = v else { continue };
+            if !seen.insert(o.0) {
+                continue;
+            }
+            match self.heap.get(o) {
+                Obj::List(items) => stack.extend_from_slice(items),
+                Obj::Map(m) => stack.extend(m.values_for_gc()),
+                Obj::Record { ty, fields } => {
+                    if self.types[*ty as usize].forward.is_some() {
+                        owed.push(o);
+                    }
+                    stack.extend_from_slice(fields);
+                }
+                Obj::Closure { captures, .. } => stack.extend_from_slice(captures),
+                _ => {}
+            }
+        }
+        owed
+    }
+
+    /// Converts `v` now if it is an instance still owed a lazy conversion.
+    pub(super) fn lazy_touch(&mut self, v: Value, pc: usize) -> Res<()> {
+        if let Value::Obj(o) = v {
+            if let Obj::Record { ty, .. } = self.heap.get(o) {
+                if self.types[*ty as usize].forward.is_some() {
+                    self.frames.last_mut().unwrap().pc = pc;
+                    return self.convert_lazy(o);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn call_native_fn(&mut self, f: crate::NativeFn, start: usize, argc: usize) -> Res<Value> {
+        // A built-in may look inside any value it gets: instances reachable from its
+        // arguments that still owe a lazy conversion are converted first.
+        if !self.lazy_slots.is_empty() {
+            let owed = self.owed_conversions(&self.stack[start..start + argc]);
+            for r in owed {
+                self.convert_lazy(r)?;
+            }
+        }
+        let mut ctx = NativeCtx {
+            heap: &mut self.heap,
+            types: &self.types,
+            funcs: &self.funcs,
+            natives: &self.natives,
+            out: &mut *self.out,
+            version: self.version,
+            args: &self.args,
+        };
+        f(&mut ctx, &self.stack[start..start + argc])
+    }
+
+    pub(crate) fn key(&self, v: Value) -> Res<crate::map::Key> {
+        self.heap.key_of(v).map_err(|t| format!("map key must be nil, bool, int or string, not {t}"))
+    }
+
+    pub(super) fn arith_slow(&mut self, op: &str, x: Value, y: Value) -> Res<Value> {
+        if let ("+", Some(a), Some(b)) = (op, self.heap.str_of(x), self.heap.str_of(y)) {
+            let (a, b) = (a.clone(), b.clone());
+            return Ok(self.heap.alloc_concat(&a, &b));
+        }
+        Err(format!("cannot apply '{op}' to {} and {}", self.type_of(x), self.type_of(y)))
+    }
+
+    pub(super) fn divide(&self, x: Value, y: Value, modulo: bool) -> Res<Value> {
+        let op = if modulo { "%" } else { "/" };
+        let (p, q) = match (x, y) {
+            (Value::Int(i), Value::Int(j)) => {
+                if j == 0 {
+                    return Err("division by zero".into());
+                }
+                let r = if modulo { i.checked_rem(j) } else { i.checked_div(j) };
+                return r.map(Value::Int).ok_or_else(|| "integer overflow".into());
+            }
+            (Value::Float(p), Value::Float(q)) => (p, q),
+            (Value::Int(i), Value::Float(q)) => (i as f64, q),
+            (Value::Float(p), Value::Int(j)) => (p, j as f64),
+            _ => return Err(format!("cannot apply '{op}' to {} and {}", self.type_of(x), self.type_of(y))),
+        };
+        Ok(Value::Float(if modulo { p % q } else { p / q }))
+    }
+
+    pub(super) fn compare_slow(&self, x: Value, y: Value) -> Res<Option<std::cmp::Ordering>> {
+        crate::ops::compare(&self.heap, &self.types, x, y)
+    }
+
+    /// `==`: by value for nil, bools, numbers and strings; by identity otherwise.
+    pub fn values_equal(&self, x: Value, y: Value) -> bool {
+        crate::ops::values_equal(&self.heap, x, y)
+    }
+
+    pub(super) fn field_error(&self, v: Value, name: u32, verb: &str) -> String {
+        let field = &self.syms[name as usize];
+        if let Value::Obj(o) = v
+            && let Obj::Record { ty, .. } = self.heap.get(o)
+        {
+            return format!("{} has no field '{field}'", self.types[*ty as usize].name);
+        }
+        format!("cannot {verb} field '{field}' of {}", self.type_of(v))
+    }
+
+    pub(super) fn list_index(&self, i: Value, len: usize, what: &str) -> Res<usize> {
+        match i {
+            Value::Int(n) if n >= 0 && (n as usize) < len => Ok(n as usize),
+            Value::Int(n) => Err(format!("{what} index {n} out of range (length {len})")),
+            _ => Err(format!("{what} index must be int, not {}", self.type_of(i))),
+        }
+    }
+
+    pub(super) fn get_index(&mut self, o: Value, i: Value) -> Res<Value> {
+        if let Value::Obj(r) = o {
+            match self.heap.get(r) {
+                Obj::List(items) => return Ok(items[self.list_index(i, items.len(), "list")?]),
+                Obj::Map(m) => {
+                    let key = self.key(i)?;
+                    return m.get(&key).ok_or_else(|| format!("key not found: {}", self.repr(i)));
+                }
+                Obj::Str(s) => {
+                    let n = s.chars().count();
+                    let idx = self.list_index(i, n, "string")?;
+                    let c = s.chars().nth(idx).map(String::from).unwrap_or_default();
+                    return Ok(self.heap.alloc_string(c));
+                }
+                _ => {}
+            }
+        }
+        Err(format!("cannot index {}", self.type_of(o)))
+    }
+
+    pub(super) fn set_index(&mut self, o: Value, i: Value, v: Value) -> Res<()> {
+        if let Value::Obj(r) = o {
+            self.heap.before_write(r)?;
+            match self.heap.get(r) {
+                Obj::List(items) => {
+                    let idx = self.list_index(i, items.len(), "list")?;
+                    if let Obj::List(items) = self.heap.get_mut(r) {
+                        items[idx] = v;
+                    }
+                    return Ok(());
+                }
+                Obj::Map(_) => {
+                    let key = self.key(i)?;
+                    if let Obj::Map(m) = self.heap.get_mut(r) {
+                        m.insert(key, i, v);
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        Err(format!("cannot index {}", self.type_of(o)))
+    }
+}
+
+/// A function's name as traces and messages show it (`lambda` for lambdas).
+pub(crate) fn display_name(f: &Function) -> &str {
+    if f.proto.kind == crate::FnKind::Lambda { "lambda" } else { &f.proto.name }
+}

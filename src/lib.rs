@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod diagnostics;
+pub mod repl;
 pub mod watch;
 
 use std::path::Path;

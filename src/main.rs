@@ -17,6 +17,7 @@ const USAGE: &str = "usage:
   molt compile FILE -o OUT.mbc     write versioned bytecode
   molt disasm FILE                 print the bytecode with source lines
   molt plan OLD NEW                print the update plan from OLD to NEW
+  molt repl [FILE]                 interactive session (see docs/repl.md)
   molt demo                        a guided live-update demo
   molt help                        this text
 
@@ -188,7 +189,10 @@ fn real_main() -> ExitCode {
         }
         "plan" => cmd_plan(rest),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
-        "repl" => usage_error(&format!("`molt {cmd}` is not available yet (see docs/progress.md)")),
+        "repl" => match molt::repl::cmd(rest) {
+            Ok(file) => molt::repl::main(file),
+            Err(e) => usage_error(&e),
+        },
         other => usage_error(&format!("unknown command '{other}'")),
     }
 }

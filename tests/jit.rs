@@ -25,9 +25,11 @@ fn molt(args: &[&str], stdin: &str) -> Output {
 fn scrub(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)
         .lines()
-        .map(|l| match (l.find("; waited"), l.find(",\"wait_us\"")) {
-            (Some(i), _) | (None, Some(i)) => &l[..i],
-            (None, None) => l,
+        .map(|l| match (l.find("; waited"), l.find(",\"wait_us\""), l.find(" ms)")) {
+            (Some(i), _, _) | (None, Some(i), _) => &l[..i],
+            // "abandoned after waiting N update points (M ms)": the time varies.
+            (None, None, Some(i)) => &l[..l[..i].rfind('(').unwrap_or(i)],
+            _ => l,
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -1,0 +1,331 @@
+//! The VM thread. The VM (which uses `Rc`, so it is not `Send`) lives on this one thread for the
+//! whole session; the editor thread sends it requests over a channel and waits for `Done`.
+//!
+//! While `:run` runs `main` here, the thread is inside the program: requests are then taken by the
+//! program's update source at its update points. An `Apply` becomes the next update; anything else
+//! is kept for when the program has ended or was stopped.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+
+use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
+use molt_vm::{Program, Value, Vm};
+
+use super::Shared;
+use super::session::Version;
+
+pub enum Req {
+    /// Request the update held in `Session::in_flight` (applied at once when nothing runs,
+    /// else at the running program's next update point).
+    Apply {
+        id: u64,
+        program: Program,
+    },
+    /// Link the hidden function `func` of `program` (no new version: nothing the program
+    /// defines changes), run it and print its value unless it is nil.
+    Eval {
+        id: u64,
+        program: Program,
+        func: String,
+    },
+    /// Start over on a fresh VM with `program` (version 1): its globals are initialised.
+    Load {
+        id: u64,
+        program: Program,
+    },
+    /// Run `main` in the background.
+    Run {
+        id: u64,
+    },
+    /// Print the globals with their values.
+    Globals {
+        id: u64,
+    },
+    Quit,
+}
+
+impl Req {
+    fn id(&self) -> u64 {
+        match self {
+            Req::Apply { id, .. }
+            | Req::Eval { id, .. }
+            | Req::Load { id, .. }
+            | Req::Run { id }
+            | Req::Globals { id } => *id,
+            Req::Quit => 0,
+        }
+    }
+}
+
+/// A request was handled (`ok`: without error).
+pub struct Done {
+    pub id: u64,
+}
+
+/// Where everything the session prints goes: rustyline's external printer when the terminal
+/// has one (output appears above the line being typed), else stdout.
+pub struct Out {
+    printer: Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>>,
+}
+
+impl Out {
+    pub fn new(printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>) -> Out {
+        Out { printer: Mutex::new(printer) }
+    }
+
+    /// Prints `text` (a newline is added when it has none).
+    pub fn print(&self, text: impl Into<String>) {
+        let mut text = text.into();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let mut guard = self.printer.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(p) => {
+                if p.print(text.clone()).is_err() {
+                    *guard = None;
+                    print!("{text}");
+                }
+            }
+            None => {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(text.as_bytes());
+                let _ = o.flush();
+            }
+        }
+    }
+}
+
+/// `vm.out`: the program's output, forwarded a line at a time.
+struct VmOut {
+    shared: Arc<Shared>,
+    buf: Vec<u8>,
+}
+
+impl Write for VmOut {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if let Some(end) = self.buf.iter().rposition(|&c| c == b'\n') {
+            let lines: Vec<u8> = self.buf.drain(..=end).collect();
+            self.shared.out.print(String::from_utf8_lossy(&lines).into_owned());
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            self.shared.out.print(String::from_utf8_lossy(&rest).into_owned());
+        }
+        Ok(())
+    }
+}
+
+type Deferred = Rc<RefCell<VecDeque<Req>>>;
+
+/// The running program's update source: the REPL's pushed versions.
+struct ReplSource {
+    shared: Arc<Shared>,
+    rx: Rc<Receiver<Req>>,
+    deferred: Deferred,
+}
+
+impl UpdateSource for ReplSource {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        if !self.shared.running.load(Ordering::SeqCst) {
+            return None; // an evaluation at the prompt: nothing else can arrive meanwhile
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(Req::Apply { program, .. }) => return Some(Ok(program)),
+                Ok(other) => self.deferred.borrow_mut().push_back(other),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn has_more(&self) -> bool {
+        true
+    }
+}
+
+/// Reports an update event and keeps the session in step with the VM.
+fn on_event(shared: &Shared, e: &UpdateEvent) {
+    let superseded = e.reason.as_deref().is_some_and(|r| r.starts_with("superseded"));
+    if superseded {
+        return; // the REPL re-requests a pending update itself (see `settle`)
+    }
+    let outcome = matches!(e.kind, EventKind::Applied | EventKind::Rejected | EventKind::RolledBack);
+    let mut s = shared.session.lock().unwrap_or_else(|p| p.into_inner());
+    // An evaluation while the program runs is an update too; its success shows as its output.
+    let quiet = e.kind == EventKind::Applied && s.in_flight.as_ref().is_some_and(|p| p.what.starts_with("evaluation"));
+    if shared.trace.load(Ordering::SeqCst) || (outcome && !quiet) {
+        // While the program runs, the VM's `waited` counts from when the program took the
+        // update at an update point; say also how long after the push that was.
+        let since = match s.pushed_at {
+            Some(t) if outcome && shared.running.load(Ordering::SeqCst) => {
+                format!("; {} ms after the push", t.elapsed().as_millis())
+            }
+            _ => String::new(),
+        };
+        shared.out.print(format!("[{}{since}]", e.human()));
+    }
+    if !outcome {
+        return;
+    }
+    let push = s.in_flight.take();
+    if e.kind == EventKind::Applied {
+        s.version = e.to;
+        if let Some(p) = push {
+            let plan = molt_vm::update::UpdatePlan::new(&s.current, &p.program, e.from);
+            s.versions.push(Version { version: e.to, what: p.what, plan: Some(plan), pause_us: e.pause_us });
+            s.current = p.program;
+            s.items = p.items;
+            s.file = p.file;
+            s.sources = p.sources;
+        }
+        drop(s);
+        shared.refresh_names();
+    }
+}
+
+fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) -> Vm {
+    let mut vm = crate::new_vm();
+    vm.interrupt = shared.interrupt.clone();
+    vm.out = Box::new(VmOut { shared: shared.clone(), buf: Vec::new() });
+    let sh = shared.clone();
+    vm.dsu.on_event = Some(Box::new(move |e: &UpdateEvent| on_event(&sh, e)));
+    vm.set_update_source(Box::new(ReplSource { shared: shared.clone(), rx: rx.clone(), deferred: deferred.clone() }));
+    vm
+}
+
+/// Loads `program` into `vm` and initialises its globals.
+fn load(shared: &Shared, vm: &mut Vm, program: &Program) {
+    match vm.load(program) {
+        Ok((init, _)) => {
+            shared.interrupt.store(false, Ordering::SeqCst);
+            let r = vm.call_slot(init, &[]);
+            vm.flush();
+            if let Err(e) = r {
+                shared.out.print(format!("{e}").trim_end().to_string());
+            }
+        }
+        Err(e) => shared.out.print(format!("error: {e}")),
+    }
+}
+
+/// Runs the hidden function `func` of `program` without making a new version.
+fn eval(shared: &Shared, vm: &mut Vm, program: &Program, func: &str) {
+    let map = match vm.slot_map(program) {
+        Ok(m) => m,
+        Err(e) => return shared.out.print(format!("error: {e}")),
+    };
+    let lambdas = format!("{func}.");
+    for (i, f) in program.functions.iter().enumerate() {
+        if f.name == func || f.name.starts_with(&lambdas) {
+            let linked = vm.link_function(program, i, &map);
+            let slot = linked.slot as usize;
+            vm.funcs[slot] = Some(Rc::new(linked));
+        }
+    }
+    let Some(slot) = vm.func_slot(func) else { return shared.out.print("error: the evaluation was not compiled") };
+    shared.interrupt.store(false, Ordering::SeqCst);
+    let r = vm.call_slot(slot, &[]);
+    vm.flush();
+    match r {
+        Ok(Value::Nil) => {}
+        Ok(v) => shared.out.print(vm.repr(v)),
+        Err(e) => shared.out.print(format!("{e}").trim_end().to_string()),
+    }
+}
+
+fn globals(shared: &Shared, vm: &Vm) {
+    let names = shared.session.lock().unwrap_or_else(|p| p.into_inner()).current.globals.clone();
+    if names.is_empty() {
+        return shared.out.print("(no globals)");
+    }
+    let mut text = String::new();
+    for n in names {
+        let v = vm.global_names.get_index_of(&n).and_then(|i| vm.globals.get(i).copied()).unwrap_or(Value::Nil);
+        text.push_str(&format!("{n} = {}\n", vm.repr(v)));
+    }
+    shared.out.print(text);
+}
+
+/// After the program ended: an update that was pushed but not applied is applied now (the VM is
+/// quiescent), whether it still waits in the channel or was already taken by the program.
+fn settle(shared: &Shared, vm: &mut Vm, rx: &Receiver<Req>, deferred: &Deferred) {
+    loop {
+        match rx.try_recv() {
+            Ok(Req::Apply { program, .. }) => {
+                vm.request_update(program);
+            }
+            Ok(other) => deferred.borrow_mut().push_back(other),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+    let waiting =
+        shared.session.lock().unwrap_or_else(|p| p.into_inner()).in_flight.as_ref().map(|p| p.program.clone());
+    if let Some(program) = waiting {
+        vm.request_update(program);
+    }
+}
+
+/// The VM thread's loop: handles requests until `Quit` or until the editor thread is gone.
+pub fn serve(shared: Arc<Shared>, rx: Receiver<Req>, done: Sender<Done>, program: Program) {
+    let rx = Rc::new(rx);
+    let deferred: Deferred = Rc::new(RefCell::new(VecDeque::new()));
+    let mut vm = make_vm(&shared, &rx, &deferred);
+    load(&shared, &mut vm, &program);
+    loop {
+        let next = deferred.borrow_mut().pop_front();
+        let req = match next {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        let id = req.id();
+        match req {
+            Req::Quit => break,
+            Req::Apply { program, .. } => {
+                vm.request_update(program);
+            }
+            Req::Eval { program, func, .. } => eval(&shared, &mut vm, &program, &func),
+            Req::Load { program, .. } => {
+                vm = make_vm(&shared, &rx, &deferred);
+                load(&shared, &mut vm, &program);
+            }
+            Req::Globals { .. } => globals(&shared, &vm),
+            Req::Run { .. } => {
+                let Some(main) = vm.func_slot("main") else {
+                    shared.out.print("error: the program has no `main` function");
+                    let _ = done.send(Done { id });
+                    continue;
+                };
+                shared.interrupt.store(false, Ordering::SeqCst);
+                shared.running.store(true, Ordering::SeqCst);
+                shared.out.print("[main is running in the background; :reload pushes an edit, :stop stops it]");
+                let _ = done.send(Done { id });
+                let r = vm.call_slot(main, &[]);
+                vm.flush();
+                shared.running.store(false, Ordering::SeqCst);
+                match r {
+                    Ok(_) => shared.out.print("[main finished]"),
+                    Err(e) if e.message == "interrupted" => shared.out.print("[main stopped]"),
+                    Err(e) => shared.out.print(format!("{e}[main ended with an error]")),
+                }
+                settle(&shared, &mut vm, &rx, &deferred);
+                continue;
+            }
+        }
+        let _ = done.send(Done { id });
+    }
+    vm.flush();
+}

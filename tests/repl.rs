@@ -1,0 +1,391 @@
+//! `molt repl` driven through a pseudo-terminal, as a person would use it: typing, Tab,
+//! arrows, Ctrl-C and Ctrl-D, with the program's output appearing above the prompt.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rexpect::reader::Options;
+use rexpect::session::{PtySession, spawn_with_options};
+
+/// A scratch directory per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("molt-repl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Repl {
+    s: PtySession,
+}
+
+impl Repl {
+    /// `molt repl ARGS` in `dir`, with its history in `dir/history`.
+    fn start(dir: &Path, args: &[&str]) -> Repl {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_molt"));
+        cmd.arg("repl").args(args).current_dir(dir).env("MOLT_HISTORY", dir.join("history")).env("TERM", "xterm");
+        let s = spawn_with_options(cmd, Options::new().timeout_ms(Some(15_000)).strip_ansi_escape_codes(true))
+            .expect("spawn molt repl");
+        let mut r = Repl { s };
+        r.expect("molt repl:");
+        r
+    }
+
+    /// Waits for `text` in the output (everything before it is consumed).
+    fn expect(&mut self, text: &str) -> String {
+        match self.s.exp_string(text) {
+            Ok(before) => before,
+            Err(e) => panic!("did not see {text:?}: {e}"),
+        }
+    }
+
+    fn expect_regex(&mut self, re: &str) -> String {
+        match self.s.exp_regex(re) {
+            Ok((_, found)) => found,
+            Err(e) => panic!("did not see /{re}/: {e}"),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.s.send_line(text).unwrap();
+    }
+
+    /// Types a definition and waits until its update is applied and the prompt is back.
+    fn define(&mut self, text: &str) {
+        self.line(text);
+        self.expect("update applied (version");
+        self.prompt();
+    }
+
+    fn prompt(&mut self) {
+        self.expect("molt> ");
+    }
+
+    fn quit(mut self) {
+        self.line(":quit");
+        self.s.exp_eof().expect("the REPL ends after :quit");
+    }
+}
+
+const APP: &str = r#"let count = 0;
+fn greet(n) { return "hello " + str(n); }
+fn main() {
+    loop {
+        update;
+        count += 1;
+        print(greet(count));
+        if count >= 2000 { return; }
+        sleep(0.05);
+    }
+}
+"#;
+
+#[test]
+fn load_run_edit_reload_while_running() {
+    let dir = scratch("live");
+    let app = dir.join("app.molt");
+    std::fs::write(&app, APP).unwrap();
+    let mut r = Repl::start(&dir, &["app.molt"]);
+    r.expect("loaded app.molt");
+    r.prompt();
+    r.line(":run");
+    r.expect("[main is running in the background");
+    r.expect("hello 3");
+
+    // Edit the file on disk, then :reload: the plan, then the update applies at the program's
+    // next update point; the counter (a global) goes on from where version 1 left it.
+    std::fs::write(&app, APP.replace("\"hello \"", "\"howdy \"")).unwrap();
+    r.line(":reload");
+    r.expect("update plan: version 1 -> 2");
+    r.expect("functions changed: greet");
+    r.expect("update applied (version 1 -> 2)");
+    r.expect("paused");
+    let first_new = r.expect_regex(r"howdy \d+");
+    let n: u32 = first_new.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 3, "the state was not carried over: {first_new}");
+
+    // A broken edit is rejected; the program keeps running its current version.
+    std::fs::write(&app, APP.replace("\"hello \"", "\"broken \" + ")).unwrap();
+    r.line(":reload");
+    r.expect("error[E0001]");
+    r.expect("does not compile: not pushed: the program goes on unchanged");
+    let later = r.expect_regex(r"howdy \d+");
+    let m: u32 = later.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(m > n, "{later} after {first_new}");
+
+    // A definition typed at the prompt is an update of the running program too.
+    r.line(r#"fn greet(n) { return "hi " + str(n * 1000); }"#);
+    r.expect("update applied (version 2 -> 3)");
+    r.expect_regex(r"hi \d+000");
+
+    // Expressions and :globals while it runs are evaluated at its next update point.
+    r.line(r#"str(count) + " so far""#);
+    r.expect("[the program is running: this runs at its next update point]");
+    r.expect_regex(r#""\d+ so far""#);
+    r.line(":globals");
+    r.expect_regex(r"count = \d+");
+
+    r.line(":stop");
+    r.expect("[main stopped]");
+    r.prompt();
+    r.line(r#"str(count) + " counted""#);
+    r.expect_regex(r#""\d+ counted""#);
+    r.prompt();
+    r.line(":versions");
+    r.expect("version 1: start");
+    r.expect("version 2: :reload (+0 ~1 -0 functions");
+    r.expect("version 3: prompt: greet (+0 ~1 -0 functions");
+    r.expect("version 4: evaluation at an update point");
+    r.prompt();
+    r.quit();
+}
+
+#[test]
+fn every_command() {
+    let dir = scratch("commands");
+    std::fs::write(
+        dir.join("shapes.molt"),
+        "let made = 0;\ntype Point { x, y = 0, fn sum() { return self.x + self.y; } }\nfn make(x) { made += 1; return Point { x: x }; }\nfn main() { print(\"main ran\", make(5).sum()); }\n",
+    )
+    .unwrap();
+    let mut r = Repl::start(&dir, &[]);
+    r.prompt();
+    r.line(":help");
+    for c in [":load FILE", ":run", ":stop", ":reload", ":plan", ":versions", ":trace on|off", ":globals", ":types"] {
+        r.expect(c);
+    }
+    r.expect(":funcs");
+    r.expect(":quit");
+    r.prompt();
+    r.line(":run");
+    r.expect("there is no `main` to run");
+    r.prompt();
+    r.line(":reload");
+    r.expect("no program is loaded");
+    r.prompt();
+    r.line(":load shapes.molt");
+    r.expect("loaded shapes.molt (version 1: 3 functions, 1 types, 1 globals; :run starts main)");
+    r.prompt();
+    r.line(":funcs");
+    r.expect("fn make(x)  [shapes.molt:3]");
+    r.expect("fn main()  [shapes.molt:4]");
+    r.prompt();
+    r.line(":types");
+    r.expect("type Point { x, y = .. }  methods: sum");
+    r.prompt();
+    r.line(":run");
+    r.expect("main ran 5");
+    r.expect("[main finished]");
+    r.prompt();
+    r.line(":globals");
+    r.expect("made = 1");
+    r.prompt();
+    r.line(":stop");
+    r.expect("nothing is running");
+    r.prompt();
+    r.line(":plan");
+    r.expect("update plan: version 1 -> 2");
+    r.expect("functions unchanged: 3");
+    r.prompt();
+    r.line(":trace on");
+    r.expect("trace on");
+    r.prompt();
+    std::fs::write(
+        dir.join("shapes.molt"),
+        "let made = 0;\ntype Point { x, y = 0, z = 7, fn sum() { return self.x + self.y + self.z; } }\nfn make(x) { made += 1; return Point { x: x }; }\nfn main() { print(\"main ran\", make(5).sum()); }\nlet kept = make(1);\n",
+    )
+    .unwrap();
+    r.line(":plan");
+    r.expect("type changed: Point (+z)");
+    r.prompt();
+    r.line(":reload");
+    r.expect("update requested (version 1 -> 2)");
+    r.expect("update applied (version 1 -> 2)");
+    r.prompt();
+    r.line("kept");
+    r.expect("Point { x: 1, y: 0, z: 7 }");
+    r.prompt();
+    r.line(":trace off");
+    r.expect("trace off");
+    r.prompt();
+    r.line(":versions");
+    r.expect("version 2: :reload (+0 ~2 -0 functions, +0 ~1 -0 types, +1 -0 globals)");
+    r.prompt();
+    r.line(":nonsense");
+    r.expect("unknown command ':nonsense'");
+    r.prompt();
+    r.line(":glo");
+    r.expect("made = 2");
+    r.prompt();
+    r.quit();
+}
+
+#[test]
+fn multi_line_input_follows_the_parser() {
+    let dir = scratch("multiline");
+    let mut r = Repl::start(&dir, &[]);
+    r.prompt();
+    // An open function body continues; a brace inside a string does not count.
+    r.line("fn shout(s) {");
+    r.line("  let t = \"{\" + s.upper();");
+    r.line("  return t + \"}\";");
+    r.line("}");
+    r.expect("update applied (version 1 -> 2): +1 ~0 -0 functions");
+    r.prompt();
+    r.line("shout(\"abc\")");
+    r.expect("\"{ABC}\"");
+    r.prompt();
+    // An unfinished expression continues too.
+    r.line("[10,");
+    r.line(" 20].len() *");
+    r.line(" 21");
+    r.expect("42");
+    r.prompt();
+    // Statements over several lines, with a final expression printed.
+    r.line("let total = 0;");
+    r.line("for i in 0..5 {");
+    r.line("  total += i;");
+    r.line("}");
+    r.line("total * 100");
+    r.expect("1000");
+    r.prompt();
+    r.quit();
+}
+
+#[test]
+fn tab_completes_names_methods_and_commands() {
+    let dir = scratch("complete");
+    let mut r = Repl::start(&dir, &[]);
+    r.prompt();
+    r.define("fn frobnicate(n) { return n * 3; }");
+    r.define("type Vec2 { x, y, fn manhattan() { return self.x + self.y; } }");
+    r.define("let origin_distance = 5;");
+    // A function name.
+    r.s.send("frobn").unwrap();
+    r.s.send("\t").unwrap();
+    r.line("(33)");
+    r.expect("99");
+    r.prompt();
+    // A method after `.`.
+    r.s.send("Vec2 { x: 30, y: 12 }.manh").unwrap();
+    r.s.send("\t").unwrap();
+    r.line("()");
+    r.expect("42");
+    r.prompt();
+    // A global.
+    r.s.send("origin_d").unwrap();
+    r.s.send("\t").unwrap();
+    r.line(" + 1");
+    r.expect("6");
+    r.prompt();
+    // A :command.
+    r.s.send(":vers").unwrap();
+    r.s.send("\t").unwrap();
+    r.line("");
+    r.expect("version 1: start");
+    r.prompt();
+    r.quit();
+}
+
+#[test]
+fn history_is_kept_across_sessions() {
+    let dir = scratch("history");
+    let mut r = Repl::start(&dir, &[]);
+    r.prompt();
+    r.line("6 * 7 + 1000");
+    r.expect("1042");
+    r.prompt();
+    r.quit();
+    let saved = std::fs::read_to_string(dir.join("history")).expect("history file written");
+    assert!(saved.contains("6 * 7 + 1000"), "{saved}");
+
+    let mut r = Repl::start(&dir, &[]);
+    r.prompt();
+    r.s.send("\x1b[A").unwrap(); // Up: `:quit`, the last line of the previous session
+    r.s.send("\x1b[A").unwrap(); // Up again: the line before
+    r.line("");
+    r.expect("1042");
+    r.prompt();
+    r.quit();
+}
+
+#[test]
+fn errors_at_the_prompt_keep_the_session() {
+    let dir = scratch("errors");
+    let mut r = Repl::start(&dir, &[]);
+    r.prompt();
+    r.define("let kept = 41;");
+    r.define("type Acct { id }");
+    r.define("let accounts = [];");
+    r.line("accounts.push(Acct { id: 7 })");
+    r.prompt();
+    // Syntax error.
+    r.line("kept + * 2");
+    r.expect("error[E0001]: syntax error");
+    r.prompt();
+    // Compile error: an undefined name, pointed at in what was typed.
+    r.line("kept + missing");
+    r.expect("error[E0003]: undefined name 'missing'");
+    r.expect("<input>:1:8");
+    r.prompt();
+    // Runtime error, with its trace.
+    r.line("error(\"boom\")");
+    r.expect("error: boom");
+    r.prompt();
+    // A rejected update: a new field without a default or a transformer.
+    r.line("type Acct { id, owner }");
+    r.expect("update rejected (version 4 -> 5): type Acct: new field 'owner' has no default");
+    r.prompt();
+    // A rolled-back update: a transformer that fails.
+    r.line("type Acct { id, owner } transform Acct(old) { return Acct { id: old.id, owner: error(\"no owner\") }; }");
+    r.expect("update rolled back (version 4 -> 5)");
+    r.prompt();
+    // Ctrl-C interrupts a running evaluation; the session stays.
+    r.line("while true { kept = kept; }");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    r.s.send_control('c').unwrap();
+    r.expect("error: interrupted");
+    r.prompt();
+    // Everything is still there.
+    r.line("accounts[0].id * 6 + kept - 41");
+    r.expect("42");
+    r.prompt();
+    r.line("accounts");
+    r.expect("[Acct { id: 7 }]");
+    r.prompt();
+    // Ctrl-D leaves.
+    r.s.send_control('d').unwrap();
+    r.s.exp_eof().expect("Ctrl-D ends the session");
+}
+
+#[test]
+fn piped_input_is_a_transcript() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = scratch("piped");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+        .arg("repl")
+        .current_dir(&dir)
+        .env("MOLT_HISTORY", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script =
+        "fn twice(x) {\n  return x * 2;\n}\ntwice(21)\nlet names = [\"a\",\n  \"b\"];\nnames.join(\"+\")\n:funcs\n";
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("[update applied")).collect();
+    assert_eq!(
+        lines,
+        [
+            "molt repl: type definitions, statements or expressions; :help lists the commands, Ctrl-D leaves",
+            "42",
+            "\"a+b\"",
+            "fn twice(x)  [prompt]",
+        ],
+        "{text}"
+    );
+    assert!(out.status.success());
+}

@@ -187,5 +187,15 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
     }
     let result = vm.run_program(program);
     vm.flush();
+    // MOLT_JIT_REPORT=1: what the compiled tier compiled, how long it took, how big it is.
+    if std::env::var_os("MOLT_JIT_REPORT").is_some() {
+        if let Some(jit) = &vm.jit {
+            let report = jit.report();
+            eprintln!("jit: {} functions compiled", report.len());
+            for (name, us, bytes) in report {
+                eprintln!("jit: {name}: {us} us, {bytes} bytes");
+            }
+        }
+    }
     result
 }

@@ -108,3 +108,20 @@ fn dsu_scenarios_behave_the_same_compiled() {
     }
     assert!(failures.is_empty(), "{} scenarios differ:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// `MOLT_JIT_REPORT=1` lists each compiled function with its compile time and code size.
+#[test]
+fn compile_report_names_functions_with_time_and_size() {
+    let out = Command::new(env!("CARGO_BIN_EXE_molt"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env("MOLT_JIT_REPORT", "1")
+        .args(["run", "--jit", "always", "benches/programs/loop.molt", "--", "1000"])
+        .output()
+        .expect("molt runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "500500\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("jit: run: ")).unwrap_or_else(|| panic!("no report for run:\n{err}"));
+    let parts: Vec<&str> = line.trim_start_matches("jit: run: ").split(' ').collect();
+    assert!(parts.len() == 4 && parts[1] == "us," && parts[3] == "bytes", "{line}");
+    assert!(parts[2].parse::<usize>().unwrap() > 0, "{line}");
+}

@@ -76,6 +76,8 @@ pub struct Jit {
     /// Functions compiled so far, and their total code size (for reports).
     pub compiled: usize,
     pub code_bytes: usize,
+    /// (function, compile time in microseconds, code bytes), in compile order.
+    log: Vec<(String, u64, usize)>,
 }
 
 impl Jit {
@@ -91,7 +93,7 @@ impl Jit {
             .finish(settings::Flags::new(flags))
             .map_err(|e| e.to_string())?;
         let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        Ok(Jit { module, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0 })
+        Ok(Jit { module, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0, log: Vec::new() })
     }
 
     fn try_compile(&mut self, proto: &Proto, consts: &[Value]) -> Result<Compiled, String> {
@@ -124,7 +126,14 @@ impl Jit {
 
 impl TierCompiler for Jit {
     fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>> {
-        self.try_compile(proto, consts).ok().map(|c| Box::new(c) as Box<dyn CompiledCode>)
+        let started = std::time::Instant::now();
+        let compiled = self.try_compile(proto, consts).ok()?;
+        self.log.push((proto.name.clone(), started.elapsed().as_micros() as u64, compiled.size));
+        Some(Box::new(compiled))
+    }
+
+    fn report(&self) -> Vec<(String, u64, usize)> {
+        self.log.clone()
     }
 }
 

@@ -36,6 +36,10 @@ pub trait CompiledCode {
 /// interpreted).
 pub trait TierCompiler {
     fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>>;
+    /// What was compiled so far: (function, compile time in microseconds, code bytes).
+    fn report(&self) -> Vec<(String, u64, usize)> {
+        Vec::new()
+    }
 }
 
 /// `molt run --jit off|on|always`.

@@ -87,6 +87,11 @@ impl Vm {
                     if self.frames.len() >= MAX_FRAMES {
                         throw!("stack overflow");
                     }
+                    // Calls are safepoints too: Ctrl-C stops a recursion that has no loop.
+                    if self.interrupt.load(Ordering::Relaxed) {
+                        self.interrupt.store(false, Ordering::Relaxed);
+                        throw!("interrupted");
+                    }
                     let need = new_base + callee.proto.nregs as usize + 1;
                     if self.stack.len() < need {
                         if need > 64 * MAX_FRAMES {

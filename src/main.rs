@@ -158,7 +158,10 @@ fn cmd_plan(args: &[String]) -> ExitCode {
         (Ok(o), Ok(n)) => (o, n),
         (Err(code), _) | (_, Err(code)) => return code,
     };
-    print!("{}", molt_vm::update::UpdatePlan::new(&old, &new, 1));
+    let plan = molt_vm::update::UpdatePlan::new(&old, &new, 1).to_string();
+    // The files have no running versions: name them instead of "version 1 -> 2".
+    let body = plan.split_once('\n').map_or("", |(_, rest)| rest);
+    print!("update plan: {} -> {}\n{body}", args[0], args[1]);
     ExitCode::SUCCESS
 }
 

@@ -172,3 +172,29 @@ fn damaged_mbc_files_are_rejected_cleanly() {
         }
     }
 }
+
+/// Update events on stderr come after the program output printed before them (the program's
+/// buffered stdout is flushed first), as a person reading a terminal expects.
+#[test]
+fn update_events_follow_earlier_output() {
+    let dir = scratch("order");
+    let v1 = dir.join("v1.molt");
+    let v2 = dir.join("v2.molt");
+    std::fs::write(&v1, "fn main() {\n    for i in 0..2 {\n        print(\"before\", i);\n        update;\n    }\n}\n")
+        .unwrap();
+    std::fs::write(&v2, "fn main() {\n    for i in 0..2 {\n        print(\"after\", i);\n        update;\n    }\n}\n")
+        .unwrap();
+    let cmd = format!(
+        "'{}' run '{}' --update '{}' --trace-updates 2>&1",
+        env!("CARGO_BIN_EXE_molt"),
+        v1.display(),
+        v2.display()
+    );
+    let out = Command::new("sh").args(["-c", &cmd]).output().expect("sh runs");
+    let merged = text(&out.stdout);
+    let lines: Vec<&str> = merged.lines().collect();
+    assert_eq!(lines[0], "before 0", "{merged}");
+    assert!(lines[1].starts_with("update requested (version 1 -> 2)"), "{merged}");
+    assert!(lines[2].starts_with("update applied (version 1 -> 2)"), "{merged}");
+    assert_eq!(lines[3], "after 1", "{merged}");
+}

@@ -329,7 +329,7 @@ impl Vm {
                 }
             }
         }
-        let transform_us = started.elapsed().as_micros() as u64;
+        let transform_us = if replacements.is_empty() { 0 } else { started.elapsed().as_micros() as u64 };
         // Instances take their new contents now (identity kept), so that `migrate` sees them;
         // the old contents are kept for a rollback.
         self.heap.guard = WriteGuard::Off;

@@ -102,6 +102,8 @@ pub struct UpdateState {
 
 impl Vm {
     fn emit(&mut self, e: UpdateEvent) {
+        // What the program printed before the event comes out before it.
+        let _ = self.out.flush();
         if let Some(cb) = &mut self.dsu.on_event {
             cb(&e);
         }

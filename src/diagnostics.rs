@@ -49,7 +49,7 @@ pub fn render_plain(files: &[SourceFile], diags: &[Diagnostic]) -> String {
 pub fn emit_stderr(files: &[SourceFile], diags: &[Diagnostic]) {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if !colour {
-        eprint!("{}", render_plain(files, diags));
+        crate::report_raw!("{}", render_plain(files, diags));
         return;
     }
     use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
@@ -61,6 +61,6 @@ pub fn emit_stderr(files: &[SourceFile], diags: &[Diagnostic]) {
         let _ = term::emit_to_write_style(&mut lock, &cfg, &db, &convert(d));
     }
     if diags.len() > 1 {
-        eprintln!("error: {} errors found", diags.len());
+        crate::report!("error: {} errors found", diags.len());
     }
 }

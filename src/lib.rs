@@ -1,6 +1,24 @@
 //! The `molt` facade: wires the compiler, the VM and the standard library together. The CLI,
 //! the tests and the benches all go through these few functions.
 
+/// Writes a line to stderr, ignoring failure: a closed stderr (`molt ... 2>&1 | head -1`) must
+/// not turn an error report into a panic. `report!` adds a newline, `report_raw!` does not.
+#[macro_export]
+macro_rules! report {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+#[macro_export]
+macro_rules! report_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod demo;
 pub mod diagnostics;
 pub mod repl;
@@ -161,7 +179,7 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
                 vm.jit = Some(Box::new(jit));
                 vm.jit_mode = opts.jit;
             }
-            Err(e) => eprintln!("warning: the JIT is not available here ({e}); running interpreted"),
+            Err(e) => report!("warning: the JIT is not available here ({e}); running interpreted"),
         }
     }
     let trace = opts.trace;
@@ -169,13 +187,13 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
         use molt_vm::update::EventKind;
         let always = matches!(e.kind, EventKind::Rejected | EventKind::RolledBack);
         match trace {
-            Trace::Json => eprintln!("{}", e.json()),
-            Trace::Human => eprintln!("{}", e.human()),
-            Trace::Off if always => eprintln!("{}", e.human()),
+            Trace::Json => report!("{}", e.json()),
+            Trace::Human => report!("{}", e.human()),
+            Trace::Off if always => report!("{}", e.human()),
             Trace::Off => {}
         }
         if trace == Trace::Json && always {
-            eprintln!("{}", e.human());
+            report!("{}", e.human());
         }
     }));
     if opts.self_update {
@@ -191,9 +209,9 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
     if std::env::var_os("MOLT_JIT_REPORT").is_some() {
         if let Some(jit) = &vm.jit {
             let report = jit.report();
-            eprintln!("jit: {} functions compiled", report.len());
+            report!("jit: {} functions compiled", report.len());
             for (name, us, bytes) in report {
-                eprintln!("jit: {name}: {us} us, {bytes} bytes");
+                report!("jit: {name}: {us} us, {bytes} bytes");
             }
         }
     }

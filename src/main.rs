@@ -24,7 +24,7 @@ const USAGE: &str = "usage:
 exit status: 0 success, 1 runtime error, 2 compile error, usage error or invalid bytecode";
 
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("error: {msg}\n\n{USAGE}");
+    molt::report!("error: {msg}\n\n{USAGE}");
     ExitCode::from(2)
 }
 
@@ -33,7 +33,7 @@ fn load(path: &Path) -> Result<molt::Program, ExitCode> {
     molt::load_program(path).map_err(|e| {
         match e {
             LoadError::Compile(files, diags) => diagnostics::emit_stderr(&files, &diags),
-            LoadError::Other(msg) => eprintln!("error: {msg}"),
+            LoadError::Other(msg) => molt::report!("error: {msg}"),
         }
         ExitCode::from(2)
     })
@@ -107,7 +107,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
     match molt::run_program(&program, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprint!("{e}");
+            molt::report_raw!("{e}");
             ExitCode::from(1)
         }
     }
@@ -125,7 +125,6 @@ fn cmd_compile(args: &[String]) -> ExitCode {
     let (file, out) = match args {
         [f, o, out] if o == "-o" => (f, out.clone()),
         [o, out, f] if o == "-o" => (f, out.clone()),
-        [f] => (f, Path::new(f).with_extension("mbc").to_string_lossy().to_string()),
         _ => return usage_error("`molt compile` takes FILE -o OUT.mbc"),
     };
     let program = match load(Path::new(file)) {
@@ -135,7 +134,7 @@ fn cmd_compile(args: &[String]) -> ExitCode {
     match std::fs::write(&out, molt_vm::mbc::write(&program)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: cannot write '{out}': {e}");
+            molt::report!("error: cannot write '{out}': {e}");
             ExitCode::from(2)
         }
     }
@@ -178,7 +177,8 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: an argument that is not UTF-8 becomes U+FFFD instead of a panic.
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let Some(cmd) = args.first() else { return usage_error("no command given") };
     let rest = &args[1..];
     match cmd.as_str() {

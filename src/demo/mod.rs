@@ -85,7 +85,7 @@ pub fn run(fast: bool) -> std::process::ExitCode {
     let v1 = match compile(0) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{e}");
+            crate::report!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -112,7 +112,7 @@ pub fn run(fast: bool) -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprint!("{e}");
+            crate::report_raw!("{e}");
             std::process::ExitCode::from(1)
         }
     }

@@ -115,14 +115,14 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
     let config = match Config::builder().auto_add_history(false).max_history_size(1000) {
         Ok(b) => b.build(),
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::report!("error: {e}");
             return ExitCode::from(2);
         }
     };
     let mut rl: Editor<ReplHelper, DefaultHistory> = match Editor::with_config(config) {
         Ok(rl) => rl,
         Err(e) => {
-            eprintln!("error: cannot start the line editor: {e}");
+            crate::report!("error: cannot start the line editor: {e}");
             return ExitCode::from(2);
         }
     };
@@ -160,7 +160,7 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
         .stack_size(1 << 30)
         .spawn(move || vmthread::serve(vm_shared, rx, done_tx, program));
     let Ok(vm_thread) = vm_thread else {
-        eprintln!("error: cannot start the VM thread");
+        crate::report!("error: cannot start the VM thread");
         return ExitCode::from(2);
     };
     let mut repl = Repl { shared: shared.clone(), tx, done, next_req: 1 };
@@ -199,8 +199,9 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
             let _ = std::fs::create_dir_all(dir);
         }
         if let Err(e) = rl.append_history(h) {
-            let _ =
-                rl.save_history(h).map_err(|_| eprintln!("warning: cannot save the history to {}: {e}", h.display()));
+            let _ = rl
+                .save_history(h)
+                .map_err(|_| crate::report!("warning: cannot save the history to {}: {e}", h.display()));
         }
     }
     shared.interrupt.store(true, Ordering::SeqCst);

@@ -26,7 +26,17 @@ impl RuntimeError {
 impl fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error: {}", self.message)?;
-        for t in &self.trace {
+        // A deep recursion would print 100,000 frames: show both ends of long traces.
+        const HEAD: usize = 20;
+        const TAIL: usize = 10;
+        let n = self.trace.len();
+        for (i, t) in self.trace.iter().enumerate() {
+            if n > HEAD + TAIL + 1 && i == HEAD {
+                writeln!(f, "  ... {} more frames ...", n - HEAD - TAIL)?;
+            }
+            if n > HEAD + TAIL + 1 && (HEAD..n - TAIL).contains(&i) {
+                continue;
+            }
             writeln!(f, "  at {} ({}:{})", t.function, t.file, t.line)?;
         }
         Ok(())

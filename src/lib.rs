@@ -71,6 +71,10 @@ pub fn load_program(path: &Path) -> Result<Program, LoadError> {
             std::fs::read(path).map_err(|e| LoadError::Other(format!("cannot read '{}': {e}", path.display())))?;
         return molt_vm::mbc::read(&bytes).map_err(|e| LoadError::Other(format!("{}: {e}", path.display())));
     }
+    // An unreadable file is a plain error (there is no source line to show).
+    if let Err(e) = std::fs::read_to_string(path) {
+        return Err(LoadError::Other(format!("cannot read '{}': {e}", path.display())));
+    }
     let out = compile_path(path);
     match out.program {
         Some(p) if out.diagnostics.is_empty() => Ok(p),

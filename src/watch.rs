@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use molt_vm::Program;
 use molt_vm::update::UpdateSource;
@@ -13,10 +13,21 @@ use molt_vm::update::UpdateSource;
 const POLL: Duration = Duration::from_millis(100);
 const SETTLE: Duration = Duration::from_millis(200);
 
-type Stamp = Vec<Option<(SystemTime, u64)>>;
+/// What is compared between polls: each file's contents (hashed). Timestamps alone miss two
+/// saves within one tick of the file system's clock when the size does not change either.
+type Stamp = Vec<Option<u64>>;
 
 fn stamp(files: &[PathBuf]) -> Stamp {
-    files.iter().map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+    use std::hash::{Hash, Hasher};
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).ok()?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            Some(h.finish())
+        })
+        .collect()
 }
 
 pub struct Watcher {

@@ -38,9 +38,11 @@ impl Watcher {
     /// Watches `files` (the program's sources; the first is the entry file).
     pub fn start(files: Vec<PathBuf>) -> Watcher {
         let (tx, rx) = channel();
+        // The baseline is taken now, before the program runs: an edit saved while the thread
+        // starts up must count as a change.
+        let mut seen = stamp(&files);
         std::thread::spawn(move || {
             let entry = files[0].clone();
-            let mut seen = stamp(&files);
             let mut version = 1;
             loop {
                 std::thread::sleep(POLL);

@@ -198,3 +198,33 @@ fn update_events_follow_earlier_output() {
     assert!(lines[2].starts_with("update applied (version 1 -> 2)"), "{merged}");
     assert_eq!(lines[3], "after 1", "{merged}");
 }
+
+/// `molt plan OLD NEW` prints what an update would change, for a person, and runs nothing.
+#[test]
+fn plan_prints_the_update_plan() {
+    let out = molt(&["plan", "tests/dsu/retype_account/v1.molt", "tests/dsu/retype_account/v2.molt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "update plan: tests/dsu/retype_account/v1.molt -> tests/dsu/retype_account/v2.molt\n\
+         \x20 functions changed: describe, main\n\
+         \x20 functions unchanged: 0\n\
+         \x20 type changed: Account (+cents +currency, -balance)\n\
+         \x20 globals added: total\n\
+         \x20 transformers: Account\n\
+         \x20 migrate block: yes\n"
+    );
+    // A rename without a transformer is flagged.
+    let dir = scratch("plan");
+    let (a, b) = (dir.join("a.molt"), dir.join("b.molt"));
+    std::fs::write(&a, "type P { name }\nfn main() { }\n").unwrap();
+    std::fs::write(&b, "type P { title = \"\" }\nfn main() { }\n").unwrap();
+    let out = molt(&["plan", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains(
+            "warning: type P: field name removed and title added; if this is a rename, write a `transform P(old)` to keep the data"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -87,15 +87,19 @@ fn canonical(p: &Program, f: &Proto) -> String {
 impl UpdatePlan {
     pub fn new(old: &Program, new: &Program, from: u32) -> UpdatePlan {
         let mut plan = UpdatePlan { from, to: from + 1, ..Default::default() };
+        // Functions are matched by name through an index: programs have thousands of them.
+        let old_by_name: std::collections::HashMap<&str, &Proto> =
+            old.functions.iter().map(|f| (f.name.as_str(), f)).collect();
+        let new_names: std::collections::HashSet<&str> = new.functions.iter().map(|f| f.name.as_str()).collect();
         for f in &new.functions {
-            match old.functions.iter().find(|o| o.name == f.name) {
+            match old_by_name.get(f.name.as_str()) {
                 None => plan.functions_added.push(f.name.clone()),
                 Some(o) if canonical(old, o) == canonical(new, f) => plan.functions_unchanged.push(f.name.clone()),
                 Some(_) => plan.functions_changed.push(f.name.clone()),
             }
         }
         for o in &old.functions {
-            if new.function_index(&o.name).is_none() {
+            if !new_names.contains(o.name.as_str()) {
                 plan.functions_removed.push(o.name.clone());
             }
         }

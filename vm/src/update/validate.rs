@@ -49,12 +49,12 @@ impl Vm {
         }
         // Code that keeps running after the commit (live closures) must not call a function
         // whose arity changes. (The heap scan is skipped when no arity changes.)
-        let old = self.dsu.program.as_ref();
-        let arity_changes = plan.functions_changed.iter().any(|name| {
-            let before = old.and_then(|p| p.functions.iter().find(|f| &f.name == name)).map(|f| f.arity);
-            let after = new.functions.iter().find(|f| &f.name == name).map(|f| f.arity);
-            before != after
-        });
+        let arity = |p: &Program| -> std::collections::HashMap<String, u16> {
+            p.functions.iter().map(|f| (f.name.clone(), f.arity)).collect()
+        };
+        let before = self.dsu.program.as_ref().map(arity).unwrap_or_default();
+        let after = arity(new);
+        let arity_changes = plan.functions_changed.iter().any(|name| before.get(name) != after.get(name));
         if !arity_changes {
             return Ok(());
         }

@@ -1,0 +1,48 @@
+//! Interpreter speed on the peer programs (`benches/programs/*.molt`) at small sizes: each
+//! program is compiled once, then run per iteration on a fresh VM with its output discarded.
+//!
+//! `cargo bench --bench interpreter` (a few seconds per program); `-- --test` runs each once.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// (program, size) pairs: small enough that one run takes milliseconds.
+const CASES: &[(&str, &str)] =
+    &[("fib", "25"), ("loop", "1000000"), ("method_call", "100000"), ("binary_trees", "10"), ("nbody", "10000")];
+
+fn compile(name: &str) -> molt::Program {
+    let path = format!("{}/benches/programs/{name}.molt", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let out = molt::compile_str(&path, &text);
+    assert!(out.diagnostics.is_empty(), "{path} does not compile");
+    out.program.expect("a program")
+}
+
+fn run(program: &molt::Program, size: &str) {
+    let mut vm = molt::new_vm();
+    vm.out = Box::new(std::io::sink());
+    vm.args = vec![size.to_string()];
+    vm.run_program(program).expect("the program runs");
+    black_box(&vm);
+}
+
+fn interpreter(c: &mut Criterion) {
+    let mut g = c.benchmark_group("interpreter");
+    for &(name, size) in CASES {
+        let program = compile(name);
+        g.bench_function(format!("{name}({size})"), |b| b.iter(|| run(&program, size)));
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = interpreter
+}
+criterion_main!(benches);

@@ -212,6 +212,33 @@ pub enum Tok {
     Error,
 }
 
+/// The keywords of LANGUAGE.md (for completion and highlighting in tools).
+pub const KEYWORDS: &[&str] = &[
+    "fn",
+    "type",
+    "let",
+    "if",
+    "else",
+    "while",
+    "for",
+    "in",
+    "loop",
+    "break",
+    "continue",
+    "return",
+    "true",
+    "false",
+    "nil",
+    "update",
+    "transform",
+    "migrate",
+    "import",
+    "self",
+    "and",
+    "or",
+    "not",
+];
+
 impl Tok {
     /// How a token is named in "unexpected ..." messages.
     pub fn describe(&self) -> String {

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
+use molt_compiler::lexer::KEYWORDS;
 use rustyline::Context;
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::highlight::{CmdKind, Highlighter};
@@ -26,32 +27,6 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":funcs", "", "the functions"),
     (":help", "", "this list"),
     (":quit", "", "leave (Ctrl-D too)"),
-];
-
-const KEYWORDS: &[&str] = &[
-    "fn",
-    "type",
-    "let",
-    "if",
-    "else",
-    "while",
-    "for",
-    "in",
-    "loop",
-    "break",
-    "continue",
-    "return",
-    "true",
-    "false",
-    "nil",
-    "update",
-    "transform",
-    "migrate",
-    "import",
-    "self",
-    "and",
-    "or",
-    "not",
 ];
 
 /// Methods of the built-in types (LANGUAGE.md), offered after a `.`.

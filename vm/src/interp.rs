@@ -159,6 +159,19 @@ impl Vm {
             }};
         }
 
+            // A loop back-edge is a safepoint: the collector may run, an interrupt stops here.
+            macro_rules! back_edge {
+                () => {{
+                    if self.heap.should_collect() {
+                        self.collect_garbage(base + func.proto.nregs as usize);
+                    }
+                    if self.interrupt.load(Ordering::Relaxed) {
+                        self.interrupt.store(false, Ordering::Relaxed);
+                        throw!("interrupted");
+                    }
+                }};
+            }
+
             // Fused compare-and-branch: jump unless `R[a] op R[b]`.
             macro_rules! jump_unless {
                 ($a:expr, $b:expr, $target:expr, $op:tt) => {{
@@ -300,13 +313,7 @@ impl Vm {
                     Instr::Jump { target } => pc = target as usize,
                     Instr::Loop { target } => {
                         pc = target as usize;
-                        if self.heap.should_collect() {
-                            self.collect_garbage(base + func.proto.nregs as usize);
-                        }
-                        if self.interrupt.load(Ordering::Relaxed) {
-                            self.interrupt.store(false, Ordering::Relaxed);
-                            throw!("interrupted");
-                        }
+                        back_edge!();
                     }
                     Instr::JumpIfFalse { cond, target } => {
                         if !r!(cond).truthy() {
@@ -567,13 +574,7 @@ impl Vm {
                                 r!(b + 1) = Value::Int(next);
                                 r!(var) = Value::Int(next);
                                 pc = target as usize;
-                                if self.heap.should_collect() {
-                                    self.collect_garbage(base + func.proto.nregs as usize);
-                                }
-                                if self.interrupt.load(Ordering::Relaxed) {
-                                    self.interrupt.store(false, Ordering::Relaxed);
-                                    throw!("interrupted");
-                                }
+                                back_edge!();
                             }
                         } else {
                             throw!("corrupt loop state");

@@ -225,13 +225,8 @@ impl Repl {
         self.next_req
     }
 
-    /// Sends a request and waits until the VM thread has handled it.
-    fn call(&mut self, make: impl FnOnce(u64) -> Req) {
-        let id = self.id();
-        if self.tx.send(make(id)).is_err() {
-            self.say("error: the VM thread has stopped");
-            return;
-        }
+    /// Waits until the VM thread reports request `id` handled.
+    fn wait_for(&mut self, id: u64) {
         loop {
             match self.done.recv() {
                 Ok(d) if d.id == id => return,
@@ -239,6 +234,16 @@ impl Repl {
                 Err(_) => return self.say("error: the VM thread has stopped"),
             }
         }
+    }
+
+    /// Sends a request and waits until the VM thread has handled it.
+    fn call(&mut self, make: impl FnOnce(u64) -> Req) {
+        let id = self.id();
+        if self.tx.send(make(id)).is_err() {
+            self.say("error: the VM thread has stopped");
+            return;
+        }
+        self.wait_for(id);
     }
 
     /// Handles one entry; false to leave.
@@ -388,13 +393,7 @@ impl Repl {
             });
             return;
         }
-        loop {
-            match self.done.recv() {
-                Ok(d) if d.id == id => return,
-                Ok(_) => continue,
-                Err(_) => return self.say("error: the VM thread has stopped"),
-            }
-        }
+        self.wait_for(id);
     }
 
     /// `:reload` (or `:plan` with `plan_only`).

@@ -20,28 +20,10 @@ impl Rng {
     }
 }
 
-const TOKENS: &[&str] = &[
-    "fn",
-    "type",
-    "let",
-    "if",
-    "else",
-    "while",
-    "for",
-    "in",
-    "loop",
-    "break",
-    "continue",
-    "return",
-    "update",
+/// Inserted by the mutator: every keyword (from the lexer) and these other tokens and
+/// troublemakers.
+const OTHER_TOKENS: &[&str] = &[
     "update \"x\"",
-    "transform",
-    "migrate",
-    "import",
-    "self",
-    "and",
-    "or",
-    "not",
     "(",
     ")",
     "{",
@@ -82,6 +64,12 @@ const TOKENS: &[&str] = &[
     "1_",
 ];
 
+fn token(rng: &mut Rng) -> &'static str {
+    let kw = molt_compiler::lexer::KEYWORDS;
+    let i = rng.below(kw.len() + OTHER_TOKENS.len());
+    if i < kw.len() { kw[i] } else { OTHER_TOKENS[i - kw.len()] }
+}
+
 fn mutate(src: &str, rng: &mut Rng) -> String {
     let chars: Vec<char> = src.chars().collect();
     let mut out = chars.clone();
@@ -95,7 +83,7 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
             }
             1 => {
                 let at = rng.below(n + 1);
-                let tok = TOKENS[rng.below(TOKENS.len())];
+                let tok = token(rng);
                 for (i, c) in format!(" {tok} ").chars().enumerate() {
                     out.insert(at + i, c);
                 }

@@ -105,6 +105,13 @@ impl Gen<'_, '_> {
         self.blocks[(pc + 1).min(self.blocks.len() - 1)]
     }
 
+    /// The payloads of `a` and `b`, after a guard that both hold ints.
+    fn int_operands(&mut self, pc: usize, a: u16, b: u16) -> (ir::Value, ir::Value) {
+        let ints = self.both_int(a, b);
+        self.guard(ints, pc);
+        (self.payload(a), self.payload(b))
+    }
+
     /// `dst := a op b` on ints, with the overflow check.
     fn arith(
         &mut self,
@@ -114,10 +121,7 @@ impl Gen<'_, '_> {
         b: u16,
         op: fn(&mut Self, ir::Value, ir::Value) -> (ir::Value, ir::Value),
     ) {
-        let ints = self.both_int(a, b);
-        self.guard(ints, pc);
-        let x = self.payload(a);
-        let y = self.payload(b);
+        let (x, y) = self.int_operands(pc, a, b);
         let (r, overflow) = op(self, x, y);
         let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
         self.guard(fine, pc);
@@ -127,10 +131,7 @@ impl Gen<'_, '_> {
     }
 
     fn compare(&mut self, pc: usize, dst: u16, a: u16, b: u16, cc: IntCC) {
-        let ints = self.both_int(a, b);
-        self.guard(ints, pc);
-        let x = self.payload(a);
-        let y = self.payload(b);
+        let (x, y) = self.int_operands(pc, a, b);
         let c = self.b.ins().icmp(cc, x, y);
         self.store_bool(dst, c);
         let next = self.next(pc);
@@ -139,10 +140,7 @@ impl Gen<'_, '_> {
 
     /// Jump to `target` unless `a cc b` (ints).
     fn branch_unless(&mut self, pc: usize, a: u16, b: u16, target: u32, cc: IntCC) {
-        let ints = self.both_int(a, b);
-        self.guard(ints, pc);
-        let x = self.payload(a);
-        let y = self.payload(b);
+        let (x, y) = self.int_operands(pc, a, b);
         let c = self.b.ins().icmp(cc, x, y);
         let (next, target) = (self.next(pc), self.blocks[target as usize]);
         self.b.ins().brif(c, next, &[], target, &[]);

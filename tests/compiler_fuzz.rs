@@ -114,7 +114,7 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
 fn run_briefly(p: &molt_vm::Program) {
     let mut vm = molt::new_vm();
     vm.out = Box::new(std::io::sink());
-    let flag = vm.interrupt.clone();
+    let signals = vm.signals.clone();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let done2 = done.clone();
     let timer = std::thread::spawn(move || {
@@ -124,7 +124,7 @@ fn run_briefly(p: &molt_vm::Program) {
                 return;
             }
         }
-        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        signals.interrupt();
     });
     let _ = vm.run_program(p);
     done.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -1,16 +1,14 @@
 //! The interrupt flag (Ctrl-C in the REPL, `:stop`) stops a running program at its next
 //! safepoint: a loop back-edge or a call, so a recursion without loops stops too.
 
-use std::sync::atomic::Ordering;
-
 fn run_interrupted(src: &str) -> String {
     let out = molt::compile_str("interrupt.molt", src);
     let program = out.program.expect("compiles");
     let mut vm = molt::new_vm();
     vm.out = Box::new(std::io::sink());
-    vm.interrupt.store(true, Ordering::Relaxed);
+    vm.signals.interrupt();
     let err = vm.run_program(&program).expect_err("interrupted");
-    assert!(!vm.interrupt.load(Ordering::Relaxed), "the flag is consumed");
+    assert!(!vm.signals.interrupted(), "the interrupt is consumed");
     err.message
 }
 

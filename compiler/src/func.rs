@@ -78,6 +78,24 @@ impl FnState {
         self.proto.code.len() - 1
     }
 
+    /// Emits a loop back-edge (`Loop` or `ForLoop`). An update point right before it is fused
+    /// into it (`UpdateLoop`, `UpdateForLoop`: one dispatch per iteration for both); the plain
+    /// back-edge still follows, for jumps to it (`continue`) and for a frame that resumes after
+    /// the update point.
+    pub fn emit_back_edge(&mut self, ins: Instr) -> usize {
+        if let Some(&Instr::Update { point }) = self.proto.code.last() {
+            let fused = match ins {
+                Instr::Loop { target } => Some(Instr::UpdateLoop { point, target }),
+                Instr::ForLoop { base, var, target } => Some(Instr::UpdateForLoop { point, base, var, target }),
+                _ => None,
+            };
+            if let Some(fused) = fused {
+                *self.proto.code.last_mut().unwrap() = fused;
+            }
+        }
+        self.emit(ins)
+    }
+
     /// Points the jump at `at` to `target`.
     pub fn patch(&mut self, at: usize, target: usize) {
         let t = target as u32;

@@ -13,7 +13,7 @@
 
 mod translate;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU32;
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
 use cranelift_codegen::settings::{self, Configurable};
@@ -23,9 +23,9 @@ use cranelift_module::{Module, default_libcall_names};
 use molt_vm::tier::{CompiledCode, Exit, Flags, TierCompiler};
 use molt_vm::{Proto, Value};
 
-/// The signature every compiled function has: (registers, interrupt flag, update flag) ->
+/// The signature every compiled function has: (registers, the VM's signal word) ->
 /// exit code (see `decode_exit`).
-type Entry = unsafe extern "C" fn(*mut Value, *const AtomicBool, *const AtomicBool) -> u64;
+type Entry = unsafe extern "C" fn(*mut Value, *const AtomicU32) -> u64;
 
 /// Exit codes: kind in the high 32 bits, register or pc in the low 32.
 pub(crate) const EXIT_RETURNED: u64 = 0;
@@ -60,7 +60,7 @@ impl CompiledCode for Compiled {
         // the `repr(C, u8)` layout (tag byte at 0, payload at 8), and writes only valid
         // values (tags NIL/BOOL/INT/FLOAT with their payloads). The flags are read with
         // atomic loads. It calls nothing and cannot unwind.
-        let code = unsafe { (self.entry)(regs.as_mut_ptr(), flags.interrupt, flags.update) };
+        let code = unsafe { (self.entry)(regs.as_mut_ptr(), flags.signals) };
         decode_exit(code)
     }
 
@@ -102,7 +102,7 @@ impl Jit {
         }
         let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
         sig.returns.push(AbiParam::new(types::I64));
         let id = self.module.declare_anonymous_function(&sig).map_err(|e| e.to_string())?;
         let mut ctx = self.module.make_context();
@@ -115,7 +115,7 @@ impl Jit {
         self.module.finalize_definitions().map_err(|e| e.to_string())?;
         let ptr = self.module.get_finalized_function(id);
         // SAFETY: `ptr` is the finalized code of a function declared with exactly the
-        // signature `Entry` mirrors (three pointer parameters, one i64 result, the host's
+        // signature `Entry` mirrors (two pointer parameters, one i64 result, the host's
         // default call convention, which is what `extern "C"` uses).
         let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
         self.compiled += 1;

@@ -7,6 +7,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self, Block, InstBuilder, MemFlagsData, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Proto, Value};
 
@@ -22,6 +23,7 @@ pub fn supported(proto: &Proto, consts: &[Value]) -> bool {
         JumpIfNotLt { .. } | JumpIfNotLe { .. } | JumpIfNotGt { .. } | JumpIfNotGe { .. } => true,
         Jump { .. } | Loop { .. } | JumpIfFalse { .. } | JumpIfTrue { .. } => true,
         ForPrep { .. } | ForLoop { .. } | Return { .. } | ReturnNil {} | Update { .. } => true,
+        UpdateLoop { .. } | UpdateForLoop { .. } => true,
         LoadConst { k, .. } => matches!(consts.get(k as usize), Some(Value::Int(_) | Value::Float(_))),
         _ => false,
     })
@@ -30,8 +32,7 @@ pub fn supported(proto: &Proto, consts: &[Value]) -> bool {
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     regs: ir::Value,
-    interrupt: ir::Value,
-    update: ir::Value,
+    signals: ir::Value,
     blocks: Vec<Block>,
 }
 
@@ -40,6 +41,33 @@ fn flags() -> MemFlagsData {
 }
 
 impl Gen<'_, '_> {
+    /// An update point: nothing to do unless an update waits for it, then the interpreter
+    /// takes over at this pc.
+    fn update_point(&mut self, pc: usize) {
+        let clear = self.flag_clear(Signals::UPDATE);
+        self.guard(clear, pc);
+    }
+
+    /// A range loop back-edge (see `ForLoop`); `done` is where a finished loop continues.
+    fn for_loop(&mut self, pc: usize, base: u16, var: u16, target: u32, done: Block) {
+        let clear = self.flag_clear(Signals::INTERRUPT);
+        self.guard(clear, pc);
+        let ints = self.both_int(base, base + 1);
+        self.guard(ints, pc);
+        let cur = self.payload(base + 1);
+        let end = self.payload(base);
+        // cur < end, so cur + 1 cannot overflow.
+        let nxt = self.b.ins().iadd_imm_s(cur, 1);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, nxt, end);
+        let again = self.b.create_block();
+        self.b.ins().brif(more, again, &[], done, &[]);
+        self.b.switch_to_block(again);
+        self.store_int(base + 1, nxt);
+        self.store_int(var, nxt);
+        let t = self.blocks[target as usize];
+        self.b.ins().jump(t, &[]);
+    }
+
     fn off(r: u16) -> i32 {
         r as i32 * tag::SIZE
     }
@@ -96,9 +124,11 @@ impl Gen<'_, '_> {
         self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::INT as i64)
     }
 
-    fn flag_clear(&mut self, ptr: ir::Value) -> ir::Value {
-        let f = self.b.ins().atomic_load(types::I8, flags(), ptr);
-        self.b.ins().icmp_imm_u(IntCC::Equal, f, 0)
+    /// The signal bit `bit` (`Signals::INTERRUPT`, `Signals::UPDATE`) is clear.
+    fn flag_clear(&mut self, bit: u32) -> ir::Value {
+        let word = self.b.ins().atomic_load(types::I32, flags(), self.signals);
+        let set = self.b.ins().band_imm_u(word, bit as i64);
+        self.b.ins().icmp_imm_u(IntCC::Equal, set, 0)
     }
 
     fn next(&self, pc: usize) -> Block {
@@ -244,7 +274,7 @@ impl Gen<'_, '_> {
             }
             Loop { target } => {
                 // The interpreter raises the interrupt: hand over before jumping back.
-                let clear = self.flag_clear(self.interrupt);
+                let clear = self.flag_clear(Signals::INTERRUPT);
                 self.guard(clear, pc);
                 let t = self.blocks[target as usize];
                 self.b.ins().jump(t, &[]);
@@ -273,30 +303,26 @@ impl Gen<'_, '_> {
                 self.b.ins().jump(next, &[]);
             }
             ForLoop { base, var, target } => {
-                let clear = self.flag_clear(self.interrupt);
+                let done = self.next(pc);
+                self.for_loop(pc, base, var, target, done);
+            }
+            UpdateLoop { target, .. } => {
+                self.update_point(pc);
+                let clear = self.flag_clear(Signals::INTERRUPT);
                 self.guard(clear, pc);
-                let ints = self.both_int(base, base + 1);
-                self.guard(ints, pc);
-                let cur = self.payload(base + 1);
-                let end = self.payload(base);
-                // cur < end, so cur + 1 cannot overflow.
-                let nxt = self.b.ins().iadd_imm_s(cur, 1);
-                let more = self.b.ins().icmp(IntCC::SignedLessThan, nxt, end);
-                let again = self.b.create_block();
-                let next = self.next(pc);
-                self.b.ins().brif(more, again, &[], next, &[]);
-                self.b.switch_to_block(again);
-                self.store_int(base + 1, nxt);
-                self.store_int(var, nxt);
                 let t = self.blocks[target as usize];
                 self.b.ins().jump(t, &[]);
+            }
+            UpdateForLoop { base, var, target, .. } => {
+                self.update_point(pc);
+                // When the loop is done, skip the plain `ForLoop` that follows.
+                let done = self.blocks[pc + 2];
+                self.for_loop(pc, base, var, target, done);
             }
             Return { src } => self.exit(EXIT_RETURNED, src as u64),
             ReturnNil {} => self.exit(EXIT_RETURNED_NIL, 0),
             Update { .. } => {
-                // An update point: nothing to do unless an update waits for it.
-                let clear = self.flag_clear(self.update);
-                self.guard(clear, pc);
+                self.update_point(pc);
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
@@ -323,7 +349,7 @@ pub fn build(
     b.switch_to_block(entry);
     let params = b.block_params(entry).to_vec();
     b.ins().jump(blocks[0], &[]);
-    let mut g = Gen { b: &mut b, regs: params[0], interrupt: params[1], update: params[2], blocks };
+    let mut g = Gen { b: &mut b, regs: params[0], signals: params[1], blocks };
     for (pc, ins) in proto.code.iter().enumerate() {
         let block = g.blocks[pc];
         g.b.switch_to_block(block);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use molt_compiler::ast::Item;
 use molt_vm::Program;
+use molt_vm::signals::Signals;
 use molt_vm::update::UpdatePlan;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -39,8 +40,8 @@ pub struct Shared {
     pub running: AtomicBool,
     /// `:trace on`: every update event is shown, not only outcomes.
     pub trace: AtomicBool,
-    /// The VM's interrupt flag: Ctrl-C and `:stop` set it.
-    pub interrupt: Arc<AtomicBool>,
+    /// The VM's signal word: Ctrl-C and `:stop` raise its interrupt.
+    pub signals: Arc<Signals>,
     pub names: Arc<Mutex<Names>>,
 }
 
@@ -143,14 +144,14 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
         out: Out::new(printer),
         running: AtomicBool::new(false),
         trace: AtomicBool::new(false),
-        interrupt: Arc::new(AtomicBool::new(false)),
+        signals: Arc::new(Signals::new()),
         names,
     });
     shared.refresh_names();
     {
         // Ctrl-C while code runs (the editor is not reading): interrupt it, keep the session.
-        let flag = shared.interrupt.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+        let signals = shared.signals.clone();
+        let _ = ctrlc::set_handler(move || signals.interrupt());
     }
     let (tx, rx) = channel();
     let (done_tx, done) = channel();
@@ -204,7 +205,7 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
                 .map_err(|_| crate::report!("warning: cannot save the history to {}: {e}", h.display()));
         }
     }
-    shared.interrupt.store(true, Ordering::SeqCst);
+    shared.signals.interrupt();
     let _ = repl.tx.send(Req::Quit);
     drop(rl);
     let _ = vm_thread.join();
@@ -358,7 +359,7 @@ impl Repl {
         if !self.running() {
             return self.say("nothing is running");
         }
-        self.shared.interrupt.store(true, Ordering::SeqCst);
+        self.shared.signals.interrupt();
         let start = Instant::now();
         while self.running() && start.elapsed() < Duration::from_secs(3) {
             std::thread::sleep(Duration::from_millis(10));

@@ -196,7 +196,7 @@ fn on_event(shared: &Shared, e: &UpdateEvent) {
 
 fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) -> Vm {
     let mut vm = crate::new_vm();
-    vm.interrupt = shared.interrupt.clone();
+    vm.signals = shared.signals.clone();
     vm.out = Box::new(VmOut { shared: shared.clone(), buf: Vec::new() });
     let sh = shared.clone();
     vm.dsu.on_event = Some(Box::new(move |e: &UpdateEvent| on_event(&sh, e)));
@@ -208,7 +208,7 @@ fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) ->
 fn load(shared: &Shared, vm: &mut Vm, program: &Program) {
     match vm.load(program) {
         Ok((init, _)) => {
-            shared.interrupt.store(false, Ordering::SeqCst);
+            shared.signals.clear_interrupt();
             let r = vm.call_slot(init, &[]);
             vm.flush();
             if let Err(e) = r {
@@ -234,7 +234,7 @@ fn eval(shared: &Shared, vm: &mut Vm, program: &Program, func: &str) {
         }
     }
     let Some(slot) = vm.func_slot(func) else { return shared.out.print("error: the evaluation was not compiled") };
-    shared.interrupt.store(false, Ordering::SeqCst);
+    shared.signals.clear_interrupt();
     let r = vm.call_slot(slot, &[]);
     vm.flush();
     match r {
@@ -309,7 +309,7 @@ pub fn serve(shared: Arc<Shared>, rx: Receiver<Req>, done: Sender<Done>, program
                     let _ = done.send(Done { id });
                     continue;
                 };
-                shared.interrupt.store(false, Ordering::SeqCst);
+                shared.signals.clear_interrupt();
                 shared.running.store(true, Ordering::SeqCst);
                 shared.out.print("[main is running in the background; :reload pushes an edit, :stop stops it]");
                 let _ = done.send(Done { id });

@@ -42,7 +42,7 @@ fn function(program: &Program, index: usize, f: &Proto, out: &mut String) {
         let line = f.lines.get(pc).copied().unwrap_or(0);
         let shown = if line != last_line { format!("{line:>5}") } else { "    |".to_string() };
         last_line = line;
-        let _ = write!(out, "  {pc:>5} {shown}  {:<12}", ins.name());
+        let _ = write!(out, "  {pc:>5} {shown}  {:<13} ", ins.name());
         let ops = ins.operands();
         for (n, (_, kind, v)) in ops.iter().enumerate() {
             let _ = write!(out, "{}{}{}", if n == 0 { "" } else { " " }, kind.prefix(), v);

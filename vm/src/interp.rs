@@ -3,11 +3,11 @@
 //! Safepoints (calls, loop back-edges, update points) are where the collector may run.
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 use crate::heap::Obj;
 use crate::map::Map;
 use crate::native::{BuiltinKind, MethodImpl};
+use crate::signals::Signals;
 use crate::tier::{Exit, JitMode};
 use crate::{Frame, Function, Instr, MAX_FRAMES, RuntimeError, Value, Vm};
 
@@ -88,8 +88,7 @@ impl Vm {
                         throw!("stack overflow");
                     }
                     // Calls are safepoints too: Ctrl-C stops a recursion that has no loop.
-                    if self.interrupt.load(Ordering::Relaxed) {
-                        self.interrupt.store(false, Ordering::Relaxed);
+                    if self.signals.load() & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
                         throw!("interrupted");
                     }
                     let need = new_base + callee.proto.nregs as usize + 1;
@@ -160,14 +159,46 @@ impl Vm {
         }
 
             // A loop back-edge is a safepoint: the collector may run, an interrupt stops here.
+            // `$signals` is the signal word, loaded once per instruction.
             macro_rules! back_edge {
-                () => {{
+                ($signals:expr) => {{
                     if self.heap.should_collect() {
                         self.collect_garbage(base + func.proto.nregs as usize);
                     }
-                    if self.interrupt.load(Ordering::Relaxed) {
-                        self.interrupt.store(false, Ordering::Relaxed);
+                    if $signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
                         throw!("interrupted");
+                    }
+                }};
+            }
+
+            // An update point: hand over to the update engine when an update waits for one.
+            macro_rules! update_point {
+                ($point:expr, $signals:expr) => {{
+                    if $signals & Signals::UPDATE != 0 {
+                        self.frames.last_mut().unwrap().pc = pc;
+                        self.at_update_point($point);
+                        // The frame may have moved to new code: reload it.
+                        continue 'frames;
+                    }
+                }};
+            }
+
+            // Range loop back-edge; true when the loop is done (execution falls through).
+            macro_rules! for_loop {
+                ($b:expr, $var:expr, $target:expr, $signals:expr) => {{
+                    if let (Value::Int(cur), Value::Int(end)) = (r!($b + 1), r!($b)) {
+                        let next = cur + 1;
+                        if next < end {
+                            r!($b + 1) = Value::Int(next);
+                            r!($var) = Value::Int(next);
+                            pc = $target as usize;
+                            back_edge!($signals);
+                            false
+                        } else {
+                            true
+                        }
+                    } else {
+                        throw!("corrupt loop state");
                     }
                 }};
             }
@@ -313,7 +344,7 @@ impl Vm {
                     Instr::Jump { target } => pc = target as usize,
                     Instr::Loop { target } => {
                         pc = target as usize;
-                        back_edge!();
+                        back_edge!(self.signals.load());
                     }
                     Instr::JumpIfFalse { cond, target } => {
                         if !r!(cond).truthy() {
@@ -568,16 +599,13 @@ impl Vm {
                         (x, y) => throw!(format!("cannot apply '..' to {} and {}", self.type_of(x), self.type_of(y))),
                     },
                     Instr::ForLoop { base: b, var, target } => {
-                        if let (Value::Int(cur), Value::Int(end)) = (r!(b + 1), r!(b)) {
-                            let next = cur + 1;
-                            if next < end {
-                                r!(b + 1) = Value::Int(next);
-                                r!(var) = Value::Int(next);
-                                pc = target as usize;
-                                back_edge!();
-                            }
-                        } else {
-                            throw!("corrupt loop state");
+                        for_loop!(b, var, target, self.signals.load());
+                    }
+                    Instr::UpdateForLoop { point, base: b, var, target } => {
+                        let signals = self.signals.load();
+                        update_point!(point, signals);
+                        if for_loop!(b, var, target, signals) {
+                            pc += 1; // past the plain `ForLoop` that follows
                         }
                     }
                     Instr::IterPrep { base: b, src } => {
@@ -633,15 +661,16 @@ impl Vm {
                         }
                     }
                     Instr::Update { point } => {
-                        if self.update_pending.load(Ordering::Relaxed) {
-                            self.frames.last_mut().unwrap().pc = pc;
-                            self.at_update_point(point);
-                            // The frame may have moved to new code: reload it.
-                            continue 'frames;
-                        }
+                        update_point!(point, self.signals.load());
                         if self.heap.should_collect() {
                             self.collect_garbage(base + func.proto.nregs as usize);
                         }
+                    }
+                    Instr::UpdateLoop { point, target } => {
+                        let signals = self.signals.load();
+                        update_point!(point, signals);
+                        pc = target as usize;
+                        back_edge!(signals);
                     }
                 }
             }

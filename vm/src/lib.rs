@@ -13,6 +13,7 @@ pub mod opcodes;
 pub mod ops;
 pub mod print;
 pub mod program;
+pub mod signals;
 pub mod tier;
 pub mod update;
 pub mod value;
@@ -22,7 +23,6 @@ use std::cell::Cell;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use indexmap::IndexSet;
 use rustc_hash::FxHashMap;
@@ -129,11 +129,9 @@ pub struct Vm {
     pub version: u32,
     pub out: Box<dyn Write>,
     pub args: Vec<String>,
-    /// Set from another thread to stop the running program at its next safepoint.
-    pub interrupt: Arc<AtomicBool>,
-    /// Checked at update points: an update is waiting to be applied (or may be fetched).
-    /// Atomic so that compiled code can poll it through a shared reference.
-    pub update_pending: std::sync::atomic::AtomicBool,
+    /// Polled at safepoints: an interrupt (raised from another thread) or an update waiting
+    /// for an update point (raised by the VM itself).
+    pub signals: Arc<signals::Signals>,
     /// The compiled tier, if one is installed, and when it compiles.
     pub jit: Option<Box<dyn tier::TierCompiler>>,
     pub jit_mode: tier::JitMode,
@@ -168,8 +166,7 @@ impl Vm {
             version: 1,
             out: Box::new(std::io::BufWriter::new(std::io::stdout())),
             args: Vec::new(),
-            interrupt: Arc::new(AtomicBool::new(false)),
-            update_pending: std::sync::atomic::AtomicBool::new(false),
+            signals: Arc::new(signals::Signals::new()),
             jit: None,
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),

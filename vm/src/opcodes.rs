@@ -280,6 +280,13 @@ opcodes! {
     ForLoop { base: Reg, var: Reg, target: Jump },
     /// an update point: P[point] in the function's update-point table
     Update { point: Point },
+    /// `Update point` fused with the `Loop target` that always follows it (one dispatch for an
+    /// update point at the end of a loop body). The plain `Loop` stays for jumps to it and for a
+    /// frame resuming after the update point.
+    UpdateLoop { point: Point, target: Jump },
+    /// `Update point` fused with the `ForLoop base var target` that always follows it; when the
+    /// loop ends it continues after that `ForLoop` (pc + 2).
+    UpdateForLoop { point: Point, base: Reg, var: Reg, target: Jump },
 }
 
 impl OperandKind {
@@ -347,6 +354,7 @@ mod tests {
     #[test]
     fn table_matches_enum() {
         assert_eq!(OPCODES[Instr::Move { dst: 0, src: 0 }.opcode() as usize].0, "Move");
-        assert_eq!(OPCODES.len(), Instr::Update { point: 0 }.opcode() as usize + 1);
+        let last = Instr::UpdateForLoop { point: 0, base: 0, var: 0, target: 0 };
+        assert_eq!(OPCODES.len(), last.opcode() as usize + 1);
     }
 }

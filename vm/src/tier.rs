@@ -4,7 +4,7 @@
 //! anything the compiled code does not handle (a type it does not expect, an overflow to
 //! report, a pending update, an interrupt) is an exit to the interpreter at that pc.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU32;
 
 use crate::{Proto, Value};
 
@@ -19,10 +19,10 @@ pub enum Exit {
     Resume(usize),
 }
 
-/// Flags compiled code polls: at loop back-edges (`interrupt`) and update points (`update`).
+/// What compiled code polls: the VM's signal word (`crate::signals::Signals`), for
+/// `INTERRUPT` at loop back-edges and `UPDATE` at update points.
 pub struct Flags<'a> {
-    pub interrupt: &'a AtomicBool,
-    pub update: &'a AtomicBool,
+    pub signals: &'a AtomicU32,
 }
 
 pub trait CompiledCode {

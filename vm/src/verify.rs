@@ -17,7 +17,9 @@
 //!   collect), every other jump goes forward, so every loop can be stopped;
 //! - closures: the target is a `Lambda` with as many captures as the closure copies;
 //! - locals and update points: registers and pcs in range, each update point at its own `Update`
-//!   instruction (so execution can resume right after it).
+//!   instruction (so execution can resume right after it), or at an update point fused with a
+//!   loop back-edge (`UpdateLoop`, `UpdateForLoop`), which must be followed by the same
+//!   back-edge unfused (where execution resumes after an update).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -83,6 +85,7 @@ pub fn verify(program: &Program) -> Res {
             check_operands(program, f, pc, ins)?;
             check_register_window(program, f, pc, ins)?;
             check_control_flow(f, pc, ins)?;
+            check_fused(f, pc, ins)?;
             check_closure(program, f, pc, ins)?;
         }
         check_locals(f)?;
@@ -238,6 +241,7 @@ fn register_window(ins: &Instr) -> Option<(usize, usize)> {
         Instr::CallFunc { base, argc, .. } | Instr::CallNative { base, argc, .. } => (base, argc as usize),
         Instr::IterPrep { base, .. } | Instr::IterNext { base, .. } => (base, 2),
         Instr::ForPrep { base, .. } | Instr::ForLoop { base, .. } => (base, 2),
+        Instr::UpdateForLoop { base, .. } => (base, 2),
         _ => return None,
     };
     Some((base as usize, count))
@@ -300,7 +304,10 @@ fn check_register_window(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res 
 
 /// `Loop` jumps backward (or to itself); every other jump goes forward.
 fn check_control_flow(f: &Proto, pc: usize, ins: &Instr) -> Res {
-    let is_loop = matches!(ins, Instr::Loop { .. } | Instr::ForLoop { .. });
+    let is_loop = matches!(
+        ins,
+        Instr::Loop { .. } | Instr::ForLoop { .. } | Instr::UpdateLoop { .. } | Instr::UpdateForLoop { .. }
+    );
     for (_, kind, target) in ins.operands() {
         if kind != OperandKind::Jump {
             continue;
@@ -376,12 +383,40 @@ fn check_locals(f: &Proto) -> Res {
     Ok(())
 }
 
-/// Each update point is the pc of the `Update` instruction naming it, so a migrated frame can
-/// resume right after it (an `Update` is never last: the last instruction is a terminator).
+/// A fused update point and back-edge is followed by the same back-edge unfused: execution
+/// resumes there after an update, and `UpdateForLoop` falls through past it.
+fn check_fused(f: &Proto, pc: usize, ins: &Instr) -> Res {
+    let plain = match *ins {
+        Instr::UpdateLoop { target, .. } => Instr::Loop { target },
+        Instr::UpdateForLoop { base, var, target, .. } => Instr::ForLoop { base, var, target },
+        _ => return Ok(()),
+    };
+    if f.code.get(pc + 1) != Some(&plain) {
+        return Err(instr_error(
+            f,
+            pc,
+            ins,
+            format_args!("must be followed by `{}`, the same back-edge unfused", show(&plain)),
+        ));
+    }
+    Ok(())
+}
+
+/// The update point an instruction polls, if it is one.
+fn point_of(ins: &Instr) -> Option<u16> {
+    match *ins {
+        Instr::Update { point } | Instr::UpdateLoop { point, .. } | Instr::UpdateForLoop { point, .. } => Some(point),
+        _ => None,
+    }
+}
+
+/// Each update point is the pc of the `Update` (or fused update) instruction naming it, so a
+/// migrated frame can resume right after it (an update point is never last: the last
+/// instruction is a terminator).
 fn check_update_points(f: &Proto) -> Res {
     for (i, point) in f.update_points.iter().enumerate() {
         let at = f.code.get(point.pc as usize);
-        if !u16::try_from(i).is_ok_and(|i| at == Some(&Instr::Update { point: i })) {
+        if !u16::try_from(i).is_ok_and(|i| at.and_then(point_of) == Some(i)) {
             let found = at.map_or_else(|| "past the end of the code".to_string(), |ins| format!("at {}", show(ins)));
             return Err(function_error(
                 f,

@@ -263,7 +263,7 @@ fn every_opcode() -> Program {
         let mut bytes = vec![op as u8];
         for (_, kind) in operands.iter() {
             let v: i64 = match kind {
-                OperandKind::Jump if matches!(OPCODES[op].0, "Loop" | "ForLoop") => 0,
+                OperandKind::Jump if matches!(OPCODES[op].0, "Loop" | "ForLoop" | "UpdateLoop" | "UpdateForLoop") => 0,
                 OperandKind::Jump => pc as i64 + 1,
                 OperandKind::Func => 1, // a lambda without captures, for `Closure`
                 OperandKind::Point => main.update_points.len() as i64,
@@ -276,7 +276,14 @@ fn every_opcode() -> Program {
             }
             encode_operand(*kind, v, &mut bytes);
         }
-        main.code.push(Instr::decode(&bytes, &mut 0).expect("an instruction built from the table"));
+        let ins = Instr::decode(&bytes, &mut 0).expect("an instruction built from the table");
+        main.code.push(ins);
+        // A fused update point is followed by its back-edge unfused.
+        match ins {
+            Instr::UpdateLoop { target, .. } => main.code.push(Instr::Loop { target }),
+            Instr::UpdateForLoop { base, var, target, .. } => main.code.push(Instr::ForLoop { base, var, target }),
+            _ => {}
+        }
     }
     main.code.push(Instr::ReturnNil {});
     main.lines = vec![7; main.code.len()];
@@ -963,6 +970,34 @@ fn rejects_bad_locals_and_update_points() {
 }
 
 #[test]
+fn fused_update_points_need_their_plain_back_edge() {
+    // The update point moved onto the loop's back-edge, fused: valid.
+    let mut p = calc();
+    let main = &mut p.functions[2];
+    main.code[9] = Instr::AddImm { dst: 2, a: 2, value: 0 };
+    main.code[12] = Instr::UpdateLoop { point: 0, target: 8 };
+    main.update_points[0].pc = 12;
+    verify(&p).expect("a fused update point followed by its back-edge verifies");
+
+    // Followed by a back-edge to somewhere else: rejected.
+    let mut bad = p.clone();
+    bad.functions[2].code[12] = Instr::UpdateLoop { point: 0, target: 7 };
+    assert_eq!(
+        verify_error(&bad),
+        "function 'main', pc 12 (UpdateLoop p0 @7): must be followed by `Loop @7`, the same back-edge unfused"
+    );
+
+    // Not followed by a back-edge at all.
+    let mut bad = p.clone();
+    bad.functions[2].code[11] = Instr::UpdateForLoop { point: 0, base: 2, var: 4, target: 8 };
+    bad.functions[2].update_points[0].pc = 11;
+    assert_eq!(
+        verify_error(&bad),
+        "function 'main', pc 11 (UpdateForLoop p0 r2 r4 @8): must be followed by `ForLoop r2 r4 @8`, the same back-edge unfused"
+    );
+}
+
+#[test]
 fn rejects_bad_entry_points() {
     let mut p = calc();
     p.init = 3;
@@ -1054,7 +1089,7 @@ fn run_everything(q: &Program) {
     }
     for f in &q.functions {
         let Some(slot) = vm.func_slot(&f.name) else { continue };
-        vm.interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+        vm.signals.interrupt();
         let args = vec![Value::Int(3); f.arity as usize];
         let _ = vm.call_slot(slot, &args);
     }

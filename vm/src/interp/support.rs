@@ -61,7 +61,7 @@ impl Vm {
         }
         let code = func.jit.get()?.as_ref()?;
         let n = func.proto.nregs as usize;
-        let flags = Flags { interrupt: &self.interrupt, update: &self.update_pending };
+        let flags = Flags { signals: self.signals.word() };
         Some(code.run(&mut self.stack[base..base + n], &flags))
     }
 

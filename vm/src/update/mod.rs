@@ -113,7 +113,7 @@ impl Vm {
     /// Recomputes the one flag the interpreter polls at update points.
     pub(crate) fn refresh_update_flag(&mut self) {
         let pending = self.dsu.pending.is_some() || self.dsu.source.as_ref().is_some_and(|s| s.has_more());
-        self.update_pending.store(pending, std::sync::atomic::Ordering::Relaxed);
+        self.signals.set_update(pending);
     }
 
     /// Installs a source of updates polled at update points.

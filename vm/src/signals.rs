@@ -1,0 +1,79 @@
+//! The one word the interpreter and compiled code poll at safepoints (loop back-edges, calls,
+//! update points): which asynchronous requests are waiting. A single load answers "is there
+//! anything to do?", so an update point fused into a loop back-edge costs no more than the
+//! back-edge alone.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Requests a running program notices at its next safepoint. Shared (`Arc`) with whoever may
+/// raise them from another thread: a Ctrl-C handler, the REPL's `:stop`.
+#[derive(Debug, Default)]
+pub struct Signals(AtomicU32);
+
+impl Signals {
+    /// Stop the running program with the runtime error "interrupted".
+    pub const INTERRUPT: u32 = 1;
+    /// An update is waiting for an update point (set and cleared by the VM itself).
+    pub const UPDATE: u32 = 2;
+
+    pub fn new() -> Signals {
+        Signals::default()
+    }
+
+    /// Every signal bit at once (a relaxed load: the hot-path poll).
+    #[inline(always)]
+    pub fn load(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Asks the running program to stop at its next safepoint. Safe from any thread.
+    pub fn interrupt(&self) {
+        self.0.fetch_or(Self::INTERRUPT, Ordering::SeqCst);
+    }
+
+    /// Withdraws an interrupt request that nothing has consumed yet.
+    pub fn clear_interrupt(&self) {
+        self.0.fetch_and(!Self::INTERRUPT, Ordering::SeqCst);
+    }
+
+    /// Whether an interrupt is requested (it stays requested).
+    pub fn interrupted(&self) -> bool {
+        self.load() & Self::INTERRUPT != 0
+    }
+
+    /// Consumes an interrupt request: true when there was one.
+    pub fn take_interrupt(&self) -> bool {
+        self.0.fetch_and(!Self::INTERRUPT, Ordering::SeqCst) & Self::INTERRUPT != 0
+    }
+
+    pub(crate) fn set_update(&self, pending: bool) {
+        if pending {
+            self.0.fetch_or(Self::UPDATE, Ordering::Relaxed);
+        } else {
+            self.0.fetch_and(!Self::UPDATE, Ordering::Relaxed);
+        }
+    }
+
+    /// The word itself, for compiled code that polls it with atomic loads.
+    pub fn word(&self) -> &AtomicU32 {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_are_independent() {
+        let s = Signals::new();
+        s.set_update(true);
+        s.interrupt();
+        assert_eq!(s.load(), Signals::INTERRUPT | Signals::UPDATE);
+        assert!(s.take_interrupt());
+        assert!(!s.take_interrupt());
+        assert_eq!(s.load(), Signals::UPDATE);
+        s.set_update(false);
+        assert_eq!(s.load(), 0);
+    }
+}

@@ -19,6 +19,12 @@ macro_rules! report_raw {
     }};
 }
 
+/// mimalloc instead of the system allocator: Molt allocates one object per record, string,
+/// list and closure, and the update engine one field array per transformed record; glibc's
+/// malloc/free were the top of those profiles (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod demo;
 pub mod diagnostics;
 pub mod repl;

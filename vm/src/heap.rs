@@ -311,6 +311,32 @@ impl Heap {
         self.collections += 1;
     }
 
+    /// Gives every record of type slot `from` the contents `convert` builds from its old
+    /// fields, retyped to `to`, in place (identity kept), in one pass over the heap. The old
+    /// contents go to `undo`, for a rollback. Returns how many records were converted.
+    pub fn convert_records(
+        &mut self,
+        from: u32,
+        to: u32,
+        mut convert: impl FnMut(&[Value]) -> Box<[Value]>,
+        undo: &mut Vec<(ObjRef, u32, Box<[Value]>)>,
+    ) -> usize {
+        let before = undo.len();
+        // Counted first: growing a million-entry undo list by doubling costs more than a scan.
+        let count = self.objs.iter().filter(|o| matches!(o, Obj::Record { ty, .. } if *ty == from)).count();
+        undo.reserve(count);
+        for (i, o) in self.objs.iter_mut().enumerate() {
+            if let Obj::Record { ty, fields } = o {
+                if *ty == from {
+                    let old = std::mem::replace(fields, convert(fields));
+                    *ty = to;
+                    undo.push((ObjRef(i as u32), from, old));
+                }
+            }
+        }
+        undo.len() - before
+    }
+
     /// Every live record of type slot `ty` (for the update engine).
     pub fn records_of(&self, ty: u32) -> Vec<ObjRef> {
         self.objs

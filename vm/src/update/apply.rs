@@ -23,6 +23,17 @@ pub(crate) enum FieldSource {
     Default(u32, String),
 }
 
+/// Frees the old contents of a committed update. A large one (a million field arrays take
+/// milliseconds to free) is freed on a short-lived thread, outside the update's pause: the
+/// contents are plain values, unreachable from the program once the update commits.
+fn free_later(old: Vec<(ObjRef, u32, Box<[Value]>)>) {
+    if old.len() < 10_000 {
+        return drop(old);
+    }
+    // If no thread can be started, the closure (and `old`) is dropped here instead.
+    let _ = std::thread::Builder::new().name("molt-free".into()).spawn(move || drop(old));
+}
+
 /// A function whose whole body loads a constant and returns it.
 fn is_constant_thunk(f: &Function) -> bool {
     use crate::Instr::*;
@@ -123,7 +134,7 @@ impl Vm {
                 self.heap.guard = WriteGuard::Off;
                 self.heap.pause_gc = false;
                 self.dsu.updating = false;
-                self.dsu.undo.clear();
+                free_later(std::mem::take(&mut self.dsu.undo));
                 self.commit_frames(&pending, moves);
                 for g in &pending.plan.globals_removed {
                     if let Some(slot) = self.global_names.get_index_of(g) {
@@ -307,11 +318,11 @@ impl Vm {
         if !program.transforms.is_empty() || !plan.types_changed.is_empty() {
             self.heap.guard = WriteGuard::frozen(&self.heap);
         }
+        let mut in_place: Vec<(u32, u32, Vec<FieldSource>)> = Vec::new();
         for (name, old_slot, new_slot) in work {
-            let instances = self.heap.records_of(old_slot);
             match transforms.get(name.as_str()) {
                 Some(&tf) => {
-                    for r in instances {
+                    for r in self.heap.records_of(old_slot) {
                         let v = self
                             .call_slot(tf, &[Value::Obj(r)])
                             .map_err(|e| format!("transform {name} failed: {}", describe(&e)))?;
@@ -322,23 +333,42 @@ impl Vm {
                 None => {
                     let new_slot = new_slot.ok_or("a removed type without a transformer")?;
                     let plan = self.field_plan(old_slot, new_slot)?;
-                    for r in instances {
+                    if plan.iter().all(|s| !matches!(s, FieldSource::Default(..))) {
+                        // No Molt code runs: converted in place at install time, in one pass.
+                        in_place.push((old_slot, new_slot, plan));
+                        continue;
+                    }
+                    for r in self.heap.records_of(old_slot) {
                         let fields = self.apply_field_plan(r, &plan)?;
                         replacements.push((r, new_slot, fields));
                     }
                 }
             }
         }
-        let transform_us = if replacements.is_empty() { 0 } else { started.elapsed().as_micros() as u64 };
         // Instances take their new contents now (identity kept), so that `migrate` sees them;
         // the old contents are kept for a rollback.
         self.heap.guard = WriteGuard::Off;
-        let objects = replacements.len();
+        let mut objects = replacements.len();
         self.dsu.undo.reserve(objects);
         for (r, ty, fields) in replacements {
             let old = std::mem::replace(self.heap.get_mut(r), Obj::Record { ty, fields });
-            self.dsu.undo.push((r, old));
+            if let Obj::Record { ty, fields } = old {
+                self.dsu.undo.push((r, ty, fields));
+            }
         }
+        for (old_slot, new_slot, plan) in in_place {
+            let convert = |old: &[Value]| -> Box<[Value]> {
+                plan.iter()
+                    .map(|s| match s {
+                        FieldSource::Copy(j) => old[*j],
+                        FieldSource::Value(v) => *v,
+                        FieldSource::Default(..) => Value::Nil, // excluded above
+                    })
+                    .collect()
+            };
+            objects += self.heap.convert_records(old_slot, new_slot, convert, &mut self.dsu.undo);
+        }
+        let transform_us = if objects == 0 { 0 } else { started.elapsed().as_micros() as u64 };
 
         self.run_migrate(program)?;
         Ok((objects, transform_us))
@@ -388,8 +418,8 @@ impl Vm {
             }
         };
         let old = std::mem::replace(self.heap.get_mut(r), Obj::Record { ty, fields });
-        if self.dsu.updating {
-            self.dsu.undo.push((r, old));
+        if let (true, Obj::Record { ty, fields }) = (self.dsu.updating, old) {
+            self.dsu.undo.push((r, ty, fields));
         }
         Ok(())
     }
@@ -530,8 +560,8 @@ impl Vm {
         self.heap.pause_gc = false;
         let guard = std::mem::replace(&mut self.heap.guard, WriteGuard::Off);
         guard.restore(&mut self.heap);
-        for (r, old) in std::mem::take(&mut self.dsu.undo).into_iter().rev() {
-            *self.heap.get_mut(r) = old;
+        for (r, ty, fields) in std::mem::take(&mut self.dsu.undo).into_iter().rev() {
+            *self.heap.get_mut(r) = Obj::Record { ty, fields };
         }
         self.funcs = snap.funcs;
         self.func_names.truncate(snap.func_names);

@@ -92,8 +92,9 @@ pub struct UpdateState {
     pub on_event: Option<EventSink>,
     /// Plans of the applied versions, oldest first (`:versions`).
     pub history: Vec<UpdatePlan>,
-    /// Old contents of instances transformed by the update in progress (for a rollback).
-    pub(crate) undo: Vec<(crate::ObjRef, crate::Obj)>,
+    /// Old contents (type slot, fields) of the records the update in progress converted, for
+    /// a rollback; plain data, so a large one can be freed on another thread at commit.
+    pub(crate) undo: Vec<(crate::ObjRef, u32, Box<[crate::Value]>)>,
     /// An update is being prepared (conversions are recorded for a rollback).
     pub(crate) updating: bool,
     /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).

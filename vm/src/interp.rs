@@ -118,45 +118,60 @@ impl Vm {
                     }
                 };
             }
-            // Int and float fast paths as nested matches (a tuple match made the compiler
-            // spill both values to memory); everything else goes to a cold path.
+            // Int and float fast paths as nested matches on the registers in place: reading the
+            // tag and the payload separately (not copying the 16-byte value first) lets each
+            // load be forwarded from the store that wrote it, and keeps values out of memory
+            // temporaries. Everything else goes to a cold path.
+            macro_rules! slow_args {
+                ($a:expr, $b:expr) => {
+                    (r!($a), r!($b))
+                };
+            }
             macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:tt, $checked:ident, $sym:expr) => {{
-                let x = r!($a);
-                let y = r!($b);
-                let v = match x {
-                    Value::Int(i) => match y {
+                let v = match r!($a) {
+                    Value::Int(i) => match r!($b) {
                         Value::Int(j) => match i.$checked(j) {
                             Some(k) => Value::Int(k),
                             None => throw!("integer overflow"),
                         },
                         Value::Float(q) => Value::Float(i as f64 $op q),
-                        _ => tri!(self.arith_slow($sym, x, y)),
+                        _ => { let (x, y) = slow_args!($a, $b); tri!(self.arith_slow($sym, x, y)) }
                     },
-                    Value::Float(p) => match y {
+                    Value::Float(p) => match r!($b) {
                         Value::Float(q) => Value::Float(p $op q),
                         Value::Int(j) => Value::Float(p $op j as f64),
-                        _ => tri!(self.arith_slow($sym, x, y)),
+                        _ => { let (x, y) = slow_args!($a, $b); tri!(self.arith_slow($sym, x, y)) }
                     },
-                    _ => tri!(self.arith_slow($sym, x, y)),
+                    _ => { let (x, y) = slow_args!($a, $b); tri!(self.arith_slow($sym, x, y)) }
                 };
                 r!($dst) = v;
             }};
         }
-            macro_rules! compare {
-            ($dst:expr, $a:expr, $b:expr, $op:tt) => {{
-                let x = r!($a);
-                let y = r!($b);
-                let b = match x {
-                    Value::Int(i) => match y {
-                        Value::Int(j) => i $op j,
-                        _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal),
-                    },
-                    _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal),
+            // `R[a] op R[b]` for the ordering operators.
+            macro_rules! holds {
+                ($a:expr, $b:expr, $op:tt) => {
+                    match r!($a) {
+                        Value::Int(i) => match r!($b) {
+                            Value::Int(j) => i $op j,
+                            _ => {
+                                let (x, y) = slow_args!($a, $b);
+                                tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal)
+                            }
+                        },
+                        _ => {
+                            let (x, y) = slow_args!($a, $b);
+                            tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal)
+                        }
+                    }
                 };
-                r!($dst) = Value::Bool(b);
-            }};
-        }
+            }
+            macro_rules! compare {
+                ($dst:expr, $a:expr, $b:expr, $op:tt) => {{
+                    let b = holds!($a, $b, $op);
+                    r!($dst) = Value::Bool(b);
+                }};
+            }
 
             // A loop back-edge is a safepoint: the collector may run, an interrupt stops here.
             // `$signals` is the signal word, loaded once per instruction.
@@ -206,13 +221,7 @@ impl Vm {
             // Fused compare-and-branch: jump unless `R[a] op R[b]`.
             macro_rules! jump_unless {
                 ($a:expr, $b:expr, $target:expr, $op:tt) => {{
-                    let x = r!($a);
-                    let y = r!($b);
-                    let holds = match (x, y) {
-                        (Value::Int(i), Value::Int(j)) => i $op j,
-                        _ => tri!(self.compare_slow(x, y)).is_some_and(|o| o $op std::cmp::Ordering::Equal),
-                    };
-                    if !holds {
+                    if !holds!($a, $b, $op) {
                         pc = $target as usize;
                     }
                 }};

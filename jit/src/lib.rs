@@ -1,44 +1,91 @@
 //! Molt's compiled tier: bytecode functions translated to machine code with Cranelift.
 //!
-//! The contract with the VM (`molt_vm::tier`): compiled code gets the frame's registers (the
-//! interpreter's own) and two flags; it returns how it left. It handles the instructions in
-//! `translate.rs` on the fast paths (ints, fused compares, counting loops); on anything else
-//! (a value of another type, an overflow to report, a pending update, an interrupt) it exits
-//! to the interpreter at that instruction, which then does exactly what it always does. So
-//! compiled and interpreted code behave the same, and DSU rules hold unchanged: compiled code
-//! belongs to one `Function` (one version of the code) and is dropped with it.
-//!
-//! This first version compiles only functions whose every instruction it knows (no calls, no
-//! heap access); the others stay interpreted.
+//! The contract with the VM (`molt_vm::tier`): compiled code runs on the frame's registers
+//! (the interpreter's own, in the VM's value stack) and returns how it left. It does the
+//! instructions in `translate.rs` on fast paths (ints, fused compares, counting loops, moves,
+//! constants); every other instruction, and every fast path whose guard fails (a value of
+//! another type, an overflow to report, an interrupt), goes to `Vm::tier_step`, which runs
+//! that one instruction in the interpreter, so it does exactly what it always does (a call
+//! runs the callee, compiled or not, through the function table). At an update point with an
+//! update waiting, compiled code leaves for the interpreter, which hands over to the update
+//! engine. So compiled and interpreted code behave the same, and DSU rules hold unchanged:
+//! compiled code belongs to one `Function` (one version of the code) and is dropped with it.
 
 mod translate;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::AtomicU32;
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Module, default_libcall_names};
-use molt_vm::tier::{CompiledCode, Exit, Flags, TierCompiler};
-use molt_vm::{Proto, Value};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
+use molt_vm::{Proto, RuntimeError, Value, Vm};
 
-/// The signature every compiled function has: (registers, the VM's signal word) ->
-/// exit code (see `decode_exit`).
-type Entry = unsafe extern "C" fn(*mut Value, *const AtomicU32) -> u64;
+/// What compiled code gets: one pointer to this. Compiled code reads `regs` and `signals`
+/// (at the offsets below); `molt_jit_step` uses the rest.
+#[repr(C)]
+struct Ctx {
+    /// The frame's registers, `vm.stack[base..]`; rewritten after every step.
+    regs: *mut Value,
+    /// The VM's signal word.
+    signals: *const AtomicU32,
+    vm: *mut Vm,
+    base: usize,
+    /// The error an instruction raised, when compiled code leaves with `EXIT_ERROR`.
+    error: Option<RuntimeError>,
+}
+pub(crate) const CTX_REGS: i32 = 0;
+pub(crate) const CTX_SIGNALS: i32 = 8;
+
+/// The signature every compiled function has: (ctx) -> exit code (see `decode_exit`).
+type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
 
 /// Exit codes: kind in the high 32 bits, register or pc in the low 32.
 pub(crate) const EXIT_RETURNED: u64 = 0;
 pub(crate) const EXIT_RETURNED_NIL: u64 = 1;
 pub(crate) const EXIT_RESUME: u64 = 2;
+pub(crate) const EXIT_ERROR: u64 = 3;
+/// What `molt_jit_step` returns when the instruction raised an error.
+pub(crate) const STEP_ERROR: u64 = u64::MAX;
 
-fn decode_exit(code: u64) -> Exit {
+fn decode_exit(code: u64, ctx: &mut Ctx) -> Exit {
     let low = (code & 0xffff_ffff) as usize;
     match code >> 32 {
         EXIT_RETURNED => Exit::Returned(low as u16),
         EXIT_RETURNED_NIL => Exit::ReturnedNil,
+        EXIT_ERROR => Exit::Error(ctx.error.take().unwrap_or_else(|| RuntimeError::new("compiled code failed"))),
         _ => Exit::Resume(low),
     }
+}
+
+/// Called by compiled code for an instruction it does not do itself: runs it in the VM and
+/// returns the pc to continue at, or `STEP_ERROR` with the error left in the ctx. Never
+/// unwinds into the generated code: a panic becomes a runtime error.
+extern "C" fn molt_jit_step(ctx: *mut Ctx, pc: u64) -> u64 {
+    // SAFETY: `ctx` is the `Ctx` that `Compiled::run` passed to the generated code, alive on
+    // its stack for the whole call; nothing else refers to it while this runs.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: `ctx.vm` comes from the `&mut Vm` given to `Compiled::run`, which does not use
+    // it while compiled code runs; the generated code touches the VM only through `regs`,
+    // re-derived below before it continues, so this is the only live reference to the VM.
+    let vm = unsafe { &mut *ctx.vm };
+    let next = match catch_unwind(AssertUnwindSafe(|| vm.tier_step(pc as usize))) {
+        Ok(Ok(next)) => next as u64,
+        Ok(Err(e)) => {
+            ctx.error = Some(e);
+            STEP_ERROR
+        }
+        Err(_) => {
+            ctx.error = Some(RuntimeError::new("internal error in the compiled tier"));
+            STEP_ERROR
+        }
+    };
+    ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
+    ctx.signals = vm.signals.word();
+    next
 }
 
 /// One compiled function. Its machine code lives in the compiler's module, which is never
@@ -50,18 +97,25 @@ struct Compiled {
 }
 
 impl CompiledCode for Compiled {
-    fn run(&self, regs: &mut [Value], flags: &Flags) -> Exit {
-        if regs.len() < self.nregs {
+    fn run(&self, vm: &mut Vm, base: usize) -> Exit {
+        if vm.stack.len() < base + self.nregs {
             return Exit::Resume(0);
         }
+        let regs = vm.stack.as_mut_ptr().wrapping_add(base);
+        let signals: *const AtomicU32 = vm.signals.word();
+        let vm: *mut Vm = vm;
+        let mut ctx = Ctx { regs, signals, vm, base, error: None };
         // SAFETY: `entry` was produced by `Jit::compile` for a verified function with
-        // `nregs` registers; the generated code reads and writes only `regs[0..nregs]` (every
-        // register operand is below nregs, checked by the verifier), as 16-byte `Value`s in
-        // the `repr(C, u8)` layout (tag byte at 0, payload at 8), and writes only valid
-        // values (tags NIL/BOOL/INT/FLOAT with their payloads). The flags are read with
-        // atomic loads. It calls nothing and cannot unwind.
-        let code = unsafe { (self.entry)(regs.as_mut_ptr(), flags.signals) };
-        decode_exit(code)
+        // `nregs` registers, and `vm.stack[base..base + nregs]` exists (checked above, and by
+        // the VM after each step, which only grows the stack). The generated code reads and
+        // writes only `regs[0..nregs]` (every register operand is below nregs, checked by the
+        // verifier), as 16-byte `Value`s in the `repr(C, u8)` layout (tag byte at 0, payload
+        // at 8), writing only valid values (tags NIL/BOOL/INT/FLOAT with their payloads, or
+        // whole copies of other registers). It reloads `regs` from the ctx after every call
+        // to `molt_jit_step`, the only function it calls, which never unwinds. The signal word
+        // is read with atomic loads.
+        let code = unsafe { (self.entry)(&mut ctx) };
+        decode_exit(code, &mut ctx)
     }
 
     fn code_size(&self) -> usize {
@@ -72,6 +126,8 @@ impl CompiledCode for Compiled {
 /// The Cranelift compiler.
 pub struct Jit {
     module: JITModule,
+    /// `molt_jit_step`, declared once in the module.
+    step: FuncId,
     fctx: FunctionBuilderContext,
     /// Functions compiled so far, and their total code size (for reports).
     pub compiled: usize,
@@ -92,30 +148,36 @@ impl Jit {
             .map_err(|e| format!("this machine is not supported by the JIT: {e}"))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| e.to_string())?;
-        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        Ok(Jit { module, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0, log: Vec::new() })
+        if isa.pointer_type() != types::I64 {
+            return Err("the JIT needs a 64-bit machine".into());
+        }
+        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+        builder.symbol("molt_jit_step", molt_jit_step as *const u8);
+        let mut module = JITModule::new(builder);
+        let mut step_sig = module.make_signature();
+        step_sig.params.extend([AbiParam::new(types::I64), AbiParam::new(types::I64)]);
+        step_sig.returns.push(AbiParam::new(types::I64));
+        let step = module.declare_function("molt_jit_step", Linkage::Import, &step_sig).map_err(|e| e.to_string())?;
+        Ok(Jit { module, step, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0, log: Vec::new() })
     }
 
     fn try_compile(&mut self, proto: &Proto, consts: &[Value]) -> Result<Compiled, String> {
-        if !translate::supported(proto, consts) {
-            return Err("unsupported instructions".into());
-        }
-        let ptr = self.module.target_config().pointer_type();
         let mut sig = self.module.make_signature();
-        sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+        sig.params.push(AbiParam::new(types::I64));
         sig.returns.push(AbiParam::new(types::I64));
         let id = self.module.declare_anonymous_function(&sig).map_err(|e| e.to_string())?;
         let mut ctx = self.module.make_context();
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
-        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config())?;
+        let step = self.module.declare_func_in_func(self.step, &mut ctx.func);
+        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config(), step)?;
         self.module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
         let size = ctx.compiled_code().map_or(0, |c| c.code_info().total_size as usize);
         self.module.clear_context(&mut ctx);
         self.module.finalize_definitions().map_err(|e| e.to_string())?;
         let ptr = self.module.get_finalized_function(id);
         // SAFETY: `ptr` is the finalized code of a function declared with exactly the
-        // signature `Entry` mirrors (two pointer parameters, one i64 result, the host's
+        // signature `Entry` mirrors (one pointer parameter, one i64 result, the host's
         // default call convention, which is what `extern "C"` uses).
         let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
         self.compiled += 1;

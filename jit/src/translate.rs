@@ -1,39 +1,38 @@
 //! Bytecode to Cranelift IR. One IR block per instruction; registers are loads and stores on
-//! the frame (`regs + 16 * r`: tag byte at 0, payload at 8). Every guard that fails (a value
-//! of another type, an overflow, a set flag) returns "resume at this pc" before changing
-//! anything the instruction would change, so the interpreter redoes the instruction.
+//! the frame (`regs + 16 * r`: tag byte at 0, payload at 8), so no value lives only in a
+//! machine register across a call into the VM, and the interpreter can take over anywhere.
+//! The fast paths (ints, fused compares, counting loops, moves, constants) are inline; every
+//! other instruction, and every fast path whose guard fails (a value of another type, an
+//! overflow, an interrupt), is handed to the VM's `tier_step`, which runs that one
+//! instruction in the interpreter before compiled code continues at the pc it returns. Only
+//! update points with an update waiting leave compiled code ("resume at this pc").
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{self, Block, InstBuilder, MemFlagsData, types};
+use cranelift_codegen::ir::{self, Block, FuncRef, InstBuilder, JumpTableData, MemFlagsData, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Proto, Value};
 
-use crate::{EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL};
-
-/// Whether every instruction of `proto` is one this tier compiles.
-pub fn supported(proto: &Proto, consts: &[Value]) -> bool {
-    use Instr::*;
-    proto.code.iter().all(|ins| match *ins {
-        Move { .. } | LoadNil { .. } | LoadTrue { .. } | LoadFalse { .. } | LoadInt { .. } => true,
-        Add { .. } | Sub { .. } | Mul { .. } | AddImm { .. } | Neg { .. } => true,
-        Lt { .. } | Le { .. } | Gt { .. } | Ge { .. } | Eq { .. } | Ne { .. } => true,
-        JumpIfNotLt { .. } | JumpIfNotLe { .. } | JumpIfNotGt { .. } | JumpIfNotGe { .. } => true,
-        Jump { .. } | Loop { .. } | JumpIfFalse { .. } | JumpIfTrue { .. } => true,
-        ForPrep { .. } | ForLoop { .. } | Return { .. } | ReturnNil {} | Update { .. } => true,
-        UpdateLoop { .. } | UpdateForLoop { .. } => true,
-        LoadConst { k, .. } => matches!(consts.get(k as usize), Some(Value::Int(_) | Value::Float(_))),
-        _ => false,
-    })
-}
+use crate::{CTX_REGS, CTX_SIGNALS, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR};
 
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
-    regs: ir::Value,
-    signals: ir::Value,
+    code: &'a [Instr],
+    /// The `Ctx` pointer (the function's one parameter).
+    ctx: ir::Value,
+    /// The frame's registers: reloaded from the ctx after every step (the stack may move).
+    regs: Variable,
+    /// `tier_step`, through the JIT crate's `molt_jit_step`.
+    step_fn: FuncRef,
     blocks: Vec<Block>,
+    /// Per pc, the block that hands the instruction to the VM (made when first needed).
+    slow: Vec<Option<Block>>,
+    /// Continues at the pc in its parameter (after a step that may jump).
+    dispatch: Option<Block>,
+    /// Blocks that leave for the interpreter at an update point: (block, pc).
+    exits: Vec<(Block, usize)>,
 }
 
 fn flags() -> MemFlagsData {
@@ -73,26 +72,31 @@ impl Gen<'_, '_> {
     }
 
     fn tag(&mut self, r: u16) -> ir::Value {
-        self.b.ins().uload8(types::I32, flags(), self.regs, Self::off(r))
+        let regs = self.regs();
+        self.b.ins().uload8(types::I32, flags(), regs, Self::off(r))
     }
 
     fn payload(&mut self, r: u16) -> ir::Value {
-        self.b.ins().load(types::I64, flags(), self.regs, Self::off(r) + tag::PAYLOAD_OFFSET)
+        let regs = self.regs();
+        self.b.ins().load(types::I64, flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET)
     }
 
     fn set_tag(&mut self, r: u16, t: u8) {
         let v = self.b.ins().iconst(types::I32, t as i64);
-        self.b.ins().istore8(flags(), v, self.regs, Self::off(r));
+        let regs = self.regs();
+        self.b.ins().istore8(flags(), v, regs, Self::off(r));
     }
 
     fn store_int(&mut self, r: u16, v: ir::Value) {
         self.set_tag(r, tag::INT);
-        self.b.ins().store(flags(), v, self.regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        let regs = self.regs();
+        self.b.ins().store(flags(), v, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
     }
 
     fn store_bool(&mut self, r: u16, c: ir::Value) {
         self.set_tag(r, tag::BOOL);
-        self.b.ins().istore8(flags(), c, self.regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        let regs = self.regs();
+        self.b.ins().istore8(flags(), c, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
     }
 
     fn exit(&mut self, kind: u64, low: u64) {
@@ -100,13 +104,106 @@ impl Gen<'_, '_> {
         self.b.ins().return_(&[code]);
     }
 
-    /// Continues in `ok` when `cond` holds, else returns "resume at `pc`".
+    fn regs(&mut self) -> ir::Value {
+        self.b.use_var(self.regs)
+    }
+
+    /// Where a failed guard at `pc` goes: the VM runs the instruction (`step_block`), except
+    /// at update points, which leave compiled code (the update engine may move the frame).
+    fn fallback(&mut self, pc: usize) -> Block {
+        use Instr::*;
+        if matches!(self.code[pc], Update { .. } | UpdateLoop { .. } | UpdateForLoop { .. }) {
+            let bail = self.b.create_block();
+            self.exits.push((bail, pc));
+            return bail;
+        }
+        self.step_block(pc)
+    }
+
+    /// The block that hands the instruction at `pc` to the VM and continues at the pc the VM
+    /// returns (or leaves with the error it raised).
+    fn step_block(&mut self, pc: usize) -> Block {
+        if let Some(b) = self.slow[pc] {
+            return b;
+        }
+        let block = self.b.create_block();
+        self.slow[pc] = Some(block);
+        block
+    }
+
+    /// Fills the blocks made by `fallback` and `step_block` (after the instructions: the
+    /// builder fills one block at a time).
+    fn finish_slow_paths(&mut self) {
+        for (block, pc) in std::mem::take(&mut self.exits) {
+            self.b.switch_to_block(block);
+            self.exit(EXIT_RESUME, pc as u64);
+        }
+        for pc in 0..self.slow.len() {
+            if let Some(block) = self.slow[pc] {
+                self.fill_step(block, pc);
+            }
+        }
+    }
+
+    fn fill_step(&mut self, block: Block, pc: usize) {
+        self.b.switch_to_block(block);
+        let at = self.b.ins().iconst(types::I64, pc as i64);
+        let call = self.b.ins().call(self.step_fn, &[self.ctx, at]);
+        let next = self.b.inst_results(call)[0];
+        // The stack may have grown (moved) under the step.
+        let regs = self.b.ins().load(types::I64, flags(), self.ctx, CTX_REGS);
+        self.b.def_var(self.regs, regs);
+        let failed = self.b.ins().icmp_imm_u(IntCC::Equal, next, STEP_ERROR as i64);
+        let fine = self.b.create_block();
+        let error = self.b.create_block();
+        self.b.ins().brif(failed, error, &[], fine, &[]);
+        self.b.switch_to_block(error);
+        self.exit(EXIT_ERROR, 0);
+        self.b.switch_to_block(fine);
+        let falls_through = self.b.ins().icmp_imm_u(IntCC::Equal, next, pc as i64 + 1);
+        let dispatch = self.dispatch_block();
+        let after = self.next(pc);
+        self.b.ins().brif(falls_through, after, &[], dispatch, &[ir::BlockArg::Value(next)]);
+    }
+
+    /// One block that jumps to the instruction whose pc is its parameter.
+    fn dispatch_block(&mut self) -> Block {
+        if let Some(d) = self.dispatch {
+            return d;
+        }
+        let d = self.b.create_block();
+        self.b.append_block_param(d, types::I64);
+        self.dispatch = Some(d);
+        d
+    }
+
+    /// Fills the dispatch block, once every instruction block exists.
+    fn finish_dispatch(&mut self) {
+        let Some(d) = self.dispatch else { return };
+        self.b.switch_to_block(d);
+        let next = self.b.block_params(d)[0];
+        let outside = self.b.create_block();
+        let table: Vec<_> = self.blocks.iter().map(|&blk| self.b.func.dfg.block_call(blk, &[])).collect();
+        let default = self.b.func.dfg.block_call(outside, &[]);
+        let jt = self.b.create_jump_table(JumpTableData::new(default, &table));
+        let index = self.b.ins().ireduce(types::I32, next);
+        self.b.ins().br_table(index, jt);
+        // A pc past the code cannot come back from a verified function; leave if it does.
+        self.b.switch_to_block(outside);
+        self.exit(EXIT_RESUME, 0);
+    }
+
+    /// Hands the instruction at `pc` to the VM.
+    fn step(&mut self, pc: usize) {
+        let block = self.step_block(pc);
+        self.b.ins().jump(block, &[]);
+    }
+
+    /// Continues in a new block when `cond` holds, else the instruction goes to its fallback.
     fn guard(&mut self, cond: ir::Value, pc: usize) {
         let ok = self.b.create_block();
-        let bail = self.b.create_block();
+        let bail = self.fallback(pc);
         self.b.ins().brif(cond, ok, &[], bail, &[]);
-        self.b.switch_to_block(bail);
-        self.exit(EXIT_RESUME, pc as u64);
         self.b.switch_to_block(ok);
     }
 
@@ -126,7 +223,8 @@ impl Gen<'_, '_> {
 
     /// The signal bit `bit` (`Signals::INTERRUPT`, `Signals::UPDATE`) is clear.
     fn flag_clear(&mut self, bit: u32) -> ir::Value {
-        let word = self.b.ins().atomic_load(types::I32, flags(), self.signals);
+        let signals = self.b.ins().load(types::I64, flags(), self.ctx, CTX_SIGNALS);
+        let word = self.b.ins().atomic_load(types::I32, flags(), signals);
         let set = self.b.ins().band_imm_u(word, bit as i64);
         self.b.ins().icmp_imm_u(IntCC::Equal, set, 0)
     }
@@ -181,7 +279,8 @@ impl Gen<'_, '_> {
         let t = self.tag(r);
         let is_nil = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::NIL as i64);
         let is_bool = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::BOOL as i64);
-        let p = self.b.ins().uload8(types::I32, flags(), self.regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        let regs = self.regs();
+        let p = self.b.ins().uload8(types::I32, flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET);
         let p_false = self.b.ins().icmp_imm_u(IntCC::Equal, p, 0);
         let false_bool = self.b.ins().band(is_bool, p_false);
         self.b.ins().bor(is_nil, false_bool)
@@ -191,10 +290,11 @@ impl Gen<'_, '_> {
         use Instr::*;
         match ins {
             Move { dst, src } => {
-                let lo = self.b.ins().load(types::I64, flags(), self.regs, Self::off(src));
-                let hi = self.b.ins().load(types::I64, flags(), self.regs, Self::off(src) + 8);
-                self.b.ins().store(flags(), lo, self.regs, Self::off(dst));
-                self.b.ins().store(flags(), hi, self.regs, Self::off(dst) + 8);
+                let regs = self.regs();
+                let lo = self.b.ins().load(types::I64, flags(), regs, Self::off(src));
+                let hi = self.b.ins().load(types::I64, flags(), regs, Self::off(src) + 8);
+                self.b.ins().store(flags(), lo, regs, Self::off(dst));
+                self.b.ins().store(flags(), hi, regs, Self::off(dst) + 8);
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
@@ -224,9 +324,10 @@ impl Gen<'_, '_> {
                     Some(Value::Float(f)) => {
                         self.set_tag(dst, tag::FLOAT);
                         let v = self.b.ins().iconst(types::I64, f.to_bits() as i64);
-                        self.b.ins().store(flags(), v, self.regs, Self::off(dst) + tag::PAYLOAD_OFFSET);
+                        let regs = self.regs();
+                        self.b.ins().store(flags(), v, regs, Self::off(dst) + tag::PAYLOAD_OFFSET);
                     }
-                    _ => return self.exit(EXIT_RESUME, pc as u64),
+                    _ => return self.step(pc),
                 }
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
@@ -326,18 +427,19 @@ impl Gen<'_, '_> {
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
-            _ => self.exit(EXIT_RESUME, pc as u64),
+            _ => self.step(pc),
         }
     }
 }
 
-/// Builds the IR of `proto` into `func`.
+/// Builds the IR of `proto` into `func`; `step_fn` is `molt_jit_step` declared in `func`.
 pub fn build(
     func: &mut ir::Function,
     fctx: &mut FunctionBuilderContext,
     proto: &Proto,
     consts: &[Value],
     config: TargetFrontendConfig,
+    step_fn: FuncRef,
 ) -> Result<(), String> {
     if proto.code.is_empty() {
         return Err("empty function".into());
@@ -347,14 +449,21 @@ pub fn build(
     b.append_block_params_for_function_params(entry);
     let blocks: Vec<Block> = (0..proto.code.len()).map(|_| b.create_block()).collect();
     b.switch_to_block(entry);
-    let params = b.block_params(entry).to_vec();
+    let ctx = b.block_params(entry)[0];
+    let regs = b.declare_var(types::I64);
+    let first = b.ins().load(types::I64, flags(), ctx, CTX_REGS);
+    b.def_var(regs, first);
     b.ins().jump(blocks[0], &[]);
-    let mut g = Gen { b: &mut b, regs: params[0], signals: params[1], blocks };
+    let slow = vec![None; proto.code.len()];
+    let mut g =
+        Gen { b: &mut b, code: &proto.code, ctx, regs, step_fn, blocks, slow, dispatch: None, exits: Vec::new() };
     for (pc, ins) in proto.code.iter().enumerate() {
         let block = g.blocks[pc];
         g.b.switch_to_block(block);
         g.instr(pc, *ins, consts);
     }
+    g.finish_slow_paths();
+    g.finish_dispatch();
     b.seal_all_blocks();
     b.finalize(config);
     Ok(())

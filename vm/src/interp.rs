@@ -19,19 +19,31 @@ impl Vm {
     /// Runs the top frame until the frame count drops back to `stop_depth`; returns the value
     /// the frame at `stop_depth` returned.
     pub(crate) fn execute(&mut self, stop_depth: usize) -> Result<Value, RuntimeError> {
+        self.execute_impl::<false>(stop_depth)
+    }
+
+    /// The interpreter. With `STEP` it runs exactly one instruction of the top frame (a call
+    /// in it runs to completion) and saves the next pc in the frame: `tier_step`, for compiled
+    /// code. Without, the `STEP` tests compile away.
+    pub(crate) fn execute_impl<const STEP: bool>(&mut self, stop_depth: usize) -> Result<Value, RuntimeError> {
+        let mut stepped = false;
         // The outer loop (re)loads the top frame after a call or return; the inner loop runs
         // its code with the frame's state in locals.
         'frames: loop {
+            if STEP && stepped {
+                return Ok(Value::Nil);
+            }
             let (func, mut pc, base): (Rc<Function>, usize, usize) = {
                 let f = self.frames.last().unwrap();
                 (f.func.clone(), f.pc, f.base)
             };
             let code: &[Instr] = &func.proto.code;
             // A function entered at its start may run in compiled code.
-            if pc == 0 && self.jit_mode != JitMode::Off {
+            if !STEP && pc == 0 && self.jit_mode != JitMode::Off {
                 if let Some(exit) = self.run_compiled(&func, base) {
                     match exit {
                         Exit::Resume(at) => pc = at,
+                        Exit::Error(e) => return Err(e),
                         Exit::Returned(src) => {
                             let v = self.stack[base + src as usize];
                             let done = self.frames.pop().unwrap();
@@ -103,6 +115,11 @@ impl Vm {
                         self.collect_garbage(new_base + callee.proto.nregs as usize);
                     }
                     self.frames.push(Frame { func: callee, pc: 0, base: new_base, ret: $ret });
+                    if STEP {
+                        // One step of the caller: the callee runs to completion.
+                        self.execute_impl::<false>(self.frames.len() - 1)?;
+                        continue 'frames; // the caller's pc is saved: the step is done
+                    }
                     enter!();
                 }};
             }
@@ -271,6 +288,13 @@ impl Vm {
             }
 
             loop {
+                if STEP {
+                    if stepped {
+                        self.frames.last_mut().unwrap().pc = pc;
+                        return Ok(Value::Nil);
+                    }
+                    stepped = true;
+                }
                 let ins = code[pc];
                 pc += 1;
                 match ins {

@@ -135,6 +135,8 @@ pub struct Vm {
     /// The compiled tier, if one is installed, and when it compiles.
     pub jit: Option<Box<dyn tier::TierCompiler>>,
     pub jit_mode: tier::JitMode,
+    /// Compiled activations running now (see `tier::MAX_TIER_DEPTH`).
+    pub(crate) tier_depth: u32,
     /// Dynamic software updating: settings, the pending update, events.
     pub dsu: update::UpdateState,
     /// Old type slots whose instances still wait for a lazy conversion.
@@ -168,6 +170,7 @@ impl Vm {
             args: Vec::new(),
             signals: Arc::new(signals::Signals::new()),
             jit: None,
+            tier_depth: 0,
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),
             lazy_slots: Vec::new(),

@@ -1,15 +1,19 @@
 //! The interface to an optional compiled tier. The VM knows compiled code only through these
 //! traits; the Cranelift JIT (`molt-jit`) implements them. Compiled code works on the
-//! interpreter's own frame registers, so the interpreter can take over at any instruction:
-//! anything the compiled code does not handle (a type it does not expect, an overflow to
-//! report, a pending update, an interrupt) is an exit to the interpreter at that pc.
+//! interpreter's own frame registers, so the interpreter can take over at any instruction.
+//! What compiled code does not do itself (a type it does not expect, an overflow to report,
+//! a call, a heap access) it hands to `Vm::tier_step`, which runs that one instruction in the
+//! interpreter; at an update point with an update waiting it exits to the interpreter.
 
-use std::sync::atomic::AtomicU32;
+use crate::{Proto, RuntimeError, Value, Vm};
 
-use crate::{Proto, Value};
+/// Nested compiled activations (compiled code calling, through the interpreter, other
+/// compiled code) allowed at once: deeper calls run interpreted, so the native stack stays
+/// bounded whatever the Molt recursion depth.
+pub const MAX_TIER_DEPTH: u32 = 200;
 
 /// How compiled code left a function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// It returned the value in this register.
     Returned(u16),
@@ -17,17 +21,14 @@ pub enum Exit {
     ReturnedNil,
     /// The interpreter continues the frame at this pc (nothing of that instruction was done).
     Resume(usize),
-}
-
-/// What compiled code polls: the VM's signal word (`crate::signals::Signals`), for
-/// `INTERRUPT` at loop back-edges and `UPDATE` at update points.
-pub struct Flags<'a> {
-    pub signals: &'a AtomicU32,
+    /// A runtime error, raised (with its stack trace) by an instruction it handed over.
+    Error(RuntimeError),
 }
 
 pub trait CompiledCode {
-    /// Runs the function on its frame's registers (exactly `nregs` values).
-    fn run(&self, regs: &mut [Value], flags: &Flags) -> Exit;
+    /// Runs the function on the top frame of `vm`, whose registers start at `vm.stack[base]`
+    /// (`nregs` of them).
+    fn run(&self, vm: &mut Vm, base: usize) -> Exit;
     /// Size of the machine code in bytes.
     fn code_size(&self) -> usize;
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::heap::Obj;
 use crate::native::NativeCtx;
-use crate::tier::{Exit, Flags, JIT_THRESHOLD, JitMode};
+use crate::tier::{Exit, JIT_THRESHOLD, JitMode, MAX_TIER_DEPTH};
 use crate::{Function, RuntimeError, TraceFrame, Value, Vm};
 
 /// A runtime error message from a slow path.
@@ -60,9 +60,26 @@ impl Vm {
             let _ = func.jit.set(compiled);
         }
         let code = func.jit.get()?.as_ref()?;
-        let n = func.proto.nregs as usize;
-        let flags = Flags { signals: self.signals.word() };
-        Some(code.run(&mut self.stack[base..base + n], &flags))
+        if self.tier_depth >= MAX_TIER_DEPTH || self.stack.len() < base + func.proto.nregs as usize {
+            return None;
+        }
+        self.tier_depth += 1;
+        let exit = code.run(self, base);
+        self.tier_depth -= 1;
+        Some(exit)
+    }
+
+    /// Runs the one instruction at `pc` of the top frame in the interpreter, for compiled code
+    /// that does not handle it itself; returns the pc to continue at. A call runs the callee
+    /// to completion. Never used for `Return` or update points (they change frames).
+    pub fn tier_step(&mut self, pc: usize) -> Result<usize, RuntimeError> {
+        let depth = self.frames.len();
+        match self.frames.last_mut() {
+            Some(f) => f.pc = pc,
+            None => return Err(RuntimeError::new("no frame to run")),
+        }
+        self.execute_impl::<true>(depth)?;
+        Ok(self.frames.last().map_or(pc, |f| f.pc))
     }
 
     /// Records reachable from `roots` that still owe a lazy conversion.

@@ -61,10 +61,10 @@ fn decode_exit(code: u64, ctx: &mut Ctx) -> Exit {
     }
 }
 
-/// Called by compiled code for an instruction it does not do itself: runs it in the VM and
-/// returns the pc to continue at, or `STEP_ERROR` with the error left in the ctx. Never
-/// unwinds into the generated code: a panic becomes a runtime error.
-extern "C" fn molt_jit_step(ctx: *mut Ctx, pc: u64) -> u64 {
+/// Runs `op` on the VM behind `ctx` for compiled code: returns its result, or `STEP_ERROR`
+/// with the error left in the ctx, and refreshes the ctx's pointers into the VM (the stack
+/// may have moved). Never unwinds into the generated code: a panic becomes a runtime error.
+fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>) -> u64 {
     // SAFETY: `ctx` is the `Ctx` that `Compiled::run` passed to the generated code, alive on
     // its stack for the whole call; nothing else refers to it while this runs.
     let ctx = unsafe { &mut *ctx };
@@ -72,8 +72,8 @@ extern "C" fn molt_jit_step(ctx: *mut Ctx, pc: u64) -> u64 {
     // it while compiled code runs; the generated code touches the VM only through `regs`,
     // re-derived below before it continues, so this is the only live reference to the VM.
     let vm = unsafe { &mut *ctx.vm };
-    let next = match catch_unwind(AssertUnwindSafe(|| vm.tier_step(pc as usize))) {
-        Ok(Ok(next)) => next as u64,
+    let result = match catch_unwind(AssertUnwindSafe(|| op(&mut *vm))) {
+        Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             ctx.error = Some(e);
             STEP_ERROR
@@ -85,8 +85,55 @@ extern "C" fn molt_jit_step(ctx: *mut Ctx, pc: u64) -> u64 {
     };
     ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
     ctx.signals = vm.signals.word();
-    next
+    result
 }
+
+/// The helpers compiled code calls, all `(ctx, pc, a, b) -> u64`: `STEP_ERROR` on an error.
+/// `molt_jit_step` runs any instruction and returns the pc to continue at; the others run
+/// one kind of instruction (operands packed in `a` and `b`) and return 0.
+extern "C" fn molt_jit_step(ctx: *mut Ctx, pc: u64, _: u64, _: u64) -> u64 {
+    with_vm(ctx, |vm| vm.tier_step(pc as usize).map(|next| next as u64))
+}
+
+/// `GetField`: a = dst | obj << 16, b = name.
+extern "C" fn molt_jit_get_field(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    with_vm(ctx, |vm| vm.tier_get_field(pc as usize, a as u16, (a >> 16) as u16, b as u32).map(|()| 0))
+}
+
+/// `SetField`: a = obj | src << 16, b = name.
+extern "C" fn molt_jit_set_field(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    with_vm(ctx, |vm| vm.tier_set_field(pc as usize, a as u16, b as u32, (a >> 16) as u16).map(|()| 0))
+}
+
+/// `CallFunc`: a = dst | base << 16 | argc << 32, b = function slot.
+extern "C" fn molt_jit_call_func(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    let (dst, base, argc) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
+    with_vm(ctx, |vm| vm.tier_call_func(pc as usize, dst, b as u32, base, argc).map(|()| 0))
+}
+
+/// `GetIndex`: a = dst | obj << 16 | index << 32.
+extern "C" fn molt_jit_get_index(ctx: *mut Ctx, pc: u64, a: u64, _: u64) -> u64 {
+    let (dst, obj, index) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
+    with_vm(ctx, |vm| vm.tier_get_index(pc as usize, dst, obj, index).map(|()| 0))
+}
+
+/// `CallNative`: a = dst | base << 16 | argc << 32, b = built-in.
+extern "C" fn molt_jit_call_native(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    let (dst, base, argc) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
+    with_vm(ctx, |vm| vm.tier_call_native(pc as usize, dst, b as u32, base, argc).map(|()| 0))
+}
+
+type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
+
+/// Every helper by name, in `Helpers` order.
+const HELPERS: [(&str, Helper); 6] = [
+    ("molt_jit_step", molt_jit_step),
+    ("molt_jit_get_field", molt_jit_get_field),
+    ("molt_jit_set_field", molt_jit_set_field),
+    ("molt_jit_call_func", molt_jit_call_func),
+    ("molt_jit_get_index", molt_jit_get_index),
+    ("molt_jit_call_native", molt_jit_call_native),
+];
 
 /// One compiled function. Its machine code lives in the compiler's module, which is never
 /// freed (Cranelift frees memory per module only): see docs/progress.md.
@@ -126,8 +173,8 @@ impl CompiledCode for Compiled {
 /// The Cranelift compiler.
 pub struct Jit {
     module: JITModule,
-    /// `molt_jit_step`, declared once in the module.
-    step: FuncId,
+    /// The `HELPERS`, declared once in the module.
+    helpers: Vec<FuncId>,
     fctx: FunctionBuilderContext,
     /// Functions compiled so far, and their total code size (for reports).
     pub compiled: usize,
@@ -152,13 +199,18 @@ impl Jit {
             return Err("the JIT needs a 64-bit machine".into());
         }
         let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-        builder.symbol("molt_jit_step", molt_jit_step as *const u8);
+        for (name, f) in HELPERS {
+            builder.symbol(name, f as *const u8);
+        }
         let mut module = JITModule::new(builder);
-        let mut step_sig = module.make_signature();
-        step_sig.params.extend([AbiParam::new(types::I64), AbiParam::new(types::I64)]);
-        step_sig.returns.push(AbiParam::new(types::I64));
-        let step = module.declare_function("molt_jit_step", Linkage::Import, &step_sig).map_err(|e| e.to_string())?;
-        Ok(Jit { module, step, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0, log: Vec::new() })
+        let mut sig = module.make_signature();
+        sig.params.extend([AbiParam::new(types::I64); 4]);
+        sig.returns.push(AbiParam::new(types::I64));
+        let mut helpers = Vec::new();
+        for (name, _) in HELPERS {
+            helpers.push(module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?);
+        }
+        Ok(Jit { module, helpers, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0, log: Vec::new() })
     }
 
     fn try_compile(&mut self, proto: &Proto, consts: &[Value]) -> Result<Compiled, String> {
@@ -169,8 +221,16 @@ impl Jit {
         let mut ctx = self.module.make_context();
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let step = self.module.declare_func_in_func(self.step, &mut ctx.func);
-        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config(), step)?;
+        let refs: Vec<_> = self.helpers.iter().map(|&h| self.module.declare_func_in_func(h, &mut ctx.func)).collect();
+        let helpers = translate::Helpers {
+            step: refs[0],
+            get_field: refs[1],
+            set_field: refs[2],
+            call_func: refs[3],
+            get_index: refs[4],
+            call_native: refs[5],
+        };
+        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config(), helpers)?;
         self.module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
         let size = ctx.compiled_code().map_or(0, |c| c.code_info().total_size as usize);
         self.module.clear_context(&mut ctx);

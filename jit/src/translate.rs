@@ -7,7 +7,7 @@
 //! instruction in the interpreter before compiled code continues at the pc it returns. Only
 //! update points with an update waiting leave compiled code ("resume at this pc").
 
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{self, Block, FuncRef, InstBuilder, JumpTableData, MemFlagsData, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -17,6 +17,32 @@ use molt_vm::{Instr, Proto, Value};
 
 use crate::{CTX_REGS, CTX_SIGNALS, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR};
 
+type IntOp = fn(&mut Gen, ir::Value, ir::Value) -> (ir::Value, ir::Value);
+type FloatOp = fn(&mut Gen, ir::Value, ir::Value) -> ir::Value;
+
+/// The float comparison with the meaning of an int one: ordered (false with a NaN) except
+/// `!=`, which holds with a NaN, as Rust's float operators do.
+fn float_cc(cc: IntCC) -> FloatCC {
+    match cc {
+        IntCC::SignedLessThan => FloatCC::LessThan,
+        IntCC::SignedLessThanOrEqual => FloatCC::LessThanOrEqual,
+        IntCC::SignedGreaterThan => FloatCC::GreaterThan,
+        IntCC::SignedGreaterThanOrEqual => FloatCC::GreaterThanOrEqual,
+        IntCC::Equal => FloatCC::Equal,
+        _ => FloatCC::NotEqual,
+    }
+}
+
+/// The VM helpers (see `HELPERS` in lib.rs), declared in the function being built.
+pub struct Helpers {
+    pub step: FuncRef,
+    pub get_field: FuncRef,
+    pub set_field: FuncRef,
+    pub call_func: FuncRef,
+    pub get_index: FuncRef,
+    pub call_native: FuncRef,
+}
+
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     code: &'a [Instr],
@@ -24,8 +50,7 @@ struct Gen<'a, 'b> {
     ctx: ir::Value,
     /// The frame's registers: reloaded from the ctx after every step (the stack may move).
     regs: Variable,
-    /// `tier_step`, through the JIT crate's `molt_jit_step`.
-    step_fn: FuncRef,
+    helpers: Helpers,
     blocks: Vec<Block>,
     /// Per pc, the block that hands the instruction to the VM (made when first needed).
     slow: Vec<Option<Block>>,
@@ -33,6 +58,7 @@ struct Gen<'a, 'b> {
     dispatch: Option<Block>,
     /// Blocks that leave for the interpreter at an update point: (block, pc).
     exits: Vec<(Block, usize)>,
+    error: Option<Block>,
 }
 
 fn flags() -> MemFlagsData {
@@ -143,27 +169,57 @@ impl Gen<'_, '_> {
                 self.fill_step(block, pc);
             }
         }
+        if let Some(e) = self.error {
+            self.b.switch_to_block(e);
+            self.exit(EXIT_ERROR, 0);
+        }
     }
 
     fn fill_step(&mut self, block: Block, pc: usize) {
         self.b.switch_to_block(block);
-        let at = self.b.ins().iconst(types::I64, pc as i64);
-        let call = self.b.ins().call(self.step_fn, &[self.ctx, at]);
-        let next = self.b.inst_results(call)[0];
-        // The stack may have grown (moved) under the step.
-        let regs = self.b.ins().load(types::I64, flags(), self.ctx, CTX_REGS);
-        self.b.def_var(self.regs, regs);
-        let failed = self.b.ins().icmp_imm_u(IntCC::Equal, next, STEP_ERROR as i64);
-        let fine = self.b.create_block();
-        let error = self.b.create_block();
-        self.b.ins().brif(failed, error, &[], fine, &[]);
-        self.b.switch_to_block(error);
-        self.exit(EXIT_ERROR, 0);
-        self.b.switch_to_block(fine);
+        let next = self.call_helper(self.helpers.step, pc, 0, 0);
         let falls_through = self.b.ins().icmp_imm_u(IntCC::Equal, next, pc as i64 + 1);
         let dispatch = self.dispatch_block();
         let after = self.next(pc);
         self.b.ins().brif(falls_through, after, &[], dispatch, &[ir::BlockArg::Value(next)]);
+    }
+
+    /// Calls a VM helper for the instruction at `pc`; leaves with the error if it failed,
+    /// else continues (in a new block) with its result, registers reloaded.
+    fn call_helper(&mut self, helper: FuncRef, pc: usize, a: u64, b: u64) -> ir::Value {
+        let at = self.b.ins().iconst(types::I64, pc as i64);
+        let a = self.b.ins().iconst(types::I64, a as i64);
+        let b = self.b.ins().iconst(types::I64, b as i64);
+        let call = self.b.ins().call(helper, &[self.ctx, at, a, b]);
+        let result = self.b.inst_results(call)[0];
+        // The stack may have grown (moved) under the helper.
+        let regs = self.b.ins().load(types::I64, flags(), self.ctx, CTX_REGS);
+        self.b.def_var(self.regs, regs);
+        let failed = self.b.ins().icmp_imm_u(IntCC::Equal, result, STEP_ERROR as i64);
+        let fine = self.b.create_block();
+        let error = self.error_block();
+        self.b.ins().brif(failed, error, &[], fine, &[]);
+        self.b.switch_to_block(fine);
+        result
+    }
+
+    /// An instruction done by one VM helper (three 16-bit operands packed, one 32-bit), then
+    /// on to the next.
+    fn helper_op(&mut self, helper: FuncRef, pc: usize, small: [u16; 3], wide: u32) {
+        let packed = small[0] as u64 | (small[1] as u64) << 16 | (small[2] as u64) << 32;
+        self.call_helper(helper, pc, packed, wide as u64);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
+    }
+
+    /// The one block that leaves with the error a helper raised.
+    fn error_block(&mut self) -> Block {
+        if let Some(e) = self.error {
+            return e;
+        }
+        let e = self.b.create_block();
+        self.error = Some(e);
+        e
     }
 
     /// One block that jumps to the instruction whose pc is its parameter.
@@ -233,43 +289,87 @@ impl Gen<'_, '_> {
         self.blocks[(pc + 1).min(self.blocks.len() - 1)]
     }
 
-    /// The payloads of `a` and `b`, after a guard that both hold ints.
-    fn int_operands(&mut self, pc: usize, a: u16, b: u16) -> (ir::Value, ir::Value) {
-        let ints = self.both_int(a, b);
-        self.guard(ints, pc);
-        (self.payload(a), self.payload(b))
+    fn float_payload(&mut self, r: u16) -> ir::Value {
+        let regs = self.regs();
+        self.b.ins().load(types::F64, flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET)
     }
 
-    /// `dst := a op b` on ints, with the overflow check.
-    fn arith(
-        &mut self,
-        pc: usize,
-        dst: u16,
-        a: u16,
-        b: u16,
-        op: fn(&mut Self, ir::Value, ir::Value) -> (ir::Value, ir::Value),
-    ) {
-        let (x, y) = self.int_operands(pc, a, b);
-        let (r, overflow) = op(self, x, y);
-        let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
-        self.guard(fine, pc);
-        self.store_int(dst, r);
+    fn store_float(&mut self, r: u16, v: ir::Value) {
+        self.set_tag(r, tag::FLOAT);
+        let regs = self.regs();
+        self.b.ins().store(flags(), v, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+    }
+
+    /// Splits on the operand types: continues in the returned blocks (both ints, both
+    /// floats); anything else goes to the instruction's fallback.
+    fn by_type(&mut self, pc: usize, a: u16, b: u16) -> (Block, Block) {
+        let (ta, tb) = (self.tag(a), self.tag(b));
+        let ia = self.b.ins().icmp_imm_u(IntCC::Equal, ta, tag::INT as i64);
+        let ib = self.b.ins().icmp_imm_u(IntCC::Equal, tb, tag::INT as i64);
+        let ints = self.b.ins().band(ia, ib);
+        let (int_block, not_int, float_block) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(ints, int_block, &[], not_int, &[]);
+        self.b.switch_to_block(not_int);
+        let fa = self.b.ins().icmp_imm_u(IntCC::Equal, ta, tag::FLOAT as i64);
+        let fb = self.b.ins().icmp_imm_u(IntCC::Equal, tb, tag::FLOAT as i64);
+        let floats = self.b.ins().band(fa, fb);
+        let bail = self.fallback(pc);
+        self.b.ins().brif(floats, float_block, &[], bail, &[]);
+        (int_block, float_block)
+    }
+
+    /// `dst := a op b`: ints with the overflow check (`int_op` gives result and overflow
+    /// flag; `None` leaves ints to the VM, as for division), floats with `float_op`.
+    fn arith(&mut self, pc: usize, dst: u16, a: u16, b: u16, int_op: Option<IntOp>, float_op: FloatOp) {
+        let (int_block, float_block) = self.by_type(pc, a, b);
         let next = self.next(pc);
+        self.b.switch_to_block(int_block);
+        match int_op {
+            Some(op) => {
+                let (x, y) = (self.payload(a), self.payload(b));
+                let (r, overflow) = op(self, x, y);
+                let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
+                self.guard(fine, pc);
+                self.store_int(dst, r);
+                self.b.ins().jump(next, &[]);
+            }
+            None => self.step(pc),
+        }
+        self.b.switch_to_block(float_block);
+        let (x, y) = (self.float_payload(a), self.float_payload(b));
+        let r = float_op(self, x, y);
+        self.store_float(dst, r);
         self.b.ins().jump(next, &[]);
     }
 
-    fn compare(&mut self, pc: usize, dst: u16, a: u16, b: u16, cc: IntCC) {
-        let (x, y) = self.int_operands(pc, a, b);
+    /// `a cc b` on two ints or two floats, as an i8 truth value, continuing in the returned
+    /// block (both paths join there).
+    fn test(&mut self, pc: usize, a: u16, b: u16, cc: IntCC) -> ir::Value {
+        let (int_block, float_block) = self.by_type(pc, a, b);
+        let join = self.b.create_block();
+        let truth = self.b.append_block_param(join, types::I8);
+        self.b.switch_to_block(int_block);
+        let (x, y) = (self.payload(a), self.payload(b));
         let c = self.b.ins().icmp(cc, x, y);
+        self.b.ins().jump(join, &[ir::BlockArg::Value(c)]);
+        self.b.switch_to_block(float_block);
+        let (x, y) = (self.float_payload(a), self.float_payload(b));
+        let c = self.b.ins().fcmp(float_cc(cc), x, y);
+        self.b.ins().jump(join, &[ir::BlockArg::Value(c)]);
+        self.b.switch_to_block(join);
+        truth
+    }
+
+    fn compare(&mut self, pc: usize, dst: u16, a: u16, b: u16, cc: IntCC) {
+        let c = self.test(pc, a, b, cc);
         self.store_bool(dst, c);
         let next = self.next(pc);
         self.b.ins().jump(next, &[]);
     }
 
-    /// Jump to `target` unless `a cc b` (ints).
+    /// Jump to `target` unless `a cc b`.
     fn branch_unless(&mut self, pc: usize, a: u16, b: u16, target: u32, cc: IntCC) {
-        let (x, y) = self.int_operands(pc, a, b);
-        let c = self.b.ins().icmp(cc, x, y);
+        let c = self.test(pc, a, b, cc);
         let (next, target) = (self.next(pc), self.blocks[target as usize]);
         self.b.ins().brif(c, next, &[], target, &[]);
     }
@@ -332,9 +432,16 @@ impl Gen<'_, '_> {
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
-            Add { dst, a, b } => self.arith(pc, dst, a, b, |g, x, y| g.b.ins().sadd_overflow(x, y)),
-            Sub { dst, a, b } => self.arith(pc, dst, a, b, |g, x, y| g.b.ins().ssub_overflow(x, y)),
-            Mul { dst, a, b } => self.arith(pc, dst, a, b, |g, x, y| g.b.ins().smul_overflow(x, y)),
+            Add { dst, a, b } => {
+                self.arith(pc, dst, a, b, Some(|g, x, y| g.b.ins().sadd_overflow(x, y)), |g, x, y| g.b.ins().fadd(x, y))
+            }
+            Sub { dst, a, b } => {
+                self.arith(pc, dst, a, b, Some(|g, x, y| g.b.ins().ssub_overflow(x, y)), |g, x, y| g.b.ins().fsub(x, y))
+            }
+            Mul { dst, a, b } => {
+                self.arith(pc, dst, a, b, Some(|g, x, y| g.b.ins().smul_overflow(x, y)), |g, x, y| g.b.ins().fmul(x, y))
+            }
+            Div { dst, a, b } => self.arith(pc, dst, a, b, None, |g, x, y| g.b.ins().fdiv(x, y)),
             AddImm { dst, a, value } => {
                 let int = self.is_int(a);
                 self.guard(int, pc);
@@ -427,19 +534,30 @@ impl Gen<'_, '_> {
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
+            GetField { dst, obj, name } => {
+                self.helper_op(self.helpers.get_field, pc, [dst, obj, 0], name);
+            }
+            SetField { obj, name, src } => {
+                self.helper_op(self.helpers.set_field, pc, [obj, src, 0], name);
+            }
+            CallFunc { dst, f, base, argc } => self.helper_op(self.helpers.call_func, pc, [dst, base, argc], f),
+            GetIndex { dst, obj, index } => self.helper_op(self.helpers.get_index, pc, [dst, obj, index], 0),
+            CallNative { dst, native, base, argc } => {
+                self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
+            }
             _ => self.step(pc),
         }
     }
 }
 
-/// Builds the IR of `proto` into `func`; `step_fn` is `molt_jit_step` declared in `func`.
+/// Builds the IR of `proto` into `func`, calling `helpers` (declared in `func`).
 pub fn build(
     func: &mut ir::Function,
     fctx: &mut FunctionBuilderContext,
     proto: &Proto,
     consts: &[Value],
     config: TargetFrontendConfig,
-    step_fn: FuncRef,
+    helpers: Helpers,
 ) -> Result<(), String> {
     if proto.code.is_empty() {
         return Err("empty function".into());
@@ -455,8 +573,18 @@ pub fn build(
     b.def_var(regs, first);
     b.ins().jump(blocks[0], &[]);
     let slow = vec![None; proto.code.len()];
-    let mut g =
-        Gen { b: &mut b, code: &proto.code, ctx, regs, step_fn, blocks, slow, dispatch: None, exits: Vec::new() };
+    let mut g = Gen {
+        b: &mut b,
+        code: &proto.code,
+        ctx,
+        regs,
+        helpers,
+        blocks,
+        slow,
+        dispatch: None,
+        exits: Vec::new(),
+        error: None,
+    };
     for (pc, ins) in proto.code.iter().enumerate() {
         let block = g.blocks[pc];
         g.b.switch_to_block(block);

@@ -9,11 +9,11 @@ use crate::map::Map;
 use crate::native::{BuiltinKind, MethodImpl};
 use crate::signals::Signals;
 use crate::tier::{Exit, JitMode};
-use crate::{Frame, Function, Instr, MAX_FRAMES, RuntimeError, Value, Vm};
+use crate::{Function, Instr, RuntimeError, Value, Vm};
 
 mod support;
 
-pub(crate) use support::display_name;
+use support::check_arity;
 
 impl Vm {
     /// Runs the top frame until the frame count drops back to `stop_depth`; returns the value
@@ -94,27 +94,8 @@ impl Vm {
             // Push a frame for `callee` whose arguments start at absolute index `new_base`.
             macro_rules! push_frame {
                 ($callee:expr, $new_base:expr, $ret:expr) => {{
-                    let callee: Rc<Function> = $callee;
-                    let new_base: usize = $new_base;
-                    if self.frames.len() >= MAX_FRAMES {
-                        throw!("stack overflow");
-                    }
-                    // Calls are safepoints too: Ctrl-C stops a recursion that has no loop.
-                    if self.signals.load() & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
-                        throw!("interrupted");
-                    }
-                    let need = new_base + callee.proto.nregs as usize + 1;
-                    if self.stack.len() < need {
-                        if need > 64 * MAX_FRAMES {
-                            throw!("stack overflow");
-                        }
-                        self.stack.resize(need.max(self.stack.len() * 2), Value::Nil);
-                    }
                     self.frames.last_mut().unwrap().pc = pc;
-                    if self.heap.should_collect() {
-                        self.collect_garbage(new_base + callee.proto.nregs as usize);
-                    }
-                    self.frames.push(Frame { func: callee, pc: 0, base: new_base, ret: $ret });
+                    tri!(self.enter_frame($callee, $new_base, $ret));
                     if STEP {
                         // One step of the caller: the callee runs to completion.
                         self.execute_impl::<false>(self.frames.len() - 1)?;
@@ -125,14 +106,7 @@ impl Vm {
             }
             macro_rules! check_arity {
                 ($callee:expr, $argc:expr) => {
-                    if $callee.proto.arity as usize != $argc as usize {
-                        throw!(format!(
-                            "<fn {}> expects {} arguments but got {}",
-                            display_name(&$callee),
-                            $callee.proto.arity,
-                            $argc
-                        ));
-                    }
+                    tri!(check_arity(&$callee, $argc as usize))
                 };
             }
             // Int and float fast paths as nested matches on the registers in place: reading the
@@ -418,61 +392,11 @@ impl Vm {
                     }
                     Instr::GetField { dst, obj, name } => {
                         let v = r!(obj);
-                        if !self.lazy_slots.is_empty() {
-                            tri!(self.lazy_touch(v, pc));
-                        }
-                        let cache = &func.caches[pc - 1];
-                        let got = match v {
-                            Value::Obj(o) => match self.heap.get(o) {
-                                Obj::Record { ty, fields } => {
-                                    let (ct, idx) = cache.get();
-                                    if ct == *ty + 1 {
-                                        Some(fields[idx as usize])
-                                    } else {
-                                        match self.types[*ty as usize].fields.get(&name) {
-                                            Some(&idx) => {
-                                                cache.set((*ty + 1, idx));
-                                                Some(fields[idx as usize])
-                                            }
-                                            None => None,
-                                        }
-                                    }
-                                }
-                                _ => None,
-                            },
-                            _ => None,
-                        };
-                        match got {
-                            Some(x) => r!(dst) = x,
-                            None => throw!(self.field_error(v, name, "read")),
-                        }
+                        r!(dst) = tri!(self.get_field(&func, pc, v, name));
                     }
                     Instr::SetField { obj, name, src } => {
-                        let v = r!(obj);
-                        if !self.lazy_slots.is_empty() {
-                            tri!(self.lazy_touch(v, pc));
-                        }
-                        let val = r!(src);
-                        let cache = &func.caches[pc - 1];
-                        let mut ok = false;
-                        if let Value::Obj(o) = v {
-                            tri!(self.heap.before_write(o));
-                            let types = &self.types;
-                            if let Obj::Record { ty, fields } = self.heap.get_mut(o) {
-                                let (ct, idx) = cache.get();
-                                if ct == *ty + 1 {
-                                    fields[idx as usize] = val;
-                                    ok = true;
-                                } else if let Some(&idx) = types[*ty as usize].fields.get(&name) {
-                                    cache.set((*ty + 1, idx));
-                                    fields[idx as usize] = val;
-                                    ok = true;
-                                }
-                            }
-                        }
-                        if !ok {
-                            throw!(self.field_error(v, name, "set"));
-                        }
+                        let (v, val) = (r!(obj), r!(src));
+                        tri!(self.set_field(&func, pc, v, name, val));
                     }
                     Instr::GetIndex { dst, obj, index } => {
                         let (o, i) = (r!(obj), r!(index));

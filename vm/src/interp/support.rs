@@ -6,11 +6,21 @@ use std::rc::Rc;
 
 use crate::heap::Obj;
 use crate::native::NativeCtx;
+use crate::signals::Signals;
 use crate::tier::{Exit, JIT_THRESHOLD, JitMode, MAX_TIER_DEPTH};
-use crate::{Function, RuntimeError, TraceFrame, Value, Vm};
+use crate::{Frame, Function, MAX_FRAMES, RuntimeError, TraceFrame, Value, Vm};
 
 /// A runtime error message from a slow path.
 pub(crate) type Res<T> = Result<T, String>;
+
+/// A call of `callee` with `argc` arguments must match its arity.
+#[inline(always)]
+pub(super) fn check_arity(callee: &Function, argc: usize) -> Res<()> {
+    if callee.proto.arity as usize == argc {
+        return Ok(());
+    }
+    Err(format!("<fn {}> expects {} arguments but got {argc}", display_name(callee), callee.proto.arity))
+}
 
 impl Vm {
     /// Builds a runtime error with the stack trace at `pc` in the top frame. Unwinds nothing:
@@ -67,6 +77,166 @@ impl Vm {
         let exit = code.run(self, base);
         self.tier_depth -= 1;
         Some(exit)
+    }
+
+    /// Pushes a frame for `callee`, whose arguments start at `new_base`, returning into
+    /// `ret`. Calls are safepoints: the collector may run, an interrupt stops the program
+    /// (Ctrl-C ends a recursion that has no loop).
+    #[inline(always)]
+    pub(super) fn enter_frame(&mut self, callee: Rc<Function>, new_base: usize, ret: usize) -> Res<()> {
+        if self.frames.len() >= MAX_FRAMES {
+            return Err("stack overflow".into());
+        }
+        if self.signals.load() & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
+            return Err("interrupted".into());
+        }
+        let top = new_base + callee.proto.nregs as usize;
+        if self.stack.len() <= top {
+            if top >= 64 * MAX_FRAMES {
+                return Err("stack overflow".into());
+            }
+            self.stack.resize((top + 1).max(self.stack.len() * 2), Value::Nil);
+        }
+        if self.heap.should_collect() {
+            self.collect_garbage(top);
+        }
+        self.frames.push(Frame { func: callee, pc: 0, base: new_base, ret });
+        Ok(())
+    }
+
+    /// `CallFunc` at `pc` of the top frame, for compiled code: the callee (compiled or not)
+    /// runs to completion through the function table.
+    pub fn tier_call_func(&mut self, pc: usize, dst: u16, f: u32, b: u16, argc: u16) -> Result<(), RuntimeError> {
+        let base = match self.frames.last_mut() {
+            Some(top) => {
+                top.pc = pc + 1;
+                top.base
+            }
+            None => return Err(RuntimeError::new("no frame to run")),
+        };
+        let callee = match self.funcs.get(f as usize) {
+            Some(Some(c)) => c.clone(),
+            _ => {
+                let msg = format!("function '{}' was removed by an update", self.func_names[f as usize]);
+                return Err(self.raise(msg, pc + 1));
+            }
+        };
+        let entered = check_arity(&callee, argc as usize)
+            .and_then(|()| self.enter_frame(callee, base + b as usize, base + dst as usize));
+        if let Err(msg) = entered {
+            return Err(self.raise(msg, pc + 1));
+        }
+        let depth = self.frames.len() - 1;
+        self.execute(depth).map(|_| ())
+    }
+
+    /// `GetIndex` at `pc` of the top frame, for compiled code.
+    pub fn tier_get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) -> Result<(), RuntimeError> {
+        let (_, base) = self.tier_frame(pc + 1)?;
+        let (o, i) = (self.stack[base + obj as usize], self.stack[base + index as usize]);
+        match self.get_index(o, i) {
+            Ok(v) => {
+                self.stack[base + dst as usize] = v;
+                Ok(())
+            }
+            Err(msg) => Err(self.raise(msg, pc + 1)),
+        }
+    }
+
+    /// `CallNative` at `pc` of the top frame, for compiled code.
+    pub fn tier_call_native(
+        &mut self,
+        pc: usize,
+        dst: u16,
+        native: u32,
+        b: u16,
+        argc: u16,
+    ) -> Result<(), RuntimeError> {
+        let (_, base) = self.tier_frame(pc + 1)?;
+        match self.call_native(native, base + b as usize, argc as usize) {
+            Ok(v) => {
+                self.stack[base + dst as usize] = v;
+                Ok(())
+            }
+            Err(msg) => Err(self.raise(msg, pc + 1)),
+        }
+    }
+
+    /// `R[obj].name` for the instruction before `pc` (its inline cache).
+    #[inline(always)]
+    pub(super) fn get_field(&mut self, func: &Function, pc: usize, v: Value, name: u32) -> Res<Value> {
+        if !self.lazy_slots.is_empty() {
+            self.lazy_touch(v, pc)?;
+        }
+        let cache = &func.caches[pc - 1];
+        if let Value::Obj(o) = v {
+            if let Obj::Record { ty, fields } = self.heap.get(o) {
+                let (ct, idx) = cache.get();
+                if ct == *ty + 1 {
+                    return Ok(fields[idx as usize]);
+                }
+                if let Some(&idx) = self.types[*ty as usize].fields.get(&name) {
+                    cache.set((*ty + 1, idx));
+                    return Ok(fields[idx as usize]);
+                }
+            }
+        }
+        Err(self.field_error(v, name, "read"))
+    }
+
+    /// `R[obj].name := val` for the instruction before `pc` (its inline cache).
+    #[inline(always)]
+    pub(super) fn set_field(&mut self, func: &Function, pc: usize, v: Value, name: u32, val: Value) -> Res<()> {
+        if !self.lazy_slots.is_empty() {
+            self.lazy_touch(v, pc)?;
+        }
+        let cache = &func.caches[pc - 1];
+        if let Value::Obj(o) = v {
+            self.heap.before_write(o)?;
+            let types = &self.types;
+            if let Obj::Record { ty, fields } = self.heap.get_mut(o) {
+                let (ct, idx) = cache.get();
+                if ct == *ty + 1 {
+                    fields[idx as usize] = val;
+                    return Ok(());
+                }
+                if let Some(&idx) = types[*ty as usize].fields.get(&name) {
+                    cache.set((*ty + 1, idx));
+                    fields[idx as usize] = val;
+                    return Ok(());
+                }
+            }
+        }
+        Err(self.field_error(v, name, "set"))
+    }
+
+    /// The top frame's function and register base, for the tier entry points.
+    /// Saves `pc` (after the instruction) in the frame, as the interpreter would have it.
+    fn tier_frame(&mut self, pc: usize) -> Result<(Rc<Function>, usize), RuntimeError> {
+        let f = self.frames.last_mut().ok_or_else(|| RuntimeError::new("no frame to run"))?;
+        f.pc = pc;
+        Ok((f.func.clone(), f.base))
+    }
+
+    /// `GetField` at `pc` of the top frame, for compiled code (as `tier_step`, without the
+    /// interpreter loop's entry cost).
+    pub fn tier_get_field(&mut self, pc: usize, dst: u16, obj: u16, name: u32) -> Result<(), RuntimeError> {
+        let (func, base) = self.tier_frame(pc + 1)?;
+        let v = self.stack[base + obj as usize];
+        match self.get_field(&func, pc + 1, v, name) {
+            Ok(x) => {
+                self.stack[base + dst as usize] = x;
+                Ok(())
+            }
+            Err(msg) => Err(self.raise(msg, pc + 1)),
+        }
+    }
+
+    /// `SetField` at `pc` of the top frame, for compiled code.
+    pub fn tier_set_field(&mut self, pc: usize, obj: u16, name: u32, src: u16) -> Result<(), RuntimeError> {
+        let (func, base) = self.tier_frame(pc + 1)?;
+        let (v, val) = (self.stack[base + obj as usize], self.stack[base + src as usize]);
+        self.set_field(&func, pc + 1, v, name, val).map_err(|msg| self.raise(msg, pc + 1))
     }
 
     /// Runs the one instruction at `pc` of the top frame in the interpreter, for compiled code

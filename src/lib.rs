@@ -83,7 +83,14 @@ pub fn load_program(path: &Path) -> Result<Program, LoadError> {
     }
     let out = compile_path(path);
     match out.program {
-        Some(p) if out.diagnostics.is_empty() => Ok(p),
+        Some(p) if out.diagnostics.is_empty() => {
+            // The compiler's output is held to the same rules as a bytecode file, so that a
+            // compiler bug is a clear error instead of a crash.
+            molt_vm::verify::verify(&p).map_err(|e| {
+                LoadError::Other(format!("{}: internal compiler error, please report it: {e}", path.display()))
+            })?;
+            Ok(p)
+        }
         _ => Err(LoadError::Compile(out.files, out.diagnostics)),
     }
 }
@@ -150,7 +157,10 @@ pub fn load_update(path: &Path, version: u32) -> Result<Program, String> {
     }
     let out = molt_compiler::compile_file(path, &compile_options(version));
     match (out.program, out.diagnostics.first()) {
-        (Some(p), None) => Ok(p),
+        (Some(p), None) => match molt_vm::verify::verify(&p) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(format!("{}: internal compiler error, please report it: {e}", path.display())),
+        },
         (_, Some(d)) => {
             let f = &out.files[d.file];
             let (line, col) = f.line_col(d.span.0);

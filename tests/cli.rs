@@ -1014,3 +1014,23 @@ fn mbc_mutations_never_crash_the_cli() {
     assert!(runs >= 2200 * scale, "only {runs} mutations were run");
     assert!(stats[2] * 4 >= runs * 3, "most mutations must be rejected: {stats:?} of {runs}");
 }
+
+/// A global or field default whose expression needs more registers than a frame can have is
+/// the compile error E0018, as a function body is (it used to crash the VM), also when it
+/// arrives as an update: the update is rejected and version 1 goes on.
+#[test]
+fn oversized_initialisers_are_compile_errors() {
+    let dir = TempDir::new("oversized");
+    let items = vec!["1"; 60_010].join(", ");
+    let big = dir.file("big.molt", format!("let xs = [{items}];\nfn main() {{ print(len(xs)); }}\n"));
+    let out = molt(&["check", big.as_str()]);
+    assert_eq!(out.code(), Some(2), "{}", out.show("molt check: wrong status"));
+    assert!(out.stderr.contains("error[E0018]: expression too large"), "{}", out.show("molt check"));
+
+    let v1 = dir.file("v1.molt", "fn main() { for i in 0..2 { print(version(), i); update; } }\n");
+    let v2 = dir.file("v2.molt", format!("let xs = [{items}];\nfn main() {{ }}\n"));
+    let out = molt(&["run", v1.as_str(), "--update", v2.as_str()]);
+    assert_eq!(out.code(), Some(0), "{}", out.show("molt run --update: wrong status"));
+    assert_eq!(out.stdout, "1 0\n1 1\n", "{}", out.show("molt run --update"));
+    assert!(out.stderr.contains("E0018") || out.stderr.contains("expression too large"), "{}", out.show("run"));
+}

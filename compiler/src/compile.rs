@@ -251,11 +251,18 @@ impl<'o> Compiler<'o> {
     }
 
     /// Compiles a function whose body is one expression (`<init>`, field defaults).
-    fn compile_thunk(&mut self, name: String, kind: FnKind, line: u32, body: impl FnOnce(&mut Self)) -> Proto {
+    /// `span` is the expression's, for the "too large" error.
+    fn compile_thunk(&mut self, name: String, kind: FnKind, span: Option<Span>, body: impl FnOnce(&mut Self)) -> Proto {
+        let line = span.map_or(1, |s| self.line_of(s));
         let st = FnState::new(name, kind, self.opts.version, 0, self.file as u32, line);
         self.fns.push(st);
         body(self);
-        self.fns.pop().unwrap().finish()
+        let st = self.fns.pop().unwrap();
+        if st.overflowed {
+            let span = span.unwrap_or((0, 0));
+            self.error("E0018", "expression too large: more than 60000 registers", span);
+        }
+        st.finish()
     }
 
     fn define(&mut self, index: u32, proto: Proto) {
@@ -281,8 +288,7 @@ impl<'o> Compiler<'o> {
                 for i in 0..n {
                     let Some(expr) = self.types[&t.name.name].defaults[i].clone() else { continue };
                     let fname = format!("{}.<default {}>", t.name.name, self.types[&t.name.name].fields[i]);
-                    let line = self.line_of(expr.span);
-                    let proto = self.compile_thunk(fname, FnKind::Function, line, |c| {
+                    let proto = self.compile_thunk(fname, FnKind::Function, Some(expr.span), |c| {
                         let r = c.expr_any(&expr);
                         c.f().emit(molt_vm::Instr::Return { src: r });
                     });
@@ -368,8 +374,7 @@ impl<'o> Compiler<'o> {
             if inits.iter().any(|(s, _)| *s == slot) {
                 continue; // a duplicate, already reported
             }
-            let line = self.line_of(init.span);
-            let proto = self.compile_thunk(format!("<init {}>", name.name), FnKind::Init, line, |c| {
+            let proto = self.compile_thunk(format!("<init {}>", name.name), FnKind::Init, Some(init.span), |c| {
                 let r = c.expr_any(init);
                 c.f().emit(molt_vm::Instr::Return { src: r });
             });
@@ -377,7 +382,7 @@ impl<'o> Compiler<'o> {
         }
         let first_file = globals.first().map_or(self.files.len().saturating_sub(1), |g| g.0);
         self.file = first_file;
-        let init = self.compile_thunk("<globals>".into(), FnKind::Init, 1, |c| {
+        let init = self.compile_thunk("<globals>".into(), FnKind::Init, None, |c| {
             for (slot, f) in &inits {
                 let r = c.f().alloc();
                 c.f().emit(molt_vm::Instr::CallFunc { dst: r, f: *f, base: r + 1, argc: 0 });

@@ -34,7 +34,9 @@ const MIN_GC_THRESHOLD: usize = 1 << 18;
 
 /// Write checks during an update: transformers may not write to objects that existed before
 /// the update began; `migrate` may, and its writes are journaled so a rollback can undo them.
+#[derive(Default)]
 pub enum WriteGuard {
+    #[default]
     Off,
     /// `existed[i]`: slot `i` held a live object when the guard was set.
     Frozen {
@@ -48,7 +50,8 @@ pub enum WriteGuard {
 }
 
 impl WriteGuard {
-    fn live_slots(heap: &Heap) -> Vec<bool> {
+    /// Which slots hold an object now.
+    pub fn live_slots(heap: &Heap) -> Vec<bool> {
         heap.objs.iter().map(|o| !matches!(o, Obj::Free(_))).collect()
     }
 
@@ -57,9 +60,21 @@ impl WriteGuard {
     }
 
     pub fn journal(heap: &Heap) -> WriteGuard {
-        let existed = Self::live_slots(heap);
+        Self::journal_of(Self::live_slots(heap))
+    }
+
+    /// A journal of writes to the objects in `existed`.
+    pub fn journal_of(existed: Vec<bool>) -> WriteGuard {
         let seen = vec![false; existed.len()];
         WriteGuard::Journal { existed, saved: Vec::new(), seen }
+    }
+
+    /// The objects this guard protects (none when off).
+    pub fn existing(&self) -> Option<&Vec<bool>> {
+        match self {
+            WriteGuard::Off => None,
+            WriteGuard::Frozen { existed } | WriteGuard::Journal { existed, .. } => Some(existed),
+        }
     }
 
     /// Whether `r` existed when the guard was set.

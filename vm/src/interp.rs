@@ -388,7 +388,13 @@ impl Vm {
                             ));
                         }
                         let fields: Box<[Value]> = self.stack[start..start + n].into();
-                        r!(dst) = Value::Obj(self.heap.alloc(Obj::Record { ty, fields }));
+                        let obj = self.heap.alloc(Obj::Record { ty, fields });
+                        // Old code (an old frame, a live closure) building a type that an update
+                        // changed: the record is converted at once, so no code sees its old shape.
+                        if self.types[ty as usize].forward.is_some() {
+                            tri!(self.convert_new_record(obj));
+                        }
+                        r!(dst) = Value::Obj(obj);
                     }
                     Instr::GetField { dst, obj, name } => {
                         let v = r!(obj);

@@ -128,6 +128,7 @@ impl Vm {
         };
         self.heap.pause_gc = true;
         self.dsu.updating = true;
+        self.dsu.transform_time = None;
         let result = self.prepare(&pending);
         match result {
             Ok((objects, transform_us)) => {
@@ -135,14 +136,11 @@ impl Vm {
                 self.heap.pause_gc = false;
                 self.dsu.updating = false;
                 free_later(std::mem::take(&mut self.dsu.undo));
+                self.dsu.init_journal = WriteGuard::Off;
                 self.commit_frames(&pending, moves);
-                for g in &pending.plan.globals_removed {
-                    if let Some(slot) = self.global_names.get_index_of(g) {
-                        if self.dsu.settings.policy == Policy::Strict {
-                            self.globals[slot] = Value::Nil;
-                        }
-                    }
-                }
+                // Removed globals keep their values: new code cannot name them, but old frames
+                // and live closures of old code may still read them (DSU.md: dropped once no
+                // old code can read it; the slot is simply never read again).
                 let plan = pending.plan.clone();
                 self.dsu.program = Some(pending.program);
                 self.dsu.history.push(plan.clone());
@@ -159,6 +157,10 @@ impl Vm {
                 let mut e =
                     UpdateEvent::new(EventKind::RolledBack, self.version, Some(&pending.plan)).with_reason(reason);
                 e.wait_us = wait_us;
+                e.transform_us = self
+                    .dsu
+                    .transform_time
+                    .map_or(0, |(started, done)| done.unwrap_or_else(|| started.elapsed()).as_micros() as u64);
                 e.pause_us = t0.elapsed().as_micros() as u64;
                 self.emit(e);
             }
@@ -174,7 +176,8 @@ impl Vm {
                 pending.points_waited - 1,
                 pending.requested.elapsed().as_millis()
             );
-            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
+            let mut e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
+            e.wait_us = pending.requested.elapsed().as_micros() as u64;
             return self.emit(e);
         }
         if !pending.told_waiting {
@@ -276,18 +279,27 @@ impl Vm {
         }
         self.version += 1;
 
-        // New globals, in declaration order.
-        for g in &plan.globals_added {
-            let Some(init) = self.func_slot(&format!("<init {g}>")) else { continue };
-            let v = self
-                .call_slot(init, &[])
-                .map_err(|e| format!("initialising new global '{g}' failed: {}", describe(&e)))?;
-            let slot = self.global_names.get_index_of(g).ok_or("global slot")?;
-            self.globals[slot] = v;
+        // New globals, in declaration order. Their initialisers may write to objects that
+        // existed before the update: journaled, so that a rollback undoes them.
+        let mut existed: Option<Vec<bool>> = None;
+        if !plan.globals_added.is_empty() {
+            self.heap.guard = WriteGuard::journal(&self.heap);
+            for g in &plan.globals_added {
+                let Some(init) = self.func_slot(&format!("<init {g}>")) else { continue };
+                let v = self
+                    .call_slot(init, &[])
+                    .map_err(|e| format!("initialising new global '{g}' failed: {}", describe(&e)))?;
+                let slot = self.global_names.get_index_of(g).ok_or("global slot")?;
+                self.globals[slot] = v;
+            }
+            let journal = std::mem::replace(&mut self.heap.guard, WriteGuard::Off);
+            existed = journal.existing().cloned();
+            self.dsu.init_journal = journal;
         }
 
         // Transformers: pre-existing objects are read-only while they run.
         let started = Instant::now();
+        self.dsu.transform_time = Some((started, None));
         let mut replacements: Vec<(ObjRef, u32, Box<[Value]>)> = Vec::new();
         let transforms: HashMap<&str, u32> = program
             .transforms
@@ -316,10 +328,18 @@ impl Vm {
         }
         // While Molt code runs as a transformer, objects that existed before are read-only.
         if !program.transforms.is_empty() || !plan.types_changed.is_empty() {
-            self.heap.guard = WriteGuard::frozen(&self.heap);
+            // "Pre-existing" means before the update: objects the initialisers made are not.
+            self.heap.guard = match existed.take() {
+                Some(existed) => WriteGuard::Frozen { existed },
+                None => WriteGuard::frozen(&self.heap),
+            };
         }
         let mut in_place: Vec<(u32, u32, Vec<FieldSource>)> = Vec::new();
         for (name, old_slot, new_slot) in work {
+            // Records of the old layout that old code builds from now on are converted as they
+            // are made (see `NewRecord`).
+            let transform = transforms.get(name.as_str()).copied();
+            self.types[old_slot as usize].forward = Some(Forward { type_name: name.clone(), new_slot, transform });
             match transforms.get(name.as_str()) {
                 Some(&tf) => {
                     for r in self.heap.records_of(old_slot) {
@@ -369,6 +389,7 @@ impl Vm {
             objects += self.heap.convert_records(old_slot, new_slot, convert, &mut self.dsu.undo);
         }
         let transform_us = if objects == 0 { 0 } else { started.elapsed().as_micros() as u64 };
+        self.dsu.transform_time = Some((started, Some(started.elapsed())));
 
         self.run_migrate(program)?;
         Ok((objects, transform_us))
@@ -381,6 +402,19 @@ impl Vm {
             let slot = self.func_slot(name).ok_or("migrate slot")?;
             self.heap.guard = WriteGuard::journal(&self.heap);
             self.call_slot(slot, &[]).map_err(|e| format!("migrate failed: {}", describe(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Converts a record that old code just built with a layout that updates have changed
+    /// since (through every later version: old code may be several updates old).
+    pub(crate) fn convert_new_record(&mut self, r: ObjRef) -> Result<(), String> {
+        for _ in 0..=self.version {
+            let Obj::Record { ty, .. } = self.heap.get(r) else { return Ok(()) };
+            if self.types[*ty as usize].forward.is_none() || self.dsu.converting {
+                return Ok(());
+            }
+            self.convert_lazy(r)?;
         }
         Ok(())
     }
@@ -563,6 +597,8 @@ impl Vm {
         for (r, ty, fields) in std::mem::take(&mut self.dsu.undo).into_iter().rev() {
             *self.heap.get_mut(r) = Obj::Record { ty, fields };
         }
+        // The initialisers' writes came first: undone last.
+        std::mem::replace(&mut self.dsu.init_journal, WriteGuard::Off).restore(&mut self.heap);
         self.funcs = snap.funcs;
         self.func_names.truncate(snap.func_names);
         self.globals = snap.globals;

@@ -95,6 +95,12 @@ pub struct UpdateState {
     /// Old contents (type slot, fields) of the records the update in progress converted, for
     /// a rollback; plain data, so a large one can be freed on another thread at commit.
     pub(crate) undo: Vec<(crate::ObjRef, u32, Box<[crate::Value]>)>,
+    /// Writes by new globals' initialisers to objects that existed before the update in
+    /// progress (for a rollback).
+    pub(crate) init_journal: crate::heap::WriteGuard,
+    /// When the update in progress started its transformers, and how long they took once
+    /// done (for the event, also when it rolls back).
+    pub(crate) transform_time: Option<(std::time::Instant, Option<std::time::Duration>)>,
     /// An update is being prepared (conversions are recorded for a rollback).
     pub(crate) updating: bool,
     /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).
@@ -159,6 +165,12 @@ impl Vm {
 
     /// Called by the interpreter at an update point when the flag is set.
     pub(crate) fn at_update_point(&mut self, point: u16) {
+        // An update point reached by code that an update runs (a new global's initialiser, a
+        // transformer, `migrate`, a lazy conversion) is not a quiescent point of the program:
+        // the update in progress finishes first.
+        if self.dsu.updating || self.dsu.converting {
+            return;
+        }
         if self.dsu.pending.is_none() {
             let next = self.dsu.source.as_mut().and_then(|s| s.next_update());
             match next {

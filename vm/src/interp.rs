@@ -283,7 +283,9 @@ impl Vm {
                     Instr::LoadFunc { dst, f } => r!(dst) = Value::Func(f),
                     Instr::LoadNative { dst, native } => r!(dst) = Value::Native(native),
                     Instr::Closure { dst, f, base: b, n } => {
-                        let target = match &self.funcs[f as usize] {
+                        // The lambda of this code's own version (not the newest).
+                        let own = func.lambdas.get().and_then(|ls| ls.iter().find(|(s, _)| *s == f));
+                        let target = match own.map(|(_, l)| l).or(self.funcs[f as usize].as_ref()) {
                             Some(t) => t.clone(),
                             None => throw!("lambda code was removed"),
                         };

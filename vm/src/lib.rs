@@ -49,6 +49,10 @@ pub struct Function {
     pub jit: std::cell::OnceCell<Option<Box<dyn tier::CompiledCode>>>,
     /// Calls so far (counted only while the tier is on and the function is not compiled).
     pub calls: Cell<u32>,
+    /// The lambdas this code creates (`Closure` targets), of the same version: a closure
+    /// made by old code runs old code, however many updates later (set once the whole
+    /// version is linked).
+    pub lambdas: std::cell::OnceCell<Vec<(u32, Rc<Function>)>>,
 }
 
 /// A record type as the VM runs it.

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::heap::Obj;
 use crate::program::Const;
-use crate::{Function, OperandKind, Program, TypeRt, Value, Vm};
+use crate::{Function, Instr, OperandKind, Program, TypeRt, Value, Vm};
 
 /// How one program's indices map to the VM's slots.
 #[derive(Clone, Debug, Default)]
@@ -94,6 +94,24 @@ impl Vm {
             file: Rc::from(file),
             jit: Default::default(),
             calls: Cell::new(0),
+            lambdas: Default::default(),
+        }
+    }
+
+    /// Gives each function in `slots` (a version just linked) the lambdas its code creates.
+    pub(crate) fn link_lambdas(&self, slots: impl Iterator<Item = u32>) {
+        for slot in slots {
+            let Some(Some(f)) = self.funcs.get(slot as usize) else { continue };
+            let lambdas = f
+                .proto
+                .code
+                .iter()
+                .filter_map(|ins| match *ins {
+                    Instr::Closure { f: t, .. } => self.funcs.get(t as usize)?.clone().map(|l| (t, l)),
+                    _ => None,
+                })
+                .collect();
+            let _ = f.lambdas.set(lambdas);
         }
     }
 
@@ -122,6 +140,7 @@ impl Vm {
             let slot = f.slot as usize;
             self.funcs[slot] = Some(Rc::new(f));
         }
+        self.link_lambdas(map.funcs.clone().into_iter());
         for i in 0..program.types.len() {
             let t = self.link_type(program, i, &map);
             let slot = map.types[i] as usize;

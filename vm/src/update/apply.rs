@@ -277,6 +277,7 @@ impl Vm {
                 self.funcs[slot] = None; // removed: a tombstone
             }
         }
+        self.link_lambdas(map.funcs.clone().into_iter());
         self.version += 1;
 
         // New globals, in declaration order. Their initialisers may write to objects that

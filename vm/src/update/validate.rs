@@ -68,11 +68,16 @@ impl Vm {
     }
 
     /// A direct call in `func`'s code to a function whose arity the new version changes.
+    /// Also checks the lambdas `func` creates: closures they make later run the same old code.
     pub(crate) fn arity_conflict(&self, func: &crate::Function, new: &Program, who: &str) -> Option<String> {
+        if let Some(why) = func.lambdas.get().into_iter().flatten().find_map(|(_, l)| self.arity_conflict(l, new, who))
+        {
+            return Some(why);
+        }
         for ins in &func.proto.code {
             let Instr::CallFunc { f, argc, .. } = *ins else { continue };
             let Some(name) = self.func_names.get_index(f as usize) else { continue };
-            let nf = new.functions.iter().find(|p| &p.name == name)?;
+            let Some(nf) = new.functions.iter().find(|p| &p.name == name) else { continue };
             if nf.arity != argc {
                 return Some(format!(
                     "{who} ({}) calls '{name}' with {argc} argument{}, but the new version of '{name}' takes {}",

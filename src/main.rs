@@ -10,6 +10,7 @@ const USAGE: &str = "usage:
                                    run a program (source .molt or bytecode .mbc)
       --update FILE                a new version, applied at an update point (repeatable)
       --policy strict|relaxed      frames of changed functions: wait for them, or let them finish
+      --transform eager|lazy       convert changed records at the update, or at first use
       --watch                      apply each saved edit of the program's files
       --jit off|on|always          the compiled tier (default off; `always` compiles at first call)
       --trace-updates[=json]       print every update event on stderr

@@ -89,6 +89,7 @@ impl UpdateEvent {
         let (from, to) = (self.from, self.to);
         let reason = self.reason.as_deref().unwrap_or("");
         match self.kind {
+            EventKind::Requested if self.summary.is_empty() => format!("update requested (version {from} -> {to})"),
             EventKind::Requested => format!("update requested (version {from} -> {to}): {}", self.summary),
             EventKind::Waiting => format!("update waiting (version {from} -> {to}): {reason}"),
             EventKind::Applied => format!(

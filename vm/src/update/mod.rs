@@ -176,6 +176,8 @@ impl Vm {
             match next {
                 Some(Ok(program)) => self.request(program),
                 Some(Err(reason)) => {
+                    // Every update has its `requested` event, also one that cannot be read.
+                    self.emit(UpdateEvent::new(EventKind::Requested, self.version, None));
                     let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(reason);
                     self.emit(e);
                 }

@@ -249,6 +249,12 @@ fn multi_line_input_follows_the_parser() {
     r.line("total * 100");
     r.expect("1000");
     r.prompt();
+    // Definitions and then statements in one entry: defined first, then run.
+    r.line("fn twice(x) { return x * 2; } print(twice(21)); twice(5) + 1");
+    r.expect("update applied (version 3 -> 4): +1 ~0 -0 functions");
+    r.expect("42");
+    r.expect("11");
+    r.prompt();
     r.quit();
 }
 

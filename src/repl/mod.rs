@@ -523,6 +523,15 @@ impl Repl {
             Parsed::Empty => {}
             Parsed::Items(items) => self.items(text, items),
             Parsed::Code { body, value } => self.code(&body, value),
+            Parsed::Mixed { items, split, body, value } => {
+                let before = self.shared.session().version;
+                self.items(&text[..split], items);
+                // The statements use what was just defined: they run once it is (at once when
+                // nothing runs; a running program takes it at its next update point first).
+                if self.shared.session().version != before || self.running() {
+                    self.code(&body, value);
+                }
+            }
             Parsed::Incomplete | Parsed::Invalid { as_items: false } => self.code(text, None),
             Parsed::Invalid { as_items: true } => self.definitions_error(text),
         }

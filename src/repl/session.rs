@@ -83,6 +83,14 @@ pub enum Parsed {
         body: String,
         value: Option<(usize, usize)>,
     },
+    /// Definitions followed by statements (`fn f() { ... } f();`): the first `split` bytes
+    /// are the items; the rest runs as `Code` once they are defined.
+    Mixed {
+        items: Vec<Item>,
+        split: usize,
+        body: String,
+        value: Option<(usize, usize)>,
+    },
     /// The parser wants more: an unexpected end of input.
     Incomplete,
     /// Neither items nor statements; the errors come from compiling the likelier reading.
@@ -139,6 +147,9 @@ pub fn classify(text: &str) -> Parsed {
         }
         return Parsed::Code { body: format!("{text}{suffix}"), value };
     }
+    if let Some(mixed) = split_mixed(text) {
+        return mixed;
+    }
     if items_eof && looks_like_item(text) {
         return Parsed::Incomplete;
     }
@@ -147,6 +158,31 @@ pub fn classify(text: &str) -> Parsed {
         return Parsed::Incomplete;
     }
     Parsed::Invalid { as_items: looks_like_item(text) }
+}
+
+/// Definitions then statements: the longest run of items (ending at a `}` or `;`) followed by
+/// code that reads as statements.
+fn split_mixed(text: &str) -> Option<Parsed> {
+    if !looks_like_item(text) {
+        return None;
+    }
+    let ends = text.char_indices().filter(|(_, c)| *c == '}' || *c == ';').map(|(i, _)| i + 1);
+    let mut ends: Vec<usize> = ends.collect();
+    ends.reverse();
+    for split in ends {
+        let (head, tail) = text.split_at(split);
+        if tail.trim().is_empty() {
+            continue;
+        }
+        let (items, diags) = parse(head);
+        if !diags.is_empty() || items.is_empty() {
+            continue;
+        }
+        if let Parsed::Code { body, value } = classify(tail) {
+            return Some(Parsed::Mixed { items, split, body, value });
+        }
+    }
+    None
 }
 
 /// Replaces the bytes of `ranges` with spaces (newlines kept, so line numbers stay).

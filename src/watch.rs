@@ -2,11 +2,14 @@
 //! then stays unchanged for a moment (a save is complete), it compiles the whole program and
 //! hands the new version to the VM, which applies it at the next update point.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use molt_vm::Program;
+use molt_vm::signals::Signals;
 use molt_vm::update::UpdateSource;
 
 /// How often the files are looked at, and how long they must stay unchanged.
@@ -32,11 +35,14 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 
 pub struct Watcher {
     rx: Receiver<Result<Program, String>>,
+    /// A version taken from the channel by `has_more`, not yet handed over.
+    ready: RefCell<Option<Result<Program, String>>>,
 }
 
 impl Watcher {
     /// Watches `files` (the program's sources; the first is the entry file).
-    pub fn start(files: Vec<PathBuf>) -> Watcher {
+    /// `signals` are the VM's: raised when a new version is ready.
+    pub fn start(files: Vec<PathBuf>, signals: Arc<Signals>) -> Watcher {
         let (tx, rx) = channel();
         // The baseline is taken now, before the program runs: an edit saved while the thread
         // starts up must count as a change.
@@ -66,18 +72,23 @@ impl Watcher {
                 if tx.send(crate::load_update(&entry, version)).is_err() {
                     return; // the program ended
                 }
+                signals.raise_update();
             }
         });
-        Watcher { rx }
+        Watcher { rx, ready: RefCell::new(None) }
     }
 }
 
 impl UpdateSource for Watcher {
     fn next_update(&mut self) -> Option<Result<Program, String>> {
-        self.rx.try_recv().ok()
+        self.ready.borrow_mut().take().or_else(|| self.rx.try_recv().ok())
     }
 
     fn has_more(&self) -> bool {
-        true
+        let mut ready = self.ready.borrow_mut();
+        if ready.is_none() {
+            *ready = self.rx.try_recv().ok();
+        }
+        ready.is_some()
     }
 }

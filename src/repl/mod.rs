@@ -40,8 +40,11 @@ pub struct Shared {
     pub running: AtomicBool,
     /// `:trace on`: every update event is shown, not only outcomes.
     pub trace: AtomicBool,
-    /// The VM's signal word: Ctrl-C and `:stop` raise its interrupt.
+    /// The VM's signal word: Ctrl-C and `:stop` raise its interrupt; a version sent while
+    /// `main` runs raises its update signal.
     pub signals: Arc<Signals>,
+    /// Versions sent to the VM thread and not yet taken by it (`Req::Apply`).
+    pub applies_sent: std::sync::atomic::AtomicUsize,
     pub names: Arc<Mutex<Names>>,
 }
 
@@ -145,6 +148,7 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
         running: AtomicBool::new(false),
         trace: AtomicBool::new(false),
         signals: Arc::new(Signals::new()),
+        applies_sent: std::sync::atomic::AtomicUsize::new(0),
         names,
     });
     shared.refresh_names();
@@ -385,7 +389,10 @@ impl Repl {
         let mut s = self.shared.session();
         s.in_flight = Some(push);
         s.pushed_at = Some(Instant::now());
+        self.shared.applies_sent.fetch_add(1, Ordering::SeqCst);
         let _ = self.tx.send(Req::Apply { id, program });
+        // A running program takes it at its next update point.
+        self.shared.signals.raise_update();
         drop(s);
         if self.running() {
             self.say(match what.starts_with("evaluation") {

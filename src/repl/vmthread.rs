@@ -142,15 +142,20 @@ impl UpdateSource for ReplSource {
         }
         loop {
             match self.rx.try_recv() {
-                Ok(Req::Apply { program, .. }) => return Some(Ok(program)),
+                Ok(Req::Apply { program, .. }) => {
+                    self.shared.applies_sent.fetch_sub(1, Ordering::SeqCst);
+                    return Some(Ok(program));
+                }
                 Ok(other) => self.deferred.borrow_mut().push_back(other),
                 Err(_) => return None,
             }
         }
     }
 
+    /// The prompt counts the versions it sends and raises the VM's update signal after each
+    /// (see `Repl::send`), so a running program polls only the signal word.
     fn has_more(&self) -> bool {
-        true
+        self.shared.running.load(Ordering::SeqCst) && self.shared.applies_sent.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -263,6 +268,7 @@ fn settle(shared: &Shared, vm: &mut Vm, rx: &Receiver<Req>, deferred: &Deferred)
     loop {
         match rx.try_recv() {
             Ok(Req::Apply { program, .. }) => {
+                shared.applies_sent.fetch_sub(1, Ordering::SeqCst);
                 vm.request_update(program);
             }
             Ok(other) => deferred.borrow_mut().push_back(other),
@@ -295,6 +301,7 @@ pub fn serve(shared: Arc<Shared>, rx: Receiver<Req>, done: Sender<Done>, program
         match req {
             Req::Quit => break,
             Req::Apply { program, .. } => {
+                shared.applies_sent.fetch_sub(1, Ordering::SeqCst);
                 vm.request_update(program);
             }
             Req::Eval { program, func, .. } => eval(&shared, &mut vm, &program, &func),

@@ -46,6 +46,12 @@ impl Signals {
         self.0.fetch_and(!Self::INTERRUPT, Ordering::SeqCst) & Self::INTERRUPT != 0
     }
 
+    /// Tells the VM that its update source has something new (for sources fed from another
+    /// thread: the file watcher, the REPL). The VM asks the source at its next update point.
+    pub fn raise_update(&self) {
+        self.0.fetch_or(Self::UPDATE, Ordering::SeqCst);
+    }
+
     pub(crate) fn set_update(&self, pending: bool) {
         if pending {
             self.0.fetch_or(Self::UPDATE, Ordering::Relaxed);

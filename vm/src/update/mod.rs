@@ -57,7 +57,9 @@ pub trait UpdateSource {
     /// The next new version, or why it could not be made (a compile error, an unreadable
     /// file); `None` when there is nothing now.
     fn next_update(&mut self) -> Option<Result<Program, String>>;
-    /// Whether `next_update` may return something (now or later).
+    /// Whether `next_update` has something to return now. A source fed from another thread
+    /// calls `Signals::raise_update` (on the VM's `signals`) after each new version arrives, so
+    /// update points poll nothing but the signal word while there is nothing to do.
     fn has_more(&self) -> bool;
     /// At the end of the run: the updates it still holds that were never handled (for the
     /// "never applied" lines), e.g. the remaining `--update` files.
@@ -119,8 +121,13 @@ impl Vm {
 
     /// Recomputes the one flag the interpreter polls at update points.
     pub(crate) fn refresh_update_flag(&mut self) {
+        // Cleared first: a version that arrives from another thread after the check below
+        // raises the signal again, so it is never lost.
+        self.signals.set_update(false);
         let pending = self.dsu.pending.is_some() || self.dsu.source.as_ref().is_some_and(|s| s.has_more());
-        self.signals.set_update(pending);
+        if pending {
+            self.signals.set_update(true);
+        }
     }
 
     /// Installs a source of updates polled at update points.

@@ -13,7 +13,9 @@
 
 mod translate;
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
@@ -136,7 +138,9 @@ const HELPERS: [(&str, Helper); 6] = [
 ];
 
 /// One compiled function. Its machine code lives in the compiler's module, which is never
-/// freed (Cranelift frees memory per module only): see docs/progress.md.
+/// freed (Cranelift frees memory per module only); functions with the same linked code share
+/// it (see `Jit::by_content`), so the code of a program updated any number of times grows
+/// with the distinct versions of its functions, not with the updates.
 struct Compiled {
     entry: Entry,
     nregs: usize,
@@ -175,6 +179,9 @@ pub struct Jit {
     module: JITModule,
     /// The `HELPERS`, declared once in the module.
     helpers: Vec<FuncId>,
+    /// Compiled code by content (`content_key`): an update relinks every function, and
+    /// unchanged ones get their code back without compiling again.
+    by_content: HashMap<Vec<u8>, Rc<Compiled>>,
     fctx: FunctionBuilderContext,
     /// Functions compiled so far, and their total code size (for reports).
     pub compiled: usize,
@@ -210,7 +217,15 @@ impl Jit {
         for (name, _) in HELPERS {
             helpers.push(module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?);
         }
-        Ok(Jit { module, helpers, fctx: FunctionBuilderContext::new(), compiled: 0, code_bytes: 0, log: Vec::new() })
+        Ok(Jit {
+            module,
+            helpers,
+            by_content: HashMap::new(),
+            fctx: FunctionBuilderContext::new(),
+            compiled: 0,
+            code_bytes: 0,
+            log: Vec::new(),
+        })
     }
 
     fn try_compile(&mut self, proto: &Proto, consts: &[Value]) -> Result<Compiled, String> {
@@ -246,12 +261,54 @@ impl Jit {
     }
 }
 
+/// Compiled code shared by every `Function` with the same linked code.
+struct SharedCode(Rc<Compiled>);
+
+impl CompiledCode for SharedCode {
+    fn run(&self, vm: &mut Vm, base: usize) -> Exit {
+        self.0.run(vm, base)
+    }
+
+    fn code_size(&self) -> usize {
+        self.0.size
+    }
+}
+
+/// What compiled code depends on: the linked instructions, the constants (ints and floats are
+/// built into the code) and the register count.
+fn content_key(proto: &Proto, consts: &[Value]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(proto.code.len() * 8 + consts.len() * 9 + 2);
+    key.extend_from_slice(&proto.nregs.to_le_bytes());
+    for ins in &proto.code {
+        ins.encode(&mut key);
+    }
+    for c in consts {
+        match c {
+            Value::Int(i) => {
+                key.push(1);
+                key.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Float(f) => {
+                key.push(2);
+                key.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            _ => key.push(0), // loaded through the VM, not built in
+        }
+    }
+    key
+}
+
 impl TierCompiler for Jit {
     fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>> {
+        let key = content_key(proto, consts);
+        if let Some(code) = self.by_content.get(&key) {
+            return Some(Box::new(SharedCode(code.clone())));
+        }
         let started = std::time::Instant::now();
-        let compiled = self.try_compile(proto, consts).ok()?;
+        let compiled = Rc::new(self.try_compile(proto, consts).ok()?);
         self.log.push((proto.name.clone(), started.elapsed().as_micros() as u64, compiled.size));
-        Some(Box::new(compiled))
+        self.by_content.insert(key, compiled.clone());
+        Some(Box::new(SharedCode(compiled)))
     }
 
     fn report(&self) -> Vec<(String, u64, usize)> {

@@ -1,0 +1,234 @@
+//! The compiled tier under stress, in process (through the embedding API): thousands of
+//! updates applied between calls of a compiled hot function, record layouts changing under
+//! compiled field access, deep recursion and errors raised in compiled code. Each run under
+//! `--jit always` must print exactly what the interpreter prints, and compiled code must not
+//! grow with the number of updates (functions with the same code share their machine code).
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+
+use molt_vm::tier::JitMode;
+use molt_vm::update::{EventKind, UpdateSource};
+use molt_vm::{Program, Vm};
+
+#[derive(Clone, Default)]
+struct Buffer(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn compile(src: &str, version: u32) -> Program {
+    let out = molt_compiler::compile_source("stress.molt", src, &molt::compile_options(version));
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>());
+    out.program.expect("a program")
+}
+
+/// Hands out the given sources in turn, one per update point, `count` times in all.
+struct Alternate {
+    sources: Vec<&'static str>,
+    next: usize,
+    count: usize,
+}
+
+impl UpdateSource for Alternate {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        if self.next >= self.count {
+            return None;
+        }
+        let src = self.sources[self.next % self.sources.len()];
+        self.next += 1;
+        // Every earlier update applied: this one makes version next + 1.
+        Some(Ok(compile(src, self.next as u32 + 1)))
+    }
+
+    fn has_more(&self) -> bool {
+        self.next < self.count
+    }
+}
+
+struct Run {
+    out: String,
+    error: Option<String>,
+    applied: usize,
+    compiled: usize,
+}
+
+fn run(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run {
+    let mut vm: Vm = molt::new_vm();
+    let out = Buffer::default();
+    vm.out = Box::new(out.clone());
+    if jit != JitMode::Off {
+        vm.jit = Some(Box::new(molt_jit::Jit::new().expect("a JIT for this machine")));
+        vm.jit_mode = jit;
+    }
+    vm.set_update_source(Box::new(Alternate { sources: updates, next: 0, count }));
+    let error = vm.run_program(&compile(v1, 1)).err().map(|e| e.to_string());
+    let applied = vm.dsu.events.iter().filter(|e| e.kind == EventKind::Applied).count();
+    let compiled = vm.jit.as_ref().map_or(0, |j| j.report().len());
+    let text = String::from_utf8(out.0.borrow().clone()).expect("utf-8 output");
+    Run { out: text, error, applied, compiled }
+}
+
+/// Runs under the interpreter and under `--jit always`; both must agree exactly.
+fn same_both_ways(v1: &str, updates: Vec<&'static str>, count: usize) -> Run {
+    let plain = run(v1, updates.clone(), count, JitMode::Off);
+    let jit = run(v1, updates, count, JitMode::Always);
+    assert_eq!(plain.out, jit.out, "output differs between the interpreter and the JIT");
+    assert_eq!(plain.error, jit.error, "errors differ between the interpreter and the JIT");
+    assert_eq!(plain.applied, jit.applied, "applied updates differ");
+    jit
+}
+
+const HOT_V1: &str = "
+let total = 0;
+fn work(n) {
+    let s = 0;
+    for i in 0..n { s += i * 3 + 1; }
+    return s;
+}
+fn main() {
+    for round in 0..3000 {
+        total += work(300);
+        if round % 500 == 0 { print(version(), round, total); }
+        update;
+    }
+    print(\"done\", version(), total);
+}
+";
+
+/// `work` changes body on every update (two versions, alternating).
+const HOT_A: &str = "
+let total = 0;
+fn work(n) {
+    let s = 0;
+    for i in 0..n { s += i * 2; }
+    return s;
+}
+fn main() {
+    for round in 0..3000 {
+        total += work(300);
+        if round % 500 == 0 { print(version(), round, total); }
+        update;
+    }
+    print(\"done\", version(), total);
+}
+";
+
+#[test]
+fn thousands_of_updates_between_calls_of_a_compiled_function() {
+    let r = same_both_ways(HOT_V1, vec![HOT_A, HOT_V1], 2999);
+    assert_eq!(r.applied, 2999, "every update applies");
+    assert!(r.out.ends_with("done 3000 336825000\n"), "{}", r.out);
+    // Three distinct pieces of code (work x2, main...) however many versions ran: the machine
+    // code of a function is shared by every version with the same code.
+    assert!(r.compiled <= 12, "{} functions compiled for 3000 versions", r.compiled);
+}
+
+const FIELDS_V1: &str = "
+type P { x, y }
+let ps = [];
+fn sum(n) {
+    let s = 0;
+    for i in 0..n {
+        let p = ps[i % len(ps)];
+        s += p.x * 10 + p.y;
+        p.x = p.x + 1;
+    }
+    return s;
+}
+fn main() {
+    for i in 0..50 { ps.push(P { x: i, y: i * 2 }); }
+    let total = 0;
+    for round in 0..400 {
+        total += sum(200);
+        update;
+    }
+    print(version(), total, ps[3]);
+}
+";
+
+/// The same program with P's fields in the other order: a new layout (new type slot), the
+/// default transformer moves the values by name.
+const FIELDS_SWAPPED: &str = "
+type P { y, x }
+let ps = [];
+fn sum(n) {
+    let s = 0;
+    for i in 0..n {
+        let p = ps[i % len(ps)];
+        s += p.x * 10 + p.y;
+        p.x = p.x + 1;
+    }
+    return s;
+}
+fn main() {
+    for i in 0..50 { ps.push(P { x: i, y: i * 2 }); }
+    let total = 0;
+    for round in 0..400 {
+        total += sum(200);
+        update;
+    }
+    print(version(), total, ps[3]);
+}
+";
+
+/// A third layout: a field added with a default.
+const FIELDS_WIDER: &str = "
+type P { x, y, z = 7 }
+let ps = [];
+fn sum(n) {
+    let s = 0;
+    for i in 0..n {
+        let p = ps[i % len(ps)];
+        s += p.x * 10 + p.y + p.z;
+        p.x = p.x + 1;
+    }
+    return s;
+}
+fn main() {
+    for i in 0..50 { ps.push(P { x: i, y: i * 2 }); }
+    let total = 0;
+    for round in 0..400 {
+        total += sum(200);
+        update;
+    }
+    print(version(), total, ps[3]);
+}
+";
+
+#[test]
+fn record_layouts_change_under_compiled_field_access() {
+    let r = same_both_ways(FIELDS_V1, vec![FIELDS_SWAPPED, FIELDS_WIDER, FIELDS_V1], 399);
+    assert_eq!(r.applied, 399);
+    assert!(r.out.starts_with("400 "), "{}", r.out);
+}
+
+#[test]
+fn deep_recursion_and_errors_in_compiled_code_have_the_interpreters_traces() {
+    let deep = "
+fn down(n) { if n == 0 { return 0; } return 1 + down(n - 1); }
+fn fail(n) { if n == 0 { return [1][5]; } return fail(n - 1); }
+fn main() {
+    print(down(20000));
+    print(fail(30));
+}
+";
+    let r = same_both_ways(deep, vec![], 0);
+    assert_eq!(r.out, "20000\n");
+    let error = r.error.expect("an index error");
+    assert!(error.contains("index 5 out of range"), "{error}");
+    // 31 frames of `fail`: long traces show their two ends and count the middle.
+    assert_eq!(error.matches("at fail (").count(), 29, "{error}");
+    assert!(error.contains("... 2 more frames ..."), "{error}");
+    let overflow = "fn f(n) { return f(n + 1) + 1; }\nfn main() { f(0); }\n";
+    let r = same_both_ways(overflow, vec![], 0);
+    assert!(r.error.expect("a stack overflow").contains("stack overflow"));
+}

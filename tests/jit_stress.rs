@@ -61,7 +61,18 @@ struct Run {
     compiled: usize,
 }
 
-fn run(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run {
+/// Runs on a thread with a large stack, as the `molt` binary does: compiled code calling
+/// other code nests native frames (up to `MAX_TIER_DEPTH` activations).
+fn run(v1: &'static str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || run_here(v1, updates, count, jit))
+        .expect("a thread")
+        .join()
+        .expect("the run finished")
+}
+
+fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run {
     let mut vm: Vm = molt::new_vm();
     let out = Buffer::default();
     vm.out = Box::new(out.clone());
@@ -78,7 +89,7 @@ fn run(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run 
 }
 
 /// Runs under the interpreter and under `--jit always`; both must agree exactly.
-fn same_both_ways(v1: &str, updates: Vec<&'static str>, count: usize) -> Run {
+fn same_both_ways(v1: &'static str, updates: Vec<&'static str>, count: usize) -> Run {
     let plain = run(v1, updates.clone(), count, JitMode::Off);
     let jit = run(v1, updates, count, JitMode::Always);
     assert_eq!(plain.out, jit.out, "output differs between the interpreter and the JIT");

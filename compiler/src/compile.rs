@@ -102,7 +102,10 @@ impl<'o> Compiler<'o> {
         let text = self.files[file].text.clone();
         let items = parse_file(&text, file, &mut self.diags);
         let dir = Path::new(&shown).parent().map(Path::to_path_buf).unwrap_or_default();
-        for item in items {
+        // Imports first, wherever they are in the file: an imported file's globals initialise
+        // before this file's (LANGUAGE.md).
+        let (imports, own): (Vec<Item>, Vec<Item>) = items.into_iter().partition(|i| matches!(i, Item::Import { .. }));
+        for item in imports.into_iter().chain(own) {
             if let Item::Import { path, span } = &item {
                 let joined = dir.join(path);
                 let shown_import = joined.to_string_lossy().to_string();
@@ -288,14 +291,18 @@ impl<'o> Compiler<'o> {
                 for i in 0..n {
                     let Some(expr) = self.types[&t.name.name].defaults[i].clone() else { continue };
                     let fname = format!("{}.<default {}>", t.name.name, self.types[&t.name.name].fields[i]);
+                    // The slot is known before the body compiles: a default may build a record
+                    // of its own type (`make = fn() { return Node {}; }`), which calls it.
+                    self.functions.push(None);
+                    let idx = (self.functions.len() - 1) as u32;
+                    if let Some(ti) = self.types.get_mut(&t.name.name) {
+                        ti.default_fns[i] = Some(idx);
+                    }
                     let proto = self.compile_thunk(fname, FnKind::Function, Some(expr.span), |c| {
                         let r = c.expr_any(&expr);
                         c.f().emit(molt_vm::Instr::Return { src: r });
                     });
-                    let idx = self.add_function(proto);
-                    if let Some(ti) = self.types.get_mut(&t.name.name) {
-                        ti.default_fns[i] = Some(idx);
-                    }
+                    self.define(idx, proto);
                 }
             }
         }

@@ -228,21 +228,18 @@ fn ceil(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
 
 fn min(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     count("min", args, 2, 2)?;
-    let (a, b) = (number(ctx, "min", args[0])?, number(ctx, "min", args[1])?);
-    let pick_b = match (args[0], args[1]) {
-        (Value::Int(x), Value::Int(y)) => y < x,
-        _ => b < a,
-    };
+    number(ctx, "min", args[0])?;
+    number(ctx, "min", args[1])?;
+    // Exact for an int against a float (as `<` is); a NaN picks the first.
+    let pick_b = molt_vm::ops::numbers_cmp(args[1], args[0]) == Some(Some(std::cmp::Ordering::Less));
     Ok(if pick_b { args[1] } else { args[0] })
 }
 
 fn max(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     count("max", args, 2, 2)?;
-    let (a, b) = (number(ctx, "max", args[0])?, number(ctx, "max", args[1])?);
-    let pick_b = match (args[0], args[1]) {
-        (Value::Int(x), Value::Int(y)) => y > x,
-        _ => b > a,
-    };
+    number(ctx, "max", args[0])?;
+    number(ctx, "max", args[1])?;
+    let pick_b = molt_vm::ops::numbers_cmp(args[1], args[0]) == Some(Some(std::cmp::Ordering::Greater));
     Ok(if pick_b { args[1] } else { args[0] })
 }
 

@@ -254,7 +254,6 @@ impl Heap {
             Value::Nil => Ok(Key::Nil),
             Value::Bool(b) => Ok(Key::Bool(b)),
             Value::Int(i) => Ok(Key::Int(i)),
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Key::Int(f as i64)),
             Value::Obj(r) => match self.get(r) {
                 Obj::Str(s) => Ok(Key::Str(s.clone())),
                 _ => Err(self.type_name(v)),

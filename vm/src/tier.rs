@@ -9,8 +9,10 @@ use crate::{Proto, RuntimeError, Value, Vm};
 
 /// Nested compiled activations (compiled code calling, through the interpreter, other
 /// compiled code) allowed at once: deeper calls run interpreted, so the native stack stays
-/// bounded whatever the Molt recursion depth.
-pub const MAX_TIER_DEPTH: u32 = 200;
+/// bounded whatever the Molt recursion depth. Each level takes a few native frames (a few KiB
+/// in a release build, tens in a debug build): an embedder running compiled code should give
+/// the VM's thread a large stack, as the `molt` binary does.
+pub const MAX_TIER_DEPTH: u32 = 100;
 
 /// How compiled code left a function.
 #[derive(Clone, Debug, PartialEq, Eq)]

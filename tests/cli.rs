@@ -517,7 +517,7 @@ fn every_compile_error_is_reported_in_order() {
     assert_eq!(heads[0], "error[E0003]: undefined name 'nope'");
     assert_eq!(heads[1], "error[E0007]: type P has no field 'z'");
     assert!(heads[2].starts_with("error[E0001]: syntax error: unexpected ';'"), "{}", heads[2]);
-    assert_eq!(heads[3], "error[E0009]: 'f' expects 1 arguments but got 2");
+    assert_eq!(heads[3], "error[E0009]: 'f' expects 1 argument but got 2");
     assert_eq!(heads[4], "error: 4 errors found");
     // Each error shows its source line.
     for line in

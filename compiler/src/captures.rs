@@ -53,6 +53,8 @@ fn stmt(s: &Stmt, out: &mut Vec<String>) {
 fn expr(e: &Expr, out: &mut Vec<String>) {
     match &e.kind {
         ExprKind::Name(n) => add(n, out),
+        // `self` is a keyword, so this name cannot clash with a variable.
+        ExprKind::SelfRef => add("self", out),
         ExprKind::List(items) => items.iter().for_each(|i| expr(i, out)),
         ExprKind::Map(entries) => entries.iter().for_each(|(k, v)| {
             expr(k, out);

@@ -70,8 +70,8 @@ impl Compiler<'_> {
             }
         }
         if let ExprKind::SelfRef = e.kind {
-            if self.f().self_type.is_some() {
-                return 0;
+            if let Some(r) = self.self_reg() {
+                return r;
             }
         }
         let r = self.f().alloc();
@@ -107,15 +107,16 @@ impl Compiler<'_> {
                 self.f().emit(Instr::LoadConst { dst, k });
             }
             ExprKind::Name(n) => self.load_name(n, e.span, dst),
-            ExprKind::SelfRef => {
-                if self.f().self_type.is_some() {
-                    if dst != 0 {
-                        self.f().emit(Instr::Move { dst, src: 0 });
+            ExprKind::SelfRef => match self.self_reg() {
+                Some(r) => {
+                    if dst != r {
+                        self.f().emit(Instr::Move { dst, src: r });
                     }
-                } else {
+                }
+                None => {
                     self.error("E0013", "'self' outside of a method", e.span);
                 }
-            }
+            },
             ExprKind::List(items) => {
                 let mark = self.f().next_reg;
                 let base = self.f().alloc_n(items.len());
@@ -363,12 +364,25 @@ impl Compiler<'_> {
         self.f().free_to(mark);
     }
 
+    /// Where `self` is: register 0 of a method, or the capture of a lambda inside one.
+    fn self_reg(&mut self) -> Option<u16> {
+        let f = self.f();
+        f.lookup_capture("self").or(if f.self_type.is_some() { Some(0) } else { None })
+    }
+
     fn lambda(&mut self, params: &[Ident], body: &crate::ast::Block, span: Span, dst: u16) {
         // Capture every enclosing local the body names (over-capturing is harmless: a
-        // lambda's own locals are found first).
+        // lambda's own locals are found first). A lambda in a method captures `self` by value
+        // like any local.
         let mut captures: Vec<(String, u16)> = Vec::new();
         for name in free_names(body) {
             if params.iter().any(|p| p.name == name) || captures.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            if name == "self" {
+                if let Some(r) = self.self_reg() {
+                    captures.push((name, r));
+                }
                 continue;
             }
             match self.resolve(&name) {
@@ -422,7 +436,11 @@ impl Compiler<'_> {
             match self.resolve(n) {
                 Resolved::Func(f, arity) => {
                     if arity != args.len() {
-                        self.error("E0009", format!("'{n}' expects {arity} arguments but got {}", args.len()), span);
+                        self.error(
+                            "E0009",
+                            format!("'{n}' expects {} but got {}", molt_vm::error::arguments(arity), args.len()),
+                            span,
+                        );
                     }
                     let base = self.f().alloc_n(args.len());
                     self.args_at(base, args);
@@ -457,7 +475,7 @@ impl Compiler<'_> {
                 if arity != args.len() {
                     self.error(
                         "E0009",
-                        format!("'{}' expects {arity} arguments but got {}", name.name, args.len()),
+                        format!("'{}' expects {} but got {}", name.name, molt_vm::error::arguments(arity), args.len()),
                         span,
                     );
                 }

@@ -77,7 +77,8 @@ fn replace(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("replace", &a[1..], 2, 2)?;
     let s = recv(ctx, a);
     let (from, to) = (string(ctx, "replace", a[1])?, string(ctx, "replace", a[2])?);
-    let out = if from.is_empty() { s.to_string() } else { s.replace(&*from, &to) };
+    // An empty pattern matches between every two characters and at both ends, as in Python.
+    let out = s.replace(&*from, &to);
     Ok(ctx.heap.alloc_string(out))
 }
 

@@ -10,6 +10,11 @@ pub struct TraceFrame {
     pub line: u32,
 }
 
+/// "1 argument", "2 arguments": for arity messages.
+pub fn arguments(n: usize) -> String {
+    if n == 1 { "1 argument".to_string() } else { format!("{n} arguments") }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeError {
     pub message: String,

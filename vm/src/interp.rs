@@ -461,9 +461,11 @@ impl Vm {
                                             };
                                             if callee.proto.arity as usize != argc as usize + 1 {
                                                 throw!(format!(
-                                                    "<fn {}> expects {} arguments but got {}",
+                                                    "<fn {}> expects {} but got {}",
                                                     callee.proto.name,
-                                                    callee.proto.arity.saturating_sub(1),
+                                                    crate::error::arguments(
+                                                        callee.proto.arity.saturating_sub(1) as usize
+                                                    ),
                                                     argc
                                                 ));
                                             }
@@ -511,9 +513,11 @@ impl Vm {
                                             };
                                             if callee.proto.arity as usize != argc as usize + 1 {
                                                 throw!(format!(
-                                                    "{}() expects {} arguments but got {}",
+                                                    "{}() expects {} but got {}",
                                                     self.syms[name as usize],
-                                                    callee.proto.arity.saturating_sub(1),
+                                                    crate::error::arguments(
+                                                        callee.proto.arity.saturating_sub(1) as usize
+                                                    ),
                                                     argc
                                                 ));
                                             }

@@ -248,9 +248,9 @@ impl Vm {
         };
         if func.proto.arity as usize != args.len() {
             return Err(RuntimeError::new(format!(
-                "<fn {}> expects {} arguments but got {}",
+                "<fn {}> expects {} but got {}",
                 func.proto.name,
-                func.proto.arity,
+                error::arguments(func.proto.arity as usize),
                 args.len()
             )));
         }

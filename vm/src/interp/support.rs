@@ -19,7 +19,8 @@ pub(super) fn check_arity(callee: &Function, argc: usize) -> Res<()> {
     if callee.proto.arity as usize == argc {
         return Ok(());
     }
-    Err(format!("<fn {}> expects {} arguments but got {argc}", display_name(callee), callee.proto.arity))
+    let expected = crate::error::arguments(callee.proto.arity as usize);
+    Err(format!("<fn {}> expects {expected} but got {argc}", display_name(callee)))
 }
 
 impl Vm {

@@ -32,6 +32,9 @@ const NONE: u32 = u32::MAX;
 /// Collect once this many objects were allocated since the last collection, at the least.
 const MIN_GC_THRESHOLD: usize = 1 << 18;
 
+/// A record's contents before an update converted it: (record, type slot, fields).
+pub type OldContents = (ObjRef, u32, Box<[Value]>);
+
 /// Write checks during an update: transformers may not write to objects that existed before
 /// the update began; `migrate` may, and its writes are journaled so a rollback can undo them.
 #[derive(Default)]
@@ -327,28 +330,34 @@ impl Heap {
 
     /// Gives every record of type slot `from` the contents `convert` builds from its old
     /// fields, retyped to `to`, in place (identity kept), in one pass over the heap. The old
-    /// contents go to `undo`, for a rollback. Returns how many records were converted.
+    /// contents go to `undo` for a rollback, or are freed at once when there is no undo (no
+    /// step of the update that could fail comes after). Returns how many were converted.
     pub fn convert_records(
         &mut self,
         from: u32,
         to: u32,
         mut convert: impl FnMut(&[Value]) -> Box<[Value]>,
-        undo: &mut Vec<(ObjRef, u32, Box<[Value]>)>,
+        mut undo: Option<&mut Vec<OldContents>>,
     ) -> usize {
-        let before = undo.len();
-        // Counted first: growing a million-entry undo list by doubling costs more than a scan.
-        let count = self.objs.iter().filter(|o| matches!(o, Obj::Record { ty, .. } if *ty == from)).count();
-        undo.reserve(count);
+        if let Some(undo) = undo.as_deref_mut() {
+            // Counted first: growing a million-entry list by doubling costs more than a scan.
+            let count = self.objs.iter().filter(|o| matches!(o, Obj::Record { ty, .. } if *ty == from)).count();
+            undo.reserve(count);
+        }
+        let mut converted = 0;
         for (i, o) in self.objs.iter_mut().enumerate() {
             if let Obj::Record { ty, fields } = o {
                 if *ty == from {
                     let old = std::mem::replace(fields, convert(fields));
                     *ty = to;
-                    undo.push((ObjRef(i as u32), from, old));
+                    converted += 1;
+                    if let Some(undo) = undo.as_deref_mut() {
+                        undo.push((ObjRef(i as u32), from, old));
+                    }
                 }
             }
         }
-        undo.len() - before
+        converted
     }
 
     /// Every live record of type slot `ty` (for the update engine).

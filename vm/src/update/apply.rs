@@ -387,7 +387,10 @@ impl Vm {
                     })
                     .collect()
             };
-            objects += self.heap.convert_records(old_slot, new_slot, convert, &mut self.dsu.undo);
+            // Only `migrate` can fail after this point: without one, nothing needs the old
+            // contents (freeing them as we go keeps the pause's memory traffic down).
+            let undo = program.migrate.is_some().then_some(&mut self.dsu.undo);
+            objects += self.heap.convert_records(old_slot, new_slot, convert, undo);
         }
         let transform_us = if objects == 0 { 0 } else { started.elapsed().as_micros() as u64 };
         self.dsu.transform_time = Some((started, Some(started.elapsed())));

@@ -96,7 +96,7 @@ pub struct UpdateState {
     pub history: Vec<UpdatePlan>,
     /// Old contents (type slot, fields) of the records the update in progress converted, for
     /// a rollback; plain data, so a large one can be freed on another thread at commit.
-    pub(crate) undo: Vec<(crate::ObjRef, u32, Box<[crate::Value]>)>,
+    pub(crate) undo: Vec<crate::heap::OldContents>,
     /// Writes by new globals' initialisers to objects that existed before the update in
     /// progress (for a rollback).
     pub(crate) init_journal: crate::heap::WriteGuard,

@@ -198,6 +198,7 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
             Ok(jit) => {
                 vm.jit = Some(Box::new(jit));
                 vm.jit_mode = opts.jit;
+                vm.signals.set_tier(opts.jit == molt_vm::tier::JitMode::On);
             }
             Err(e) => report!("warning: the JIT is not available here ({e}); running interpreted"),
         }

@@ -125,3 +125,26 @@ fn compile_report_names_functions_with_time_and_size() {
     assert!(parts.len() == 4 && parts[1] == "us," && parts[3] == "bytes", "{line}");
     assert!(parts[2].parse::<usize>().unwrap() > 0, "{line}");
 }
+
+/// Under `--jit on`, a function called once but looping long moves into compiled code at a
+/// loop head (on-stack replacement); call-heavy functions, which compiled code would not run
+/// faster yet, stay interpreted.
+#[test]
+fn jit_on_compiles_hot_loops_in_place_and_declines_call_heavy_code() {
+    let run = |program: &str, arg: &str| {
+        Command::new(env!("CARGO_BIN_EXE_molt"))
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .env("MOLT_JIT_REPORT", "1")
+            .args(["run", "--jit", "on", program, "--", arg])
+            .output()
+            .expect("molt runs")
+    };
+    let out = run("benches/programs/loop.molt", "100000");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5000050000\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jit: 1 functions compiled") && err.contains("jit: run: "), "{err}");
+    let out = run("benches/programs/fib.molt", "20");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "6765\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jit: 0 functions compiled"), "{err}");
+}

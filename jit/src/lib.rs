@@ -36,11 +36,14 @@ struct Ctx {
     signals: *const AtomicU32,
     vm: *mut Vm,
     base: usize,
+    /// Where to start: 0, or a loop head (on-stack replacement).
+    entry: usize,
     /// The error an instruction raised, when compiled code leaves with `EXIT_ERROR`.
     error: Option<RuntimeError>,
 }
 pub(crate) const CTX_REGS: i32 = 0;
 pub(crate) const CTX_SIGNALS: i32 = 8;
+pub(crate) const CTX_ENTRY: i32 = 32;
 
 /// The signature every compiled function has: (ctx) -> exit code (see `decode_exit`).
 type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
@@ -148,14 +151,14 @@ struct Compiled {
 }
 
 impl CompiledCode for Compiled {
-    fn run(&self, vm: &mut Vm, base: usize) -> Exit {
+    fn run(&self, vm: &mut Vm, base: usize, entry: usize) -> Exit {
         if vm.stack.len() < base + self.nregs {
             return Exit::Resume(0);
         }
         let regs = vm.stack.as_mut_ptr().wrapping_add(base);
         let signals: *const AtomicU32 = vm.signals.word();
         let vm: *mut Vm = vm;
-        let mut ctx = Ctx { regs, signals, vm, base, error: None };
+        let mut ctx = Ctx { regs, signals, vm, base, entry, error: None };
         // SAFETY: `entry` was produced by `Jit::compile` for a verified function with
         // `nregs` registers, and `vm.stack[base..base + nregs]` exists (checked above, and by
         // the VM after each step, which only grows the stack). The generated code reads and
@@ -265,8 +268,8 @@ impl Jit {
 struct SharedCode(Rc<Compiled>);
 
 impl CompiledCode for SharedCode {
-    fn run(&self, vm: &mut Vm, base: usize) -> Exit {
-        self.0.run(vm, base)
+    fn run(&self, vm: &mut Vm, base: usize, entry: usize) -> Exit {
+        self.0.run(vm, base, entry)
     }
 
     fn code_size(&self) -> usize {
@@ -313,6 +316,20 @@ impl TierCompiler for Jit {
 
     fn report(&self) -> Vec<(String, u64, usize)> {
         self.log.clone()
+    }
+
+    /// A loop whose body has inline fast paths only. Calls and heap access go through
+    /// helpers, which cost about what the interpreter's own instruction does, so code made
+    /// of them gains nothing yet (measured: fib, method_call and nbody ran 10-30% slower).
+    fn worth_compiling(&self, proto: &Proto) -> bool {
+        use molt_vm::Instr::*;
+        proto.code.iter().enumerate().any(|(pc, ins)| match *ins {
+            Loop { target } | ForLoop { target, .. } | UpdateLoop { target, .. } | UpdateForLoop { target, .. } => {
+                let from = target as usize;
+                from <= pc && proto.code[from..=pc].iter().all(translate::inline)
+            }
+            _ => false,
+        })
     }
 }
 

@@ -15,7 +15,48 @@ use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Proto, Value};
 
-use crate::{CTX_REGS, CTX_SIGNALS, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR};
+use crate::{CTX_ENTRY, CTX_REGS, CTX_SIGNALS, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR};
+
+/// Whether the instruction has an inline fast path (everything else calls into the VM).
+pub fn inline(ins: &Instr) -> bool {
+    use Instr::*;
+    matches!(
+        ins,
+        Move { .. }
+            | LoadNil { .. }
+            | LoadTrue { .. }
+            | LoadFalse { .. }
+            | LoadInt { .. }
+            | LoadConst { .. }
+            | Add { .. }
+            | Sub { .. }
+            | Mul { .. }
+            | Div { .. }
+            | AddImm { .. }
+            | Neg { .. }
+            | Lt { .. }
+            | Le { .. }
+            | Gt { .. }
+            | Ge { .. }
+            | Eq { .. }
+            | Ne { .. }
+            | JumpIfNotLt { .. }
+            | JumpIfNotLe { .. }
+            | JumpIfNotGt { .. }
+            | JumpIfNotGe { .. }
+            | Jump { .. }
+            | Loop { .. }
+            | JumpIfFalse { .. }
+            | JumpIfTrue { .. }
+            | ForPrep { .. }
+            | ForLoop { .. }
+            | Return { .. }
+            | ReturnNil {}
+            | Update { .. }
+            | UpdateLoop { .. }
+            | UpdateForLoop { .. }
+    )
+}
 
 type IntOp = fn(&mut Gen, ir::Value, ir::Value) -> (ir::Value, ir::Value);
 type FloatOp = fn(&mut Gen, ir::Value, ir::Value) -> ir::Value;
@@ -571,7 +612,6 @@ pub fn build(
     let regs = b.declare_var(types::I64);
     let first = b.ins().load(types::I64, flags(), ctx, CTX_REGS);
     b.def_var(regs, first);
-    b.ins().jump(blocks[0], &[]);
     let slow = vec![None; proto.code.len()];
     let mut g = Gen {
         b: &mut b,
@@ -585,6 +625,12 @@ pub fn build(
         exits: Vec::new(),
         error: None,
     };
+    // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
+    let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_ENTRY);
+    let at_start = g.b.ins().icmp_imm_u(IntCC::Equal, entry_pc, 0);
+    let dispatch = g.dispatch_block();
+    let first_block = g.blocks[0];
+    g.b.ins().brif(at_start, first_block, &[], dispatch, &[ir::BlockArg::Value(entry_pc)]);
     for (pc, ins) in proto.code.iter().enumerate() {
         let block = g.blocks[pc];
         g.b.switch_to_block(block);

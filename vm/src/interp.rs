@@ -38,10 +38,10 @@ impl Vm {
                 (f.func.clone(), f.pc, f.base)
             };
             let code: &[Instr] = &func.proto.code;
-            // A function entered at its start may run in compiled code.
-            if !STEP && pc == 0 && self.jit_mode != JitMode::Off {
-                if let Some(exit) = self.run_compiled(&func, base) {
-                    match exit {
+            // How compiled code of this frame left: continue here, or the frame is done.
+            macro_rules! compiled_exit {
+                ($exit:expr) => {
+                    match $exit {
                         Exit::Resume(at) => pc = at,
                         Exit::Error(e) => return Err(e),
                         Exit::Returned(src) => {
@@ -62,6 +62,12 @@ impl Vm {
                             continue 'frames;
                         }
                     }
+                };
+            }
+            // A function entered at its start may run in compiled code.
+            if !STEP && pc == 0 && self.jit_mode != JitMode::Off {
+                if let Some(exit) = self.run_compiled(&func, base, 0) {
+                    compiled_exit!(exit);
                 }
             }
 
@@ -166,13 +172,28 @@ impl Vm {
 
             // A loop back-edge is a safepoint: the collector may run, an interrupt stops here.
             // `$signals` is the signal word, loaded once per instruction.
+            // With the tier on (`Signals::TIER`), a hot loop moves into compiled code at its
+            // head (on-stack replacement: the frame's registers are already where compiled code
+            // wants them).
             macro_rules! back_edge {
                 ($signals:expr) => {{
                     if self.heap.should_collect() {
                         self.collect_garbage(base + func.proto.nregs as usize);
                     }
-                    if $signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
-                        throw!("interrupted");
+                    if $signals != 0 {
+                        if $signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
+                            throw!("interrupted");
+                        }
+                        if !STEP && $signals & Signals::TIER != 0 && !matches!(func.jit.get(), Some(None)) {
+                            let n = func.calls.get().saturating_add(1);
+                            func.calls.set(n);
+                            if n >= crate::tier::JIT_THRESHOLD {
+                                self.frames.last_mut().unwrap().pc = pc;
+                                if let Some(exit) = self.run_compiled(&func, base, pc) {
+                                    compiled_exit!(exit);
+                                }
+                            }
+                        }
                     }
                 }};
             }

@@ -15,6 +15,9 @@ impl Signals {
     pub const INTERRUPT: u32 = 1;
     /// An update is waiting for an update point (set and cleared by the VM itself).
     pub const UPDATE: u32 = 2;
+    /// The compiled tier is on (`--jit on`): loop back-edges count toward compiling their
+    /// function. Set once; keeps back-edges on their slow path.
+    pub const TIER: u32 = 4;
 
     pub fn new() -> Signals {
         Signals::default()
@@ -57,6 +60,14 @@ impl Signals {
             self.0.fetch_or(Self::UPDATE, Ordering::Relaxed);
         } else {
             self.0.fetch_and(!Self::UPDATE, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_tier(&self, on: bool) {
+        if on {
+            self.0.fetch_or(Self::TIER, Ordering::SeqCst);
+        } else {
+            self.0.fetch_and(!Self::TIER, Ordering::SeqCst);
         }
     }
 

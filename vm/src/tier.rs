@@ -29,8 +29,8 @@ pub enum Exit {
 
 pub trait CompiledCode {
     /// Runs the function on the top frame of `vm`, whose registers start at `vm.stack[base]`
-    /// (`nregs` of them).
-    fn run(&self, vm: &mut Vm, base: usize) -> Exit;
+    /// (`nregs` of them), from instruction `pc` (0, or a loop head: on-stack replacement).
+    fn run(&self, vm: &mut Vm, base: usize, pc: usize) -> Exit;
     /// Size of the machine code in bytes.
     fn code_size(&self) -> usize;
 }
@@ -39,6 +39,11 @@ pub trait CompiledCode {
 /// interpreted).
 pub trait TierCompiler {
     fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>>;
+    /// Whether compiled code would beat the interpreter on this function (`--jit on` asks;
+    /// `--jit always` compiles everything).
+    fn worth_compiling(&self, _proto: &Proto) -> bool {
+        true
+    }
     /// What was compiled so far: (function, compile time in microseconds, code bytes).
     fn report(&self) -> Vec<(String, u64, usize)> {
         Vec::new()

@@ -53,14 +53,23 @@ impl Vm {
 
     /// Runs `func`'s compiled code on its frame (compiling it first when due); `None` when it
     /// has none.
-    pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize) -> Option<Exit> {
+    /// `pc`: where to start (0, or a loop head for on-stack replacement).
+    pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize, pc: usize) -> Option<Exit> {
         if func.jit.get().is_none() {
             let due = match self.jit_mode {
                 JitMode::Always => true,
                 JitMode::On => {
                     let n = func.calls.get() + 1;
                     func.calls.set(n);
-                    n >= JIT_THRESHOLD
+                    if n < JIT_THRESHOLD {
+                        return None;
+                    }
+                    // Hot, but compiled only where it pays; otherwise it stays interpreted.
+                    if !self.jit.as_ref().is_some_and(|c| c.worth_compiling(&func.proto)) {
+                        let _ = func.jit.set(None);
+                        return None;
+                    }
+                    true
                 }
                 JitMode::Off => false,
             };
@@ -75,7 +84,7 @@ impl Vm {
             return None;
         }
         self.tier_depth += 1;
-        let exit = code.run(self, base);
+        let exit = code.run(self, base, pc);
         self.tier_depth -= 1;
         Some(exit)
     }

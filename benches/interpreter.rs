@@ -1,10 +1,18 @@
-//! Interpreter speed on the peer programs (`benches/programs/*.molt`) at small sizes: each
-//! program is compiled once, then run per iteration on a fresh VM with its output discarded.
+//! Interpreter and JIT speed on the peer programs (`benches/programs/*.molt`) at small sizes:
+//! each program is compiled once, then run per iteration on a fresh VM with its output
+//! discarded. The `jit` group runs them under `--jit always` with one Cranelift compiler kept
+//! across iterations (its code is shared by content), so compile time is paid once, in the
+//! warm-up, not per iteration.
 //!
 //! `cargo bench --bench interpreter` (a few seconds per program); `-- --test` runs each once.
 
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::Duration;
+
+use molt_vm::tier::{CompiledCode, JitMode, TierCompiler};
+use molt_vm::{Proto, Value};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -20,8 +28,21 @@ fn compile(name: &str) -> molt::Program {
     out.program.expect("a program")
 }
 
-fn run(program: &molt::Program, size: &str) {
+/// One compiler shared by the fresh VMs of every iteration.
+struct SharedJit(Rc<RefCell<molt_jit::Jit>>);
+
+impl TierCompiler for SharedJit {
+    fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>> {
+        self.0.borrow_mut().compile(proto, consts)
+    }
+}
+
+fn run(program: &molt::Program, size: &str, jit: Option<&Rc<RefCell<molt_jit::Jit>>>) {
     let mut vm = molt::new_vm();
+    if let Some(jit) = jit {
+        vm.jit = Some(Box::new(SharedJit(jit.clone())));
+        vm.jit_mode = JitMode::Always;
+    }
     vm.out = Box::new(std::io::sink());
     vm.args = vec![size.to_string()];
     vm.run_program(program).expect("the program runs");
@@ -32,7 +53,18 @@ fn interpreter(c: &mut Criterion) {
     let mut g = c.benchmark_group("interpreter");
     for &(name, size) in CASES {
         let program = compile(name);
-        g.bench_function(format!("{name}({size})"), |b| b.iter(|| run(&program, size)));
+        g.bench_function(format!("{name}({size})"), |b| b.iter(|| run(&program, size, None)));
+    }
+    g.finish();
+}
+
+fn jit(c: &mut Criterion) {
+    let Ok(compiler) = molt_jit::Jit::new() else { return };
+    let compiler = Rc::new(RefCell::new(compiler));
+    let mut g = c.benchmark_group("jit");
+    for &(name, size) in CASES {
+        let program = compile(name);
+        g.bench_function(format!("{name}({size})"), |b| b.iter(|| run(&program, size, Some(&compiler))));
     }
     g.finish();
 }
@@ -43,6 +75,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = interpreter
+    targets = interpreter, jit
 }
 criterion_main!(benches);

@@ -26,7 +26,7 @@ RESULTS = os.path.join(ROOT, "benches", "results")
 PLOTS = os.path.join(ROOT, "docs", "plots")
 GROUPS = {
     "update_latency": ["pause_by_functions", "transform_by_records", "update_points"],
-    "interpreter": ["interpreter"],
+    "interpreter": ["interpreter", "jit"],
 }
 
 

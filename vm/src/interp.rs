@@ -201,7 +201,9 @@ impl Vm {
             // An update point: hand over to the update engine when an update waits for one.
             macro_rules! update_point {
                 ($point:expr, $signals:expr) => {{
-                    if $signals & Signals::UPDATE != 0 {
+                    // `signals != 0` first: the same test the back-edge makes, so a fused update
+                    // point adds nothing to a loop iteration when no signal is up.
+                    if $signals != 0 && $signals & Signals::UPDATE != 0 {
                         self.frames.last_mut().unwrap().pc = pc;
                         self.at_update_point($point);
                         // The frame may have moved to new code: reload it.

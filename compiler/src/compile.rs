@@ -89,7 +89,7 @@ impl<'o> Compiler<'o> {
     }
 
     pub fn line_of(&self, span: Span) -> u32 {
-        self.files[self.file].line_col(span.0).0
+        self.files[self.file].line(span.0)
     }
 
     /// Reads a file (or its override) and parses it, following its imports first.

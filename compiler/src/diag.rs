@@ -48,6 +48,11 @@ impl SourceFile {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
+    /// The 1-based line of `offset` (a binary search: the compiler asks for every node).
+    pub fn line(&self, offset: usize) -> u32 {
+        self.line_starts.partition_point(|&s| s <= offset).max(1) as u32
+    }
+
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
         let line = self.line_starts.partition_point(|&s| s <= offset).saturating_sub(1);
         let start = self.line_starts[line];

@@ -2,6 +2,8 @@
 //! Registers are allocated like a stack: locals first, temporaries above them, freed in order,
 //! so a call's arguments always sit at the top and become the callee's first registers.
 
+use std::collections::HashMap;
+
 use molt_vm::{Const, FnKind, Instr, LocalInfo, Proto};
 
 #[derive(Clone, Debug)]
@@ -20,6 +22,9 @@ pub struct LoopCtx {
 pub struct FnState {
     pub proto: Proto,
     pub scopes: Vec<Vec<Local>>,
+    /// Per name, the registers of the locals in scope with it, innermost last: a lookup does
+    /// not walk the scopes (thousands of nested blocks made compiling quadratic).
+    visible: HashMap<String, Vec<u16>>,
     pub next_reg: u16,
     pub max_reg: u16,
     /// Captured names of a lambda and their registers (read-only).
@@ -56,6 +61,7 @@ impl FnState {
                 update_points: Vec::new(),
             },
             scopes: vec![Vec::new()],
+            visible: HashMap::new(),
             next_reg: 0,
             max_reg: 0,
             captures: Vec::new(),
@@ -160,6 +166,9 @@ impl FnState {
             self.next_reg = first.reg;
         }
         for l in scope {
+            if let Some(regs) = self.visible.get_mut(&l.name) {
+                regs.pop();
+            }
             self.proto.locals.push(LocalInfo { name: l.name, reg: l.reg, start: l.start, end });
         }
     }
@@ -168,15 +177,11 @@ impl FnState {
     pub fn declare(&mut self, name: &str, reg: u16) {
         let start = self.pc() as u32;
         self.scopes.last_mut().unwrap().push(Local { name: name.to_string(), reg, start });
+        self.visible.entry(name.to_string()).or_default().push(reg);
     }
 
     pub fn lookup_local(&self, name: &str) -> Option<u16> {
-        for scope in self.scopes.iter().rev() {
-            if let Some(l) = scope.iter().rev().find(|l| l.name == name) {
-                return Some(l.reg);
-            }
-        }
-        None
+        self.visible.get(name).and_then(|regs| regs.last()).copied()
     }
 
     pub fn lookup_capture(&self, name: &str) -> Option<u16> {

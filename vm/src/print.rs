@@ -65,18 +65,18 @@ impl Printer<'_> {
     /// `str(v)` / `print(v)`.
     pub fn to_string(&self, v: Value) -> String {
         let mut out = String::new();
-        self.write(v, false, &mut Vec::new(), &mut out);
+        self.write(v, false, &mut Ancestors::default(), &mut out);
         out
     }
 
     /// How `v` prints inside a container (strings quoted).
     pub fn repr(&self, v: Value) -> String {
         let mut out = String::new();
-        self.write(v, true, &mut Vec::new(), &mut out);
+        self.write(v, true, &mut Ancestors::default(), &mut out);
         out
     }
 
-    fn write(&self, v: Value, nested: bool, seen: &mut Vec<ObjRef>, out: &mut String) {
+    fn write(&self, v: Value, nested: bool, seen: &mut Ancestors, out: &mut String) {
         match v {
             Value::Nil => out.push_str("nil"),
             Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
@@ -90,7 +90,7 @@ impl Printer<'_> {
                 Obj::Closure { .. } => out.push_str(&(self.func_name)(v)),
                 Obj::Free(_) => out.push_str("<freed>"),
                 Obj::List(items) => {
-                    if seen.contains(&r) {
+                    if seen.contains(r) {
                         return out.push_str("[...]");
                     }
                     seen.push(r);
@@ -105,7 +105,7 @@ impl Printer<'_> {
                     seen.pop();
                 }
                 Obj::Map(m) => {
-                    if seen.contains(&r) {
+                    if seen.contains(r) {
                         return out.push_str("{...}");
                     }
                     seen.push(r);
@@ -123,7 +123,7 @@ impl Printer<'_> {
                 }
                 Obj::Record { ty, fields } => {
                     let t = &self.types[*ty as usize];
-                    if seen.contains(&r) {
+                    if seen.contains(r) {
                         out.push_str(&t.name);
                         return out.push_str(" {...}");
                     }
@@ -175,5 +175,40 @@ mod tests {
         assert_eq!(f(-f64::INFINITY), "-inf");
         assert_eq!(f(123456789012345.0), "123456789012345.0");
         assert_eq!(f(1.7976931348623157e308), "1.7976931348623157e+308");
+    }
+}
+
+/// The containers being printed around the current value (to print a cycle as `[...]`): a
+/// plain stack, with a set beside it once it is deep, so deeply nested data prints in linear
+/// time.
+#[derive(Default)]
+struct Ancestors {
+    stack: Vec<ObjRef>,
+    set: Option<rustc_hash::FxHashSet<u32>>,
+}
+
+impl Ancestors {
+    const DEEP: usize = 32;
+
+    fn contains(&self, r: ObjRef) -> bool {
+        match &self.set {
+            Some(set) => set.contains(&r.0),
+            None => self.stack.contains(&r),
+        }
+    }
+
+    fn push(&mut self, r: ObjRef) {
+        self.stack.push(r);
+        if let Some(set) = &mut self.set {
+            set.insert(r.0);
+        } else if self.stack.len() > Self::DEEP {
+            self.set = Some(self.stack.iter().map(|o| o.0).collect());
+        }
+    }
+
+    fn pop(&mut self) {
+        if let (Some(r), Some(set)) = (self.stack.pop(), &mut self.set) {
+            set.remove(&r.0);
+        }
     }
 }

@@ -45,6 +45,11 @@ pub enum WriteGuard {
     Frozen {
         existed: Vec<bool>,
     },
+    /// Objects born before `generation` are read-only (a lazy transformer: "before the
+    /// update" is a generation, see `Heap::new_generation`).
+    Since {
+        generation: u32,
+    },
     Journal {
         existed: Vec<bool>,
         saved: Vec<(ObjRef, Obj)>,
@@ -75,7 +80,7 @@ impl WriteGuard {
     /// The objects this guard protects (none when off).
     pub fn existing(&self) -> Option<&Vec<bool>> {
         match self {
-            WriteGuard::Off => None,
+            WriteGuard::Off | WriteGuard::Since { .. } => None,
             WriteGuard::Frozen { existed } | WriteGuard::Journal { existed, .. } => Some(existed),
         }
     }
@@ -83,7 +88,7 @@ impl WriteGuard {
     /// Whether `r` existed when the guard was set.
     pub fn existed(&self, r: ObjRef) -> bool {
         match self {
-            WriteGuard::Off => false,
+            WriteGuard::Off | WriteGuard::Since { .. } => false,
             WriteGuard::Frozen { existed } | WriteGuard::Journal { existed, .. } => {
                 existed.get(r.0 as usize).copied().unwrap_or(false)
             }
@@ -107,6 +112,11 @@ pub struct Heap {
     /// While set, collections are skipped (an update in progress).
     pub pause_gc: bool,
     marks: Vec<bool>,
+    /// Per slot, the generation its object was allocated in, once tracking is on (after the
+    /// first update that changes a type): which objects existed before an update, in O(1).
+    births: Vec<u32>,
+    generation: u32,
+    tracking: bool,
     free: u32,
     live: usize,
     since_gc: usize,
@@ -127,6 +137,9 @@ impl Heap {
             guard: WriteGuard::Off,
             pause_gc: false,
             marks: Vec::new(),
+            births: Vec::new(),
+            generation: 0,
+            tracking: false,
             free: NONE,
             live: 0,
             since_gc: 0,
@@ -145,12 +158,34 @@ impl Heap {
                 self.free = next;
             }
             self.objs[i as usize] = obj;
+            if self.tracking {
+                self.births[i as usize] = self.generation;
+            }
             ObjRef(i)
         } else {
             self.objs.push(obj);
             self.marks.push(false);
+            if self.tracking {
+                self.births.push(self.generation);
+            }
             ObjRef((self.objs.len() - 1) as u32)
         }
+    }
+
+    /// Starts a new generation (tracking births from now on) and returns it: every object
+    /// allocated before this call is "born before" it.
+    pub fn new_generation(&mut self) -> u32 {
+        if !self.tracking {
+            self.tracking = true;
+            self.births = vec![0; self.objs.len()];
+        }
+        self.generation = self.generation.saturating_add(1);
+        self.generation
+    }
+
+    /// Whether `r` was allocated before generation `g` began (see `new_generation`).
+    pub fn born_before(&self, r: ObjRef, g: u32) -> bool {
+        !self.tracking || self.births.get(r.0 as usize).is_none_or(|&b| b < g)
     }
 
     pub fn alloc_str(&mut self, s: &str) -> Value {
@@ -218,6 +253,15 @@ impl Heap {
         let i = r.0 as usize;
         match &mut self.guard {
             WriteGuard::Off => Ok(()),
+            WriteGuard::Since { generation } => {
+                let g = *generation;
+                if self.tracking && self.births.get(i).is_some_and(|&b| b < g) {
+                    Err("a transformer may not modify objects that existed before the update (build new ones instead)"
+                        .into())
+                } else {
+                    Ok(())
+                }
+            }
             WriteGuard::Frozen { existed } => {
                 if existed.get(i).copied().unwrap_or(false) {
                     Err("a transformer may not modify objects that existed before the update (build new ones instead)"

@@ -280,6 +280,12 @@ impl Vm {
         self.link_lambdas(map.funcs.clone().into_iter());
         self.version += 1;
 
+        // The moment "before the update" for transformers that run later (lazy mode, records
+        // old code builds after the commit): a heap generation, started only by updates that
+        // change types.
+        if !plan.types_changed.is_empty() || !plan.types_removed.is_empty() {
+            self.dsu.epoch = self.heap.new_generation();
+        }
         // New globals, in declaration order. Their initialisers may write to objects that
         // existed before the update: journaled, so that a rollback undoes them.
         let mut existed: Option<Vec<bool>> = None;
@@ -440,12 +446,21 @@ impl Vm {
         let Some(fwd) = self.types[old_slot as usize].forward.clone() else { return Ok(()) };
         let (ty, fields) = match fwd.transform {
             Some(tf) => {
-                let v = self
-                    .call_slot(tf, &[Value::Obj(r)])
-                    .map_err(|e| format!("transform {} failed: {}", fwd.type_name, describe(&e)))?;
+                // As in eager mode: objects that existed before the update are read-only while
+                // the transformer runs, and it must return a record it built.
+                let call = self.heap.new_generation();
+                let outer = std::mem::replace(&mut self.heap.guard, WriteGuard::Since { generation: self.dsu.epoch });
+                let result = self.call_slot(tf, &[Value::Obj(r)]);
+                self.heap.guard = outer;
+                let v = result.map_err(|e| format!("transform {} failed: {}", fwd.type_name, describe(&e)))?;
                 if let Value::Obj(o) = v {
-                    if o == r {
-                        return Err(format!("transform {} must return a fresh record", fwd.type_name));
+                    if self.heap.born_before(o, call) {
+                        return Err(format!(
+                            "transform {} must return a fresh {} record of the new version, not {}",
+                            fwd.type_name,
+                            fwd.type_name,
+                            self.repr(v)
+                        ));
                     }
                 }
                 self.check_transformed(&fwd.type_name, fwd.new_slot, v)?

@@ -103,6 +103,9 @@ pub struct UpdateState {
     /// When the update in progress started its transformers, and how long they took once
     /// done (for the event, also when it rolls back).
     pub(crate) transform_time: Option<(std::time::Instant, Option<std::time::Duration>)>,
+    /// The heap generation the last type-changing update began: objects born before it
+    /// existed before that update (`WriteGuard::Since`).
+    pub(crate) epoch: u32,
     /// An update is being prepared (conversions are recorded for a rollback).
     pub(crate) updating: bool,
     /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).

@@ -146,7 +146,8 @@ impl Compiler<'_> {
                 let mark = self.f().next_reg;
                 let o = self.expr_any(obj);
                 let n = self.name_index(&name.name);
-                self.set_line(e.span);
+                // The line of `.name`: in a chain over several lines, where it fails.
+                self.set_line(name.span);
                 self.f().emit(Instr::GetField { dst, obj: o, name: n });
                 self.f().free_to(mark);
             }
@@ -486,7 +487,8 @@ impl Compiler<'_> {
         self.expr(recv, base);
         self.args_at(base + 1, args);
         let n = self.name_index(&name.name);
-        self.set_line(span);
+        // The line of `.name(`: in a chain over several lines, where it fails.
+        self.set_line(name.span);
         self.f().emit(Instr::CallMethod { dst, base, name: n, argc: args.len() as u16 });
         self.f().free_to(mark);
     }

@@ -68,9 +68,18 @@ fn int(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
             let Some(s) = ctx.heap.str_of(v) else {
                 return Err(format!("int() cannot convert {}", ctx.type_of(v)));
             };
-            let t = s.trim().replace('_', "");
+            let raw = s.trim();
+            // `_` only between digits, as in literals (`1_000`).
+            let digits = raw.trim_start_matches(['-', '+']);
+            if digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+                return Err(format!("int() cannot convert {}", ctx.repr(v)));
+            }
+            let t = raw.replace('_', "");
             if let Ok(i) = t.parse::<i64>() {
                 return Ok(Value::Int(i));
+            }
+            if t.parse::<i128>().is_ok() {
+                return Err(format!("int() cannot convert {}: out of the int range", ctx.repr(v)));
             }
             match t.parse::<f64>() {
                 Ok(f) if f.is_finite() && !t.is_empty() => float_to_int("int", f.trunc()),

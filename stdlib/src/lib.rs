@@ -12,7 +12,7 @@ use molt_vm::{BuiltinKind, MethodImpl, NativeDef, Vm};
 /// Built-in methods written in Molt (see `prelude.molt`).
 pub const PRELUDE: &str = include_str!("prelude.molt");
 /// The file name the prelude's functions report in stack traces.
-pub const PRELUDE_NAME: &str = "<prelude>";
+pub const PRELUDE_NAME: &str = molt_vm::PRELUDE_FILE;
 
 /// Registers every built-in function and method with `vm`.
 pub fn install(vm: &mut Vm) {

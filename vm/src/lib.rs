@@ -34,6 +34,10 @@ pub use opcodes::{Instr, OperandKind};
 pub use program::{Const, FnKind, LocalInfo, Program, Proto, TypeDef, UpdatePoint};
 pub use value::{ObjRef, Value};
 
+/// The file name the prelude (built-in methods written in Molt) is compiled under; stack traces
+/// leave its frames out.
+pub const PRELUDE_FILE: &str = "<prelude>";
+
 /// A function as the VM runs it: its code linked to the VM's slots, its constants made values,
 /// and an inline cache per instruction (field index or method slot, keyed by record type).
 pub struct Function {

@@ -34,6 +34,9 @@ impl Vm {
             .frames
             .iter()
             .rev()
+            // Prelude functions (`list.map`, `list.filter` written in Molt) are built-ins to the
+            // user: their frames are not shown.
+            .filter(|f| &*f.func.file != crate::PRELUDE_FILE)
             .map(|f| {
                 let i = f.pc.saturating_sub(1).min(f.func.proto.lines.len().saturating_sub(1));
                 TraceFrame {

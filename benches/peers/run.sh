@@ -43,24 +43,7 @@ fi
 say() { echo "run.sh: $*" >&2; }
 
 # --- tools ---------------------------------------------------------------------------------
-SUDO=""
-[ "$(id -u)" = 0 ] || { command -v sudo >/dev/null && SUDO="sudo -n"; }
-APT_UPDATED=""
-install() { # command package
-  command -v "$1" >/dev/null && return 0
-  [ -n "${NO_INSTALL:-}" ] && { say "$1 is missing (NO_INSTALL set): skipped"; return 1; }
-  command -v apt-get >/dev/null || { say "$1 is missing and there is no apt-get: skipped"; return 1; }
-  if [ -z "$APT_UPDATED" ]; then
-    $SUDO apt-get update -qq >/dev/null 2>&1 || say "apt-get update failed"
-    APT_UPDATED=1
-  fi
-  say "installing $2"
-  if DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null 2>&1 && command -v "$1" >/dev/null; then
-    return 0
-  fi
-  say "could not install $2: $1 skipped"
-  return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../install.sh"
 
 declare -A HAVE
 for pair in lua5.4:lua5.4 luajit:luajit python3:python3 ruby:ruby erl:erlang-base erlc:erlang-base hyperfine:hyperfine; do

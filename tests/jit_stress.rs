@@ -98,44 +98,35 @@ fn same_both_ways(v1: &'static str, updates: Vec<&'static str>, count: usize) ->
     jit
 }
 
-const HOT_V1: &str = "
+/// A program that calls the compiled hot function `work` 3,000 times, with an update point
+/// between calls; `step` is what `work` adds per iteration (versions differ only there).
+fn hot_program(step: &str) -> &'static str {
+    let src = format!(
+        "
 let total = 0;
-fn work(n) {
+fn work(n) {{
     let s = 0;
-    for i in 0..n { s += i * 3 + 1; }
+    for i in 0..n {{ s += {step}; }}
     return s;
-}
-fn main() {
-    for round in 0..3000 {
+}}
+fn main() {{
+    for round in 0..3000 {{
         total += work(300);
-        if round % 500 == 0 { print(version(), round, total); }
+        if round % 500 == 0 {{ print(version(), round, total); }}
         update;
-    }
+    }}
     print(\"done\", version(), total);
+}}
+"
+    );
+    Box::leak(src.into_boxed_str())
 }
-";
-
-/// `work` changes body on every update (two versions, alternating).
-const HOT_A: &str = "
-let total = 0;
-fn work(n) {
-    let s = 0;
-    for i in 0..n { s += i * 2; }
-    return s;
-}
-fn main() {
-    for round in 0..3000 {
-        total += work(300);
-        if round % 500 == 0 { print(version(), round, total); }
-        update;
-    }
-    print(\"done\", version(), total);
-}
-";
 
 #[test]
 fn thousands_of_updates_between_calls_of_a_compiled_function() {
-    let r = same_both_ways(HOT_V1, vec![HOT_A, HOT_V1], 2999);
+    // `work` changes body on every update (two versions, alternating).
+    let (v1, other) = (hot_program("i * 3 + 1"), hot_program("i * 2"));
+    let r = same_both_ways(v1, vec![other, v1], 2999);
     assert_eq!(r.applied, 2999, "every update applies");
     assert!(r.out.ends_with("done 3000 336825000\n"), "{}", r.out);
     // Three distinct pieces of code (work x2, main...) however many versions ran: the machine
@@ -143,81 +134,44 @@ fn thousands_of_updates_between_calls_of_a_compiled_function() {
     assert!(r.compiled <= 12, "{} functions compiled for 3000 versions", r.compiled);
 }
 
-const FIELDS_V1: &str = "
-type P { x, y }
+/// A program whose hot function reads and writes fields of `P`, declared as `decl`; `score`
+/// is what it sums per record. Leaked: the update source hands out `&'static str`s.
+fn fields_program(decl: &str, score: &str) -> &'static str {
+    let src = format!(
+        "
+type P {{ {decl} }}
 let ps = [];
-fn sum(n) {
+fn sum(n) {{
     let s = 0;
-    for i in 0..n {
+    for i in 0..n {{
         let p = ps[i % len(ps)];
-        s += p.x * 10 + p.y;
+        s += {score};
         p.x = p.x + 1;
-    }
+    }}
     return s;
-}
-fn main() {
-    for i in 0..50 { ps.push(P { x: i, y: i * 2 }); }
+}}
+fn main() {{
+    for i in 0..50 {{ ps.push(P {{ x: i, y: i * 2 }}); }}
     let total = 0;
-    for round in 0..400 {
+    for round in 0..400 {{
         total += sum(200);
         update;
-    }
+    }}
     print(version(), total, ps[3]);
+}}
+"
+    );
+    Box::leak(src.into_boxed_str())
 }
-";
-
-/// The same program with P's fields in the other order: a new layout (new type slot), the
-/// default transformer moves the values by name.
-const FIELDS_SWAPPED: &str = "
-type P { y, x }
-let ps = [];
-fn sum(n) {
-    let s = 0;
-    for i in 0..n {
-        let p = ps[i % len(ps)];
-        s += p.x * 10 + p.y;
-        p.x = p.x + 1;
-    }
-    return s;
-}
-fn main() {
-    for i in 0..50 { ps.push(P { x: i, y: i * 2 }); }
-    let total = 0;
-    for round in 0..400 {
-        total += sum(200);
-        update;
-    }
-    print(version(), total, ps[3]);
-}
-";
-
-/// A third layout: a field added with a default.
-const FIELDS_WIDER: &str = "
-type P { x, y, z = 7 }
-let ps = [];
-fn sum(n) {
-    let s = 0;
-    for i in 0..n {
-        let p = ps[i % len(ps)];
-        s += p.x * 10 + p.y + p.z;
-        p.x = p.x + 1;
-    }
-    return s;
-}
-fn main() {
-    for i in 0..50 { ps.push(P { x: i, y: i * 2 }); }
-    let total = 0;
-    for round in 0..400 {
-        total += sum(200);
-        update;
-    }
-    print(version(), total, ps[3]);
-}
-";
 
 #[test]
 fn record_layouts_change_under_compiled_field_access() {
-    let r = same_both_ways(FIELDS_V1, vec![FIELDS_SWAPPED, FIELDS_WIDER, FIELDS_V1], 399);
+    let v1 = fields_program("x, y", "p.x * 10 + p.y");
+    // The fields in the other order: a new layout (new type slot); the default transformer
+    // moves the values by name. Then a field added with a default.
+    let swapped = fields_program("y, x", "p.x * 10 + p.y");
+    let wider = fields_program("x, y, z = 7", "p.x * 10 + p.y + p.z");
+    let r = same_both_ways(v1, vec![swapped, wider, v1], 399);
     assert_eq!(r.applied, 399);
     assert!(r.out.starts_with("400 "), "{}", r.out);
 }

@@ -7,7 +7,8 @@ use logos::Logos;
 pub enum LexError {
     #[default]
     Invalid,
-    BadEscape(String),
+    /// Every unknown escape of one string literal, in order.
+    BadEscape(Vec<String>),
     BadUnicode,
     Unterminated,
     IntTooLarge,
@@ -18,7 +19,11 @@ impl LexError {
     pub fn message(&self) -> String {
         match self {
             LexError::Invalid => "invalid token".into(),
-            LexError::BadEscape(e) => format!("unknown escape '\\{e}'"),
+            LexError::BadEscape(es) => {
+                let shown: Vec<String> = es.iter().map(|e| format!("'\\{e}'")).collect();
+                let s = if es.len() == 1 { "" } else { "s" };
+                format!("unknown escape{s} {}", shown.join(", "))
+            }
             LexError::BadUnicode => "invalid unicode escape".into(),
             LexError::Unterminated => "unterminated string".into(),
             LexError::IntTooLarge => "integer literal too large".into(),
@@ -54,6 +59,8 @@ fn string(lex: &mut logos::Lexer<'_, Tok>) -> Result<String, LexError> {
 
 pub fn unescape(body: &str) -> Result<String, LexError> {
     let mut out = String::with_capacity(body.len());
+    // Unknown escapes are all collected, so that one error names every one of them.
+    let mut bad = Vec::new();
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
@@ -82,11 +89,11 @@ pub fn unescape(body: &str) -> Result<String, LexError> {
                 let code = u32::from_str_radix(&hex, 16).map_err(|_| LexError::BadUnicode)?;
                 out.push(char::from_u32(code).ok_or(LexError::BadUnicode)?);
             }
-            Some(other) => return Err(LexError::BadEscape(other.to_string())),
-            None => return Err(LexError::BadEscape(String::new())),
+            Some(other) => bad.push(other.to_string()),
+            None => bad.push(String::new()),
         }
     }
-    Ok(out)
+    if bad.is_empty() { Ok(out) } else { Err(LexError::BadEscape(bad)) }
 }
 
 #[derive(Logos, Clone, Debug, PartialEq)]

@@ -359,6 +359,16 @@ impl Gen<'_, '_> {
         (int_block, float_block)
     }
 
+    /// Stores an int result unless its operation overflowed (then the VM reports it), and goes
+    /// on to the next instruction.
+    fn store_int_checked(&mut self, pc: usize, dst: u16, r: ir::Value, overflow: ir::Value) {
+        let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
+        self.guard(fine, pc);
+        self.store_int(dst, r);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
+    }
+
     /// `dst := a op b`: ints with the overflow check (`int_op` gives result and overflow
     /// flag; `None` leaves ints to the VM, as for division), floats with `float_op`.
     fn arith(&mut self, pc: usize, dst: u16, a: u16, b: u16, int_op: Option<IntOp>, float_op: FloatOp) {
@@ -369,10 +379,7 @@ impl Gen<'_, '_> {
             Some(op) => {
                 let (x, y) = (self.payload(a), self.payload(b));
                 let (r, overflow) = op(self, x, y);
-                let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
-                self.guard(fine, pc);
-                self.store_int(dst, r);
-                self.b.ins().jump(next, &[]);
+                self.store_int_checked(pc, dst, r, overflow);
             }
             None => self.step(pc),
         }
@@ -489,11 +496,7 @@ impl Gen<'_, '_> {
                 let x = self.payload(a);
                 let y = self.b.ins().iconst(types::I64, value as i64);
                 let (r, overflow) = self.b.ins().sadd_overflow(x, y);
-                let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
-                self.guard(fine, pc);
-                self.store_int(dst, r);
-                let next = self.next(pc);
-                self.b.ins().jump(next, &[]);
+                self.store_int_checked(pc, dst, r, overflow);
             }
             Neg { dst, a } => {
                 let int = self.is_int(a);
@@ -501,11 +504,7 @@ impl Gen<'_, '_> {
                 let x = self.payload(a);
                 let zero = self.b.ins().iconst(types::I64, 0);
                 let (r, overflow) = self.b.ins().ssub_overflow(zero, x);
-                let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
-                self.guard(fine, pc);
-                self.store_int(dst, r);
-                let next = self.next(pc);
-                self.b.ins().jump(next, &[]);
+                self.store_int_checked(pc, dst, r, overflow);
             }
             Lt { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedLessThan),
             Le { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedLessThanOrEqual),

@@ -120,13 +120,7 @@ impl Vm {
     /// `CallFunc` at `pc` of the top frame, for compiled code: the callee (compiled or not)
     /// runs to completion through the function table.
     pub fn tier_call_func(&mut self, pc: usize, dst: u16, f: u32, b: u16, argc: u16) -> Result<(), RuntimeError> {
-        let base = match self.frames.last_mut() {
-            Some(top) => {
-                top.pc = pc + 1;
-                top.base
-            }
-            None => return Err(RuntimeError::new("no frame to run")),
-        };
+        let base = self.tier_base(pc + 1)?;
         let callee = match self.funcs.get(f as usize) {
             Some(Some(c)) => c.clone(),
             _ => {
@@ -145,7 +139,7 @@ impl Vm {
 
     /// `GetIndex` at `pc` of the top frame, for compiled code.
     pub fn tier_get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) -> Result<(), RuntimeError> {
-        let (_, base) = self.tier_frame(pc + 1)?;
+        let base = self.tier_base(pc + 1)?;
         let (o, i) = (self.stack[base + obj as usize], self.stack[base + index as usize]);
         match self.get_index(o, i) {
             Ok(v) => {
@@ -165,7 +159,7 @@ impl Vm {
         b: u16,
         argc: u16,
     ) -> Result<(), RuntimeError> {
-        let (_, base) = self.tier_frame(pc + 1)?;
+        let base = self.tier_base(pc + 1)?;
         match self.call_native(native, base + b as usize, argc as usize) {
             Ok(v) => {
                 self.stack[base + dst as usize] = v;
@@ -223,12 +217,18 @@ impl Vm {
         Err(self.field_error(v, name, "set"))
     }
 
-    /// The top frame's function and register base, for the tier entry points.
-    /// Saves `pc` (after the instruction) in the frame, as the interpreter would have it.
-    fn tier_frame(&mut self, pc: usize) -> Result<(Rc<Function>, usize), RuntimeError> {
+    /// The top frame's register base, for the tier entry points. Saves `pc` (after the
+    /// instruction) in the frame, as the interpreter would have it.
+    fn tier_base(&mut self, pc: usize) -> Result<usize, RuntimeError> {
         let f = self.frames.last_mut().ok_or_else(|| RuntimeError::new("no frame to run"))?;
         f.pc = pc;
-        Ok((f.func.clone(), f.base))
+        Ok(f.base)
+    }
+
+    /// `tier_base`, and the top frame's function (for its inline caches).
+    fn tier_frame(&mut self, pc: usize) -> Result<(Rc<Function>, usize), RuntimeError> {
+        let base = self.tier_base(pc)?;
+        Ok((self.frames[self.frames.len() - 1].func.clone(), base))
     }
 
     /// `GetField` at `pc` of the top frame, for compiled code (as `tier_step`, without the

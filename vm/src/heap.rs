@@ -35,64 +35,23 @@ const MIN_GC_THRESHOLD: usize = 1 << 18;
 /// A record's contents before an update converted it: (record, type slot, fields).
 pub type OldContents = (ObjRef, u32, Box<[Value]>);
 
-/// Write checks during an update: transformers may not write to objects that existed before
-/// the update began; `migrate` may, and its writes are journaled so a rollback can undo them.
+/// Write checks during an update. "Existed before the update" is a heap generation
+/// (`Heap::new_generation`, started when the update begins): transformers may not write to
+/// such objects; new globals' initialisers and `migrate` may, and their writes are journaled so
+/// a rollback can undo them.
 #[derive(Default)]
 pub enum WriteGuard {
     #[default]
     Off,
-    /// `existed[i]`: slot `i` held a live object when the guard was set.
-    Frozen {
-        existed: Vec<bool>,
-    },
-    /// Objects born before `generation` are read-only (a lazy transformer: "before the
-    /// update" is a generation, see `Heap::new_generation`).
-    Since {
-        generation: u32,
-    },
-    Journal {
-        existed: Vec<bool>,
-        saved: Vec<(ObjRef, Obj)>,
-        seen: Vec<bool>,
-    },
+    /// Objects born before `generation` are read-only.
+    Frozen { generation: u32 },
+    /// The first write to each object born before `generation` saves its contents.
+    Journal { generation: u32, saved: Vec<(ObjRef, Obj)>, seen: rustc_hash::FxHashSet<u32> },
 }
 
 impl WriteGuard {
-    /// Which slots hold an object now.
-    pub fn live_slots(heap: &Heap) -> Vec<bool> {
-        heap.objs.iter().map(|o| !matches!(o, Obj::Free(_))).collect()
-    }
-
-    pub fn frozen(heap: &Heap) -> WriteGuard {
-        WriteGuard::Frozen { existed: Self::live_slots(heap) }
-    }
-
-    pub fn journal(heap: &Heap) -> WriteGuard {
-        Self::journal_of(Self::live_slots(heap))
-    }
-
-    /// A journal of writes to the objects in `existed`.
-    pub fn journal_of(existed: Vec<bool>) -> WriteGuard {
-        let seen = vec![false; existed.len()];
-        WriteGuard::Journal { existed, saved: Vec::new(), seen }
-    }
-
-    /// The objects this guard protects (none when off).
-    pub fn existing(&self) -> Option<&Vec<bool>> {
-        match self {
-            WriteGuard::Off | WriteGuard::Since { .. } => None,
-            WriteGuard::Frozen { existed } | WriteGuard::Journal { existed, .. } => Some(existed),
-        }
-    }
-
-    /// Whether `r` existed when the guard was set.
-    pub fn existed(&self, r: ObjRef) -> bool {
-        match self {
-            WriteGuard::Off | WriteGuard::Since { .. } => false,
-            WriteGuard::Frozen { existed } | WriteGuard::Journal { existed, .. } => {
-                existed.get(r.0 as usize).copied().unwrap_or(false)
-            }
-        }
+    pub fn journal(generation: u32) -> WriteGuard {
+        WriteGuard::Journal { generation, saved: Vec::new(), seen: Default::default() }
     }
 
     /// Undoes journaled writes (a rollback).
@@ -113,7 +72,7 @@ pub struct Heap {
     pub pause_gc: bool,
     marks: Vec<bool>,
     /// Per slot, the generation its object was allocated in, once tracking is on (after the
-    /// first update that changes a type): which objects existed before an update, in O(1).
+    /// first update): which objects existed before an update, in O(1).
     births: Vec<u32>,
     generation: u32,
     tracking: bool,
@@ -250,33 +209,25 @@ impl Heap {
     }
 
     fn guarded_write(&mut self, r: ObjRef) -> Result<(), String> {
-        let i = r.0 as usize;
+        let generation = match &self.guard {
+            WriteGuard::Off => return Ok(()),
+            WriteGuard::Frozen { generation } | WriteGuard::Journal { generation, .. } => *generation,
+        };
+        if !self.born_before(r, generation) {
+            return Ok(()); // made during the update: free to change
+        }
         match &mut self.guard {
-            WriteGuard::Off => Ok(()),
-            WriteGuard::Since { generation } => {
-                let g = *generation;
-                if self.tracking && self.births.get(i).is_some_and(|&b| b < g) {
-                    Err("a transformer may not modify objects that existed before the update (build new ones instead)"
-                        .into())
-                } else {
-                    Ok(())
-                }
+            WriteGuard::Frozen { .. } => {
+                Err("a transformer may not modify objects that existed before the update (build new ones instead)"
+                    .into())
             }
-            WriteGuard::Frozen { existed } => {
-                if existed.get(i).copied().unwrap_or(false) {
-                    Err("a transformer may not modify objects that existed before the update (build new ones instead)"
-                        .into())
-                } else {
-                    Ok(())
-                }
-            }
-            WriteGuard::Journal { existed, saved, seen } => {
-                if existed.get(i).copied().unwrap_or(false) && !seen[i] {
-                    seen[i] = true;
-                    saved.push((r, self.objs[i].clone()));
+            WriteGuard::Journal { saved, seen, .. } => {
+                if seen.insert(r.0) {
+                    saved.push((r, self.objs[r.0 as usize].clone()));
                 }
                 Ok(())
             }
+            WriteGuard::Off => Ok(()),
         }
     }
 

@@ -26,7 +26,7 @@ pub(crate) enum FieldSource {
 /// Frees the old contents of a committed update. A large one (a million field arrays take
 /// milliseconds to free) is freed on a short-lived thread, outside the update's pause: the
 /// contents are plain values, unreachable from the program once the update commits.
-fn free_later(old: Vec<(ObjRef, u32, Box<[Value]>)>) {
+fn free_later(old: Vec<crate::heap::OldContents>) {
     if old.len() < 10_000 {
         return drop(old);
     }
@@ -280,17 +280,14 @@ impl Vm {
         self.link_lambdas(map.funcs.clone().into_iter());
         self.version += 1;
 
-        // The moment "before the update" for transformers that run later (lazy mode, records
-        // old code builds after the commit): a heap generation, started only by updates that
-        // change types.
-        if !plan.types_changed.is_empty() || !plan.types_removed.is_empty() {
-            self.dsu.epoch = self.heap.new_generation();
-        }
+        // "Before the update", for every write guard of this update and for transformers that
+        // run later (lazy mode, records old code builds after the commit).
+        let epoch = self.heap.new_generation();
+        self.dsu.epoch = epoch;
         // New globals, in declaration order. Their initialisers may write to objects that
         // existed before the update: journaled, so that a rollback undoes them.
-        let mut existed: Option<Vec<bool>> = None;
         if !plan.globals_added.is_empty() {
-            self.heap.guard = WriteGuard::journal(&self.heap);
+            self.heap.guard = WriteGuard::journal(epoch);
             for g in &plan.globals_added {
                 let Some(init) = self.func_slot(&format!("<init {g}>")) else { continue };
                 let v = self
@@ -299,9 +296,7 @@ impl Vm {
                 let slot = self.global_names.get_index_of(g).ok_or("global slot")?;
                 self.globals[slot] = v;
             }
-            let journal = std::mem::replace(&mut self.heap.guard, WriteGuard::Off);
-            existed = journal.existing().cloned();
-            self.dsu.init_journal = journal;
+            self.dsu.init_journal = std::mem::replace(&mut self.heap.guard, WriteGuard::Off);
         }
 
         // Transformers: pre-existing objects are read-only while they run.
@@ -336,10 +331,7 @@ impl Vm {
         // While Molt code runs as a transformer, objects that existed before are read-only.
         if !program.transforms.is_empty() || !plan.types_changed.is_empty() {
             // "Pre-existing" means before the update: objects the initialisers made are not.
-            self.heap.guard = match existed.take() {
-                Some(existed) => WriteGuard::Frozen { existed },
-                None => WriteGuard::frozen(&self.heap),
-            };
+            self.heap.guard = WriteGuard::Frozen { generation: epoch };
         }
         let mut in_place: Vec<(u32, u32, Vec<FieldSource>)> = Vec::new();
         for (name, old_slot, new_slot) in work {
@@ -410,7 +402,7 @@ impl Vm {
         if let Some(m) = program.migrate {
             let name = &program.functions[m as usize].name;
             let slot = self.func_slot(name).ok_or("migrate slot")?;
-            self.heap.guard = WriteGuard::journal(&self.heap);
+            self.heap.guard = WriteGuard::journal(self.dsu.epoch);
             self.call_slot(slot, &[]).map_err(|e| format!("migrate failed: {}", describe(&e)))?;
         }
         Ok(())
@@ -449,7 +441,7 @@ impl Vm {
                 // As in eager mode: objects that existed before the update are read-only while
                 // the transformer runs, and it must return a record it built.
                 let call = self.heap.new_generation();
-                let outer = std::mem::replace(&mut self.heap.guard, WriteGuard::Since { generation: self.dsu.epoch });
+                let outer = std::mem::replace(&mut self.heap.guard, WriteGuard::Frozen { generation: self.dsu.epoch });
                 let result = self.call_slot(tf, &[Value::Obj(r)]);
                 self.heap.guard = outer;
                 let v = result.map_err(|e| format!("transform {} failed: {}", fwd.type_name, describe(&e)))?;
@@ -560,7 +552,7 @@ impl Vm {
                     Some(s) => *ty == s,
                     None => current,
                 };
-                if right && !self.heap.guard.existed(o) {
+                if right && !self.heap.born_before(o, self.dsu.epoch) {
                     return Ok((*ty, fields.clone()));
                 }
             }

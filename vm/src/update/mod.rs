@@ -103,8 +103,8 @@ pub struct UpdateState {
     /// When the update in progress started its transformers, and how long they took once
     /// done (for the event, also when it rolls back).
     pub(crate) transform_time: Option<(std::time::Instant, Option<std::time::Duration>)>,
-    /// The heap generation the last type-changing update began: objects born before it
-    /// existed before that update (`WriteGuard::Since`).
+    /// The heap generation the last update began: objects born before it existed before that
+    /// update (`WriteGuard`).
     pub(crate) epoch: u32,
     /// An update is being prepared (conversions are recorded for a rollback).
     pub(crate) updating: bool,

@@ -26,11 +26,12 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
 use molt_vm::{Proto, RuntimeError, Value, Vm};
 
-/// What compiled code gets: one pointer to this. Compiled code reads `regs` and `signals`
-/// (at the offsets below); `molt_jit_step` uses the rest.
+/// What compiled code gets: one pointer to this. Compiled code reads `regs`, `signals`,
+/// `entry` and (for direct calls, where it builds the callee's ctx) every field, at the
+/// offsets below; the helpers use the rest.
 #[repr(C)]
 struct Ctx {
-    /// The frame's registers, `vm.stack[base..]`; rewritten after every step.
+    /// The frame's registers, `vm.stack[base..]`; rewritten after every helper.
     regs: *mut Value,
     /// The VM's signal word.
     signals: *const AtomicU32,
@@ -38,12 +39,26 @@ struct Ctx {
     base: usize,
     /// Where to start: 0, or a loop head (on-stack replacement).
     entry: usize,
-    /// The error an instruction raised, when compiled code leaves with `EXIT_ERROR`.
-    error: Option<RuntimeError>,
+    /// Compiled activations between this one and the `Compiled::run` that started the chain
+    /// of direct calls (see `MAX_DIRECT_DEPTH`).
+    depth: usize,
+    /// Where the error goes when compiled code leaves with `EXIT_ERROR`: a local of that
+    /// `Compiled::run`, shared by the whole chain.
+    error: *mut Option<RuntimeError>,
 }
 pub(crate) const CTX_REGS: i32 = 0;
 pub(crate) const CTX_SIGNALS: i32 = 8;
+pub(crate) const CTX_VM: i32 = 16;
+pub(crate) const CTX_BASE: i32 = 24;
 pub(crate) const CTX_ENTRY: i32 = 32;
+pub(crate) const CTX_DEPTH: i32 = 40;
+pub(crate) const CTX_ERROR: i32 = 48;
+pub(crate) const CTX_SIZE: u32 = 56;
+
+/// Compiled code calls compiled code directly (a native call, no interpreter in between) up
+/// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
+/// only up to `tier::MAX_TIER_DEPTH`. Each direct level is one small native frame.
+const MAX_DIRECT_DEPTH: usize = 200;
 
 /// The signature every compiled function has: (ctx) -> exit code (see `decode_exit`).
 type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
@@ -56,12 +71,12 @@ pub(crate) const EXIT_ERROR: u64 = 3;
 /// What `molt_jit_step` returns when the instruction raised an error.
 pub(crate) const STEP_ERROR: u64 = u64::MAX;
 
-fn decode_exit(code: u64, ctx: &mut Ctx) -> Exit {
+fn decode_exit(code: u64, error: &mut Option<RuntimeError>) -> Exit {
     let low = (code & 0xffff_ffff) as usize;
     match code >> 32 {
         EXIT_RETURNED => Exit::Returned(low as u16),
         EXIT_RETURNED_NIL => Exit::ReturnedNil,
-        EXIT_ERROR => Exit::Error(ctx.error.take().unwrap_or_else(|| RuntimeError::new("compiled code failed"))),
+        EXIT_ERROR => Exit::Error(error.take().unwrap_or_else(|| RuntimeError::new("compiled code failed"))),
         _ => Exit::Resume(low),
     }
 }
@@ -77,20 +92,19 @@ fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>)
     // it while compiled code runs; the generated code touches the VM only through `regs`,
     // re-derived below before it continues, so this is the only live reference to the VM.
     let vm = unsafe { &mut *ctx.vm };
-    let result = match catch_unwind(AssertUnwindSafe(|| op(&mut *vm))) {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            ctx.error = Some(e);
-            STEP_ERROR
+    let error = match catch_unwind(AssertUnwindSafe(|| op(&mut *vm))) {
+        Ok(Ok(r)) => {
+            ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
+            ctx.signals = vm.signals.word();
+            return r;
         }
-        Err(_) => {
-            ctx.error = Some(RuntimeError::new("internal error in the compiled tier"));
-            STEP_ERROR
-        }
+        Ok(Err(e)) => e,
+        Err(_) => RuntimeError::new("internal error in the compiled tier"),
     };
-    ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
-    ctx.signals = vm.signals.word();
-    result
+    // SAFETY: `ctx.error` points to a local of the `Compiled::run` that started this chain of
+    // compiled activations, alive until it returns, and read only after the code returns.
+    unsafe { *ctx.error = Some(error) };
+    STEP_ERROR
 }
 
 /// The helpers compiled code calls, all `(ctx, pc, a, b) -> u64`: `STEP_ERROR` on an error.
@@ -110,10 +124,27 @@ extern "C" fn molt_jit_set_field(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 
     with_vm(ctx, |vm| vm.tier_set_field(pc as usize, a as u16, b as u32, (a >> 16) as u16).map(|()| 0))
 }
 
-/// `CallFunc`: a = dst | base << 16 | argc << 32, b = function slot.
+/// `CallFunc`: a = dst | base << 16 | argc << 32, b = function slot. Returns the callee's
+/// entry for the caller to call directly (then `molt_jit_call_exit`), or 0: the callee ran.
 extern "C" fn molt_jit_call_func(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
     let (dst, base, argc) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
-    with_vm(ctx, |vm| vm.tier_call_func(pc as usize, dst, b as u32, base, argc).map(|()| 0))
+    // SAFETY: as in `with_vm`: the live ctx of the compiled code calling this helper.
+    let direct = unsafe { (*ctx).depth } < MAX_DIRECT_DEPTH;
+    with_vm(ctx, |vm| vm.tier_call_func(pc as usize, dst, b as u32, base, argc, direct).map(|e| e as u64))
+}
+
+/// After a direct call: `a` is 0 when the callee returned (its value already copied to the
+/// destination register: this pops its frame), else its exit code (a resume: the callee is
+/// finished in the interpreter; errors the caller passes on itself).
+extern "C" fn molt_jit_call_exit(ctx: *mut Ctx, _pc: u64, a: u64, _: u64) -> u64 {
+    if a == 0 {
+        return with_vm(ctx, |vm| {
+            vm.frames.pop();
+            Ok(0)
+        });
+    }
+    let exit = decode_exit(a, &mut None);
+    with_vm(ctx, |vm| vm.tier_call_exit(exit).map(|()| 0))
 }
 
 /// `GetIndex`: a = dst | obj << 16 | index << 32.
@@ -131,13 +162,14 @@ extern "C" fn molt_jit_call_native(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u6
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 
 /// Every helper by name, in `Helpers` order.
-const HELPERS: [(&str, Helper); 6] = [
+const HELPERS: [(&str, Helper); 7] = [
     ("molt_jit_step", molt_jit_step),
     ("molt_jit_get_field", molt_jit_get_field),
     ("molt_jit_set_field", molt_jit_set_field),
     ("molt_jit_call_func", molt_jit_call_func),
     ("molt_jit_get_index", molt_jit_get_index),
     ("molt_jit_call_native", molt_jit_call_native),
+    ("molt_jit_call_exit", molt_jit_call_exit),
 ];
 
 /// One compiled function. Its machine code lives in the compiler's module, which is never
@@ -158,7 +190,8 @@ impl CompiledCode for Compiled {
         let regs = vm.stack.as_mut_ptr().wrapping_add(base);
         let signals: *const AtomicU32 = vm.signals.word();
         let vm: *mut Vm = vm;
-        let mut ctx = Ctx { regs, signals, vm, base, entry, error: None };
+        let mut error = None;
+        let mut ctx = Ctx { regs, signals, vm, base, entry, depth: 0, error: &mut error };
         // SAFETY: `entry` was produced by `Jit::compile` for a verified function with
         // `nregs` registers, and `vm.stack[base..base + nregs]` exists (checked above, and by
         // the VM after each step, which only grows the stack). The generated code reads and
@@ -166,14 +199,20 @@ impl CompiledCode for Compiled {
         // verifier), as 16-byte `Value`s in the `repr(C, u8)` layout (tag byte at 0, payload
         // at 8), writing only valid values (tags NIL/BOOL/INT/FLOAT with their payloads, or
         // whole copies of other registers). It reloads `regs` from the ctx after every call
-        // to `molt_jit_step`, the only function it calls, which never unwinds. The signal word
-        // is read with atomic loads.
+        // to a helper (helpers never unwind). It calls other compiled code directly only
+        // with an entry `molt_jit_call_func` returned (whose frame that helper pushed, with
+        // its registers on the stack) and a ctx of its own built as this one is. The signal
+        // word is read with atomic loads.
         let code = unsafe { (self.entry)(&mut ctx) };
-        decode_exit(code, &mut ctx)
+        decode_exit(code, &mut error)
     }
 
     fn code_size(&self) -> usize {
         self.size
+    }
+
+    fn direct_entry(&self) -> usize {
+        self.entry as usize
     }
 }
 
@@ -247,9 +286,16 @@ impl Jit {
             call_func: refs[3],
             get_index: refs[4],
             call_native: refs[5],
+            call_exit: refs[6],
         };
         translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config(), helpers)?;
+        // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.
+        let disasm = std::env::var_os("MOLT_JIT_DISASM").is_some();
+        ctx.set_disasm(disasm);
         self.module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
+        if let Some(text) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| disasm) {
+            eprintln!("; {} ({} registers)\n{text}", proto.name, proto.nregs);
+        }
         let size = ctx.compiled_code().map_or(0, |c| c.code_info().total_size as usize);
         self.module.clear_context(&mut ctx);
         self.module.finalize_definitions().map_err(|e| e.to_string())?;
@@ -274,6 +320,10 @@ impl CompiledCode for SharedCode {
 
     fn code_size(&self) -> usize {
         self.0.size
+    }
+
+    fn direct_entry(&self) -> usize {
+        self.0.entry as usize
     }
 }
 

@@ -15,7 +15,10 @@ use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Proto, Value};
 
-use crate::{CTX_ENTRY, CTX_REGS, CTX_SIGNALS, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR};
+use crate::{
+    CTX_BASE, CTX_DEPTH, CTX_ENTRY, CTX_ERROR, CTX_REGS, CTX_SIGNALS, CTX_VM, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED,
+    EXIT_RETURNED_NIL, STEP_ERROR,
+};
 
 /// Whether the instruction has an inline fast path (everything else calls into the VM).
 pub fn inline(ins: &Instr) -> bool {
@@ -58,6 +61,9 @@ pub fn inline(ins: &Instr) -> bool {
     )
 }
 
+/// Registers are 16 bytes (shifts by 4 below rely on it).
+const _: () = assert!(tag::SIZE == 16);
+
 type IntOp = fn(&mut Gen, ir::Value, ir::Value) -> (ir::Value, ir::Value);
 type FloatOp = fn(&mut Gen, ir::Value, ir::Value) -> ir::Value;
 
@@ -82,6 +88,7 @@ pub struct Helpers {
     pub call_func: FuncRef,
     pub get_index: FuncRef,
     pub call_native: FuncRef,
+    pub call_exit: FuncRef,
 }
 
 struct Gen<'a, 'b> {
@@ -100,6 +107,10 @@ struct Gen<'a, 'b> {
     /// Blocks that leave for the interpreter at an update point: (block, pc).
     exits: Vec<(Block, usize)>,
     error: Option<Block>,
+    /// The signature of compiled code, for direct calls.
+    entry_sig: ir::SigRef,
+    /// Where a direct call builds the callee's ctx (made when first needed).
+    callee_ctx: Option<ir::StackSlot>,
 }
 
 fn flags() -> MemFlagsData {
@@ -148,10 +159,12 @@ impl Gen<'_, '_> {
         self.b.ins().load(types::I64, flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET)
     }
 
+    /// Writes the tag as a whole word (the bytes after it are padding): a later 8- or
+    /// 16-byte load of the value then reads from whole stores, which the CPU forwards.
     fn set_tag(&mut self, r: u16, t: u8) {
-        let v = self.b.ins().iconst(types::I32, t as i64);
+        let v = self.b.ins().iconst(types::I64, t as i64);
         let regs = self.regs();
-        self.b.ins().istore8(flags(), v, regs, Self::off(r));
+        self.b.ins().store(flags(), v, regs, Self::off(r));
     }
 
     fn store_int(&mut self, r: u16, v: ir::Value) {
@@ -228,9 +241,14 @@ impl Gen<'_, '_> {
     /// Calls a VM helper for the instruction at `pc`; leaves with the error if it failed,
     /// else continues (in a new block) with its result, registers reloaded.
     fn call_helper(&mut self, helper: FuncRef, pc: usize, a: u64, b: u64) -> ir::Value {
-        let at = self.b.ins().iconst(types::I64, pc as i64);
         let a = self.b.ins().iconst(types::I64, a as i64);
         let b = self.b.ins().iconst(types::I64, b as i64);
+        self.call_helper_with(helper, pc, a, b)
+    }
+
+    /// `call_helper` with operands computed at run time.
+    fn call_helper_with(&mut self, helper: FuncRef, pc: usize, a: ir::Value, b: ir::Value) -> ir::Value {
+        let at = self.b.ins().iconst(types::I64, pc as i64);
         let call = self.b.ins().call(helper, &[self.ctx, at, a, b]);
         let result = self.b.inst_results(call)[0];
         // The stack may have grown (moved) under the helper.
@@ -434,6 +452,90 @@ impl Gen<'_, '_> {
         self.b.ins().bor(is_nil, false_bool)
     }
 
+    /// `CallFunc`: the VM pushes the callee's frame; compiled callees are then called
+    /// directly, with a ctx built from this one (registers at `base`, one level deeper), and
+    /// the VM pops the frame (or finishes it interpreted) from the exit code. Errors pass
+    /// through: the callee left its error where this function's ctx points.
+    fn call_func(&mut self, pc: usize, dst: u16, f: u32, base: u16, argc: u16) {
+        let packed = dst as u64 | (base as u64) << 16 | (argc as u64) << 32;
+        let entry = self.call_helper(self.helpers.call_func, pc, packed, f as u64);
+        let next = self.next(pc);
+        let direct = self.b.create_block();
+        self.b.ins().brif(entry, direct, &[], next, &[]);
+        self.b.switch_to_block(direct);
+        let slot = match self.callee_ctx {
+            Some(s) => s,
+            None => {
+                let data = ir::StackSlotData::new(ir::StackSlotKind::ExplicitSlot, crate::CTX_SIZE, 3);
+                let s = self.b.create_sized_stack_slot(data);
+                self.callee_ctx = Some(s);
+                s
+            }
+        };
+        let callee = self.b.ins().stack_addr(types::I64, slot, 0);
+        let regs = self.regs();
+        let callee_regs = self.b.ins().iadd_imm_s(regs, Self::off(base) as i64);
+        self.b.ins().store(flags(), callee_regs, callee, CTX_REGS);
+        for off in [CTX_SIGNALS, CTX_VM, CTX_ERROR] {
+            let v = self.b.ins().load(types::I64, flags(), self.ctx, off);
+            self.b.ins().store(flags(), v, callee, off);
+        }
+        let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
+        let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
+        self.b.ins().store(flags(), callee_base, callee, CTX_BASE);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().store(flags(), zero, callee, CTX_ENTRY);
+        let depth = self.b.ins().load(types::I64, flags(), self.ctx, CTX_DEPTH);
+        let deeper = self.b.ins().iadd_imm_s(depth, 1);
+        self.b.ins().store(flags(), deeper, callee, CTX_DEPTH);
+        let call = self.b.ins().call_indirect(self.entry_sig, entry, &[callee]);
+        let code = self.b.inst_results(call)[0];
+        let kind = self.b.ins().ushr_imm_u(code, 32);
+        let (returned, returned_nil, other, resume, popped) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        let is_value = self.b.ins().icmp_imm_u(IntCC::Equal, kind, EXIT_RETURNED as i64);
+        self.b.ins().brif(is_value, returned, &[], other, &[]);
+        self.b.switch_to_block(other);
+        let is_nil = self.b.ins().icmp_imm_u(IntCC::Equal, kind, EXIT_RETURNED_NIL as i64);
+        let not_nil = self.b.create_block();
+        self.b.ins().brif(is_nil, returned_nil, &[], not_nil, &[]);
+        self.b.switch_to_block(not_nil);
+        let failed = self.b.ins().icmp_imm_u(IntCC::Equal, kind, EXIT_ERROR as i64);
+        let error = self.error_block();
+        self.b.ins().brif(failed, error, &[], resume, &[]);
+        // Returned: the value goes from the callee's register to `dst`, here (a copy in Rust
+        // would read the value with loads spanning the stores that wrote it, which stalls).
+        self.b.switch_to_block(returned);
+        let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
+        let caller_regs = self.b.ins().iadd_imm_s(callee_regs, -(Self::off(base) as i64));
+        let src = self.b.ins().band_imm_u(code, 0xffff);
+        let src_off = self.b.ins().ishl_imm_u(src, 4); // * tag::SIZE
+        let from = self.b.ins().iadd(callee_regs, src_off);
+        let lo = self.b.ins().load(types::I64, flags(), from, 0);
+        let hi = self.b.ins().load(types::I64, flags(), from, 8);
+        self.b.ins().store(flags(), lo, caller_regs, Self::off(dst));
+        self.b.ins().store(flags(), hi, caller_regs, Self::off(dst) + 8);
+        self.b.ins().jump(popped, &[]);
+        self.b.switch_to_block(returned_nil);
+        let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
+        let nil = self.b.ins().iconst(types::I64, tag::NIL as i64);
+        self.b.ins().store(flags(), nil, callee_regs, Self::off(dst) - Self::off(base));
+        self.b.ins().jump(popped, &[]);
+        self.b.switch_to_block(popped);
+        self.call_helper(self.helpers.call_exit, pc, 0, 0);
+        self.b.ins().jump(next, &[]);
+        // Left at an update point: the VM finishes the callee in the interpreter.
+        self.b.switch_to_block(resume);
+        let unused = self.b.ins().iconst(types::I64, 0);
+        self.call_helper_with(self.helpers.call_exit, pc, code, unused);
+        self.b.ins().jump(next, &[]);
+    }
+
     fn instr(&mut self, pc: usize, ins: Instr, consts: &[Value]) {
         use Instr::*;
         match ins {
@@ -580,7 +682,7 @@ impl Gen<'_, '_> {
             SetField { obj, name, src } => {
                 self.helper_op(self.helpers.set_field, pc, [obj, src, 0], name);
             }
-            CallFunc { dst, f, base, argc } => self.helper_op(self.helpers.call_func, pc, [dst, base, argc], f),
+            CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
             GetIndex { dst, obj, index } => self.helper_op(self.helpers.get_index, pc, [dst, obj, index], 0),
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
@@ -612,6 +714,10 @@ pub fn build(
     let first = b.ins().load(types::I64, flags(), ctx, CTX_REGS);
     b.def_var(regs, first);
     let slow = vec![None; proto.code.len()];
+    let mut sig = ir::Signature::new(config.default_call_conv);
+    sig.params.push(ir::AbiParam::new(types::I64));
+    sig.returns.push(ir::AbiParam::new(types::I64));
+    let entry_sig = b.import_signature(sig);
     let mut g = Gen {
         b: &mut b,
         code: &proto.code,
@@ -623,6 +729,8 @@ pub fn build(
         dispatch: None,
         exits: Vec::new(),
         error: None,
+        entry_sig,
+        callee_ctx: None,
     };
     // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
     let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_ENTRY);

@@ -19,13 +19,25 @@ impl Vm {
     /// Runs the top frame until the frame count drops back to `stop_depth`; returns the value
     /// the frame at `stop_depth` returned.
     pub(crate) fn execute(&mut self, stop_depth: usize) -> Result<Value, RuntimeError> {
-        self.execute_impl::<false>(stop_depth)
+        self.execute_impl::<false>(stop_depth, true)
+    }
+
+    /// `execute`, continuing the top frame in the interpreter at its saved pc (after its
+    /// compiled code left it: it is not entered again there).
+    pub(crate) fn execute_interpreted(&mut self, stop_depth: usize) -> Result<Value, RuntimeError> {
+        self.execute_impl::<false>(stop_depth, false)
     }
 
     /// The interpreter. With `STEP` it runs exactly one instruction of the top frame (a call
     /// in it runs to completion) and saves the next pc in the frame: `tier_step`, for compiled
     /// code. Without, the `STEP` tests compile away.
-    pub(crate) fn execute_impl<const STEP: bool>(&mut self, stop_depth: usize) -> Result<Value, RuntimeError> {
+    /// `compiled_entry`: whether the top frame, when at its start, may run its compiled code
+    /// (frames entered later always may).
+    pub(crate) fn execute_impl<const STEP: bool>(
+        &mut self,
+        stop_depth: usize,
+        mut compiled_entry: bool,
+    ) -> Result<Value, RuntimeError> {
         let mut stepped = false;
         // The outer loop (re)loads the top frame after a call or return; the inner loop runs
         // its code with the frame's state in locals.
@@ -65,11 +77,12 @@ impl Vm {
                 };
             }
             // A function entered at its start may run in compiled code.
-            if !STEP && pc == 0 && self.jit_mode != JitMode::Off {
+            if !STEP && pc == 0 && compiled_entry && self.jit_mode != JitMode::Off {
                 if let Some(exit) = self.run_compiled(&func, base, 0) {
                     compiled_exit!(exit);
                 }
             }
+            compiled_entry = true;
 
             macro_rules! r {
                 ($i:expr) => {
@@ -104,7 +117,7 @@ impl Vm {
                     tri!(self.enter_frame($callee, $new_base, $ret));
                     if STEP {
                         // One step of the caller: the callee runs to completion.
-                        self.execute_impl::<false>(self.frames.len() - 1)?;
+                        self.execute_impl::<false>(self.frames.len() - 1, true)?;
                         continue 'frames; // the caller's pc is saved: the step is done
                     }
                     enter!();

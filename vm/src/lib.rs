@@ -3,6 +3,7 @@
 
 pub mod disasm;
 pub mod error;
+pub mod frame_stack;
 pub mod heap;
 mod interp;
 pub mod link;
@@ -53,6 +54,9 @@ pub struct Function {
     pub jit: std::cell::OnceCell<Option<Box<dyn tier::CompiledCode>>>,
     /// Calls so far (counted only while the tier is on and the function is not compiled).
     pub calls: Cell<u32>,
+    /// The compiled code's `direct_entry` once compiled (0: none), kept here so a compiled
+    /// call reaches it without going through `jit`.
+    pub tier_entry: Cell<usize>,
     /// The lambdas this code creates (`Closure` targets), of the same version: a closure
     /// made by old code runs old code, however many updates later (set once the whole
     /// version is linked).
@@ -116,7 +120,7 @@ pub const MAX_FRAMES: usize = 100_000;
 
 pub struct Vm {
     pub stack: Vec<Value>,
-    pub frames: Vec<Frame>,
+    pub frames: frame_stack::FrameStack,
     pub heap: Heap,
     pub globals: Vec<Value>,
     pub global_names: IndexSet<String>,
@@ -161,7 +165,7 @@ impl Vm {
     pub fn new() -> Vm {
         Vm {
             stack: Vec::with_capacity(1024),
-            frames: Vec::new(),
+            frames: Default::default(),
             heap: Heap::new(),
             globals: Vec::new(),
             global_names: IndexSet::new(),
@@ -267,7 +271,7 @@ impl Vm {
         let base = base + 1;
         self.stack[base..base + args.len()].copy_from_slice(args);
         let depth = self.frames.len();
-        self.frames.push(Frame { func, pc: 0, base, ret });
+        self.frames.push(func, base, ret);
         let result = self.execute(depth);
         if result.is_err() {
             self.frames.truncate(depth);

@@ -94,6 +94,7 @@ impl Vm {
             file: Rc::from(file),
             jit: Default::default(),
             calls: Cell::new(0),
+            tier_entry: Cell::new(0),
             lambdas: Default::default(),
         }
     }

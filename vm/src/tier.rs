@@ -33,6 +33,11 @@ pub trait CompiledCode {
     fn run(&self, vm: &mut Vm, base: usize, pc: usize) -> Exit;
     /// Size of the machine code in bytes.
     fn code_size(&self) -> usize;
+    /// An opaque nonzero token the tier's own compiled code may use to call this code
+    /// directly (see `Vm::tier_call_func`), or 0 when it has none.
+    fn direct_entry(&self) -> usize {
+        0
+    }
 }
 
 /// A compiler for the tier: `None` when it does not handle this function (it stays

@@ -8,7 +8,7 @@ use crate::heap::Obj;
 use crate::native::NativeCtx;
 use crate::signals::Signals;
 use crate::tier::{Exit, JIT_THRESHOLD, JitMode, MAX_TIER_DEPTH};
-use crate::{Frame, Function, MAX_FRAMES, RuntimeError, TraceFrame, Value, Vm};
+use crate::{Function, MAX_FRAMES, RuntimeError, TraceFrame, Value, Vm};
 
 /// A runtime error message from a slow path.
 pub(crate) type Res<T> = Result<T, String>;
@@ -54,11 +54,18 @@ impl Vm {
         self.call_native_fn(f, start, argc)
     }
 
-    /// Runs `func`'s compiled code on its frame (compiling it first when due); `None` when it
-    /// has none.
-    /// `pc`: where to start (0, or a loop head for on-stack replacement).
-    pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize, pc: usize) -> Option<Exit> {
-        if func.jit.get().is_none() {
+    /// `func`'s compiled code, compiling it first when due (by the `--jit` mode and its call
+    /// count); `None` when it stays interpreted.
+    #[inline]
+    fn compiled_code<'f>(&mut self, func: &'f Function) -> Option<&'f dyn crate::tier::CompiledCode> {
+        if let Some(code) = func.jit.get() {
+            return code.as_deref();
+        }
+        self.compile_when_due(func)
+    }
+
+    fn compile_when_due<'f>(&mut self, func: &'f Function) -> Option<&'f dyn crate::tier::CompiledCode> {
+        {
             let due = match self.jit_mode {
                 JitMode::Always => true,
                 JitMode::On => {
@@ -80,9 +87,17 @@ impl Vm {
                 return None;
             }
             let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts));
+            func.tier_entry.set(compiled.as_ref().map_or(0, |c| c.direct_entry()));
             let _ = func.jit.set(compiled);
         }
-        let code = func.jit.get()?.as_ref()?;
+        func.jit.get()?.as_deref()
+    }
+
+    /// Runs `func`'s compiled code on its frame (compiling it first when due); `None` when it
+    /// has none.
+    /// `pc`: where to start (0, or a loop head for on-stack replacement).
+    pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize, pc: usize) -> Option<Exit> {
+        let code = self.compiled_code(func)?;
         if self.tier_depth >= MAX_TIER_DEPTH || self.stack.len() < base + func.proto.nregs as usize {
             return None;
         }
@@ -97,13 +112,21 @@ impl Vm {
     /// (Ctrl-C ends a recursion that has no loop).
     #[inline(always)]
     pub(super) fn enter_frame(&mut self, callee: Rc<Function>, new_base: usize, ret: usize) -> Res<()> {
+        self.before_frame(new_base + callee.proto.nregs as usize)?;
+        self.frames.push(callee, new_base, ret);
+        Ok(())
+    }
+
+    /// What every call checks and may do before its frame is pushed; `top`: the end of the
+    /// callee's registers.
+    #[inline(always)]
+    fn before_frame(&mut self, top: usize) -> Res<()> {
         if self.frames.len() >= MAX_FRAMES {
             return Err("stack overflow".into());
         }
         if self.signals.load() & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
             return Err("interrupted".into());
         }
-        let top = new_base + callee.proto.nregs as usize;
         if self.stack.len() <= top {
             if top >= 64 * MAX_FRAMES {
                 return Err("stack overflow".into());
@@ -113,28 +136,94 @@ impl Vm {
         if self.heap.should_collect() {
             self.collect_garbage(top);
         }
-        self.frames.push(Frame { func: callee, pc: 0, base: new_base, ret });
         Ok(())
     }
 
-    /// `CallFunc` at `pc` of the top frame, for compiled code: the callee (compiled or not)
-    /// runs to completion through the function table.
-    pub fn tier_call_func(&mut self, pc: usize, dst: u16, f: u32, b: u16, argc: u16) -> Result<(), RuntimeError> {
+    /// `CallFunc` at `pc` of the top frame, for compiled code. Pushes the callee's frame;
+    /// when `direct` and the callee has compiled code, returns that code's `direct_entry` for
+    /// the caller to call itself (then `tier_call_exit` with how it left). Otherwise the callee
+    /// (compiled or not) runs to completion here, through the function table, and this returns
+    /// 0.
+    pub fn tier_call_func(
+        &mut self,
+        pc: usize,
+        dst: u16,
+        f: u32,
+        b: u16,
+        argc: u16,
+        direct: bool,
+    ) -> Result<usize, RuntimeError> {
         let base = self.tier_base(pc + 1)?;
-        let callee = match self.funcs.get(f as usize) {
-            Some(Some(c)) => c.clone(),
+        let (nregs, mut entry) = match self.funcs.get(f as usize) {
+            Some(Some(c)) => match check_arity(c, argc as usize) {
+                Ok(()) => (c.proto.nregs as usize, c.tier_entry.get()),
+                Err(msg) => return Err(self.raise(msg, pc + 1)),
+            },
             _ => {
                 let msg = format!("function '{}' was removed by an update", self.func_names[f as usize]);
                 return Err(self.raise(msg, pc + 1));
             }
         };
-        let entered = check_arity(&callee, argc as usize)
-            .and_then(|()| self.enter_frame(callee, base + b as usize, base + dst as usize));
-        if let Err(msg) = entered {
+        let (new_base, ret) = (base + b as usize, base + dst as usize);
+        if entry == 0
+            && let Some(Some(c)) = self.funcs.get(f as usize)
+            && c.jit.get().is_none()
+        {
+            let c = c.clone();
+            self.compiled_code(&c);
+            entry = c.tier_entry.get();
+        }
+        if let Err(msg) = self.before_frame(new_base + nregs) {
             return Err(self.raise(msg, pc + 1));
         }
+        // Pushed from the table slot itself: no reference count changes in a recursion.
+        if let Some(Some(c)) = self.funcs.get(f as usize) {
+            self.frames.push_ref(c, new_base, ret);
+        }
+        if entry != 0 && direct {
+            return Ok(entry);
+        }
         let depth = self.frames.len() - 1;
-        self.execute(depth).map(|_| ())
+        if entry != 0 {
+            let func = self.frames[depth].func.clone();
+            if let Some(exit) = self.run_compiled(&func, new_base, 0) {
+                return self.tier_call_exit(exit).map(|()| 0);
+            }
+        }
+        self.execute_interpreted(depth).map(|_| 0)
+    }
+
+    /// How a callee entered by `tier_call_func` left its compiled code: a return pops its
+    /// frame into the caller's destination register; a resume finishes it in the interpreter.
+    pub fn tier_call_exit(&mut self, exit: Exit) -> Result<(), RuntimeError> {
+        match exit {
+            Exit::Returned(src) => {
+                self.tier_return(Some(src));
+                Ok(())
+            }
+            Exit::ReturnedNil => {
+                self.tier_return(None);
+                Ok(())
+            }
+            Exit::Error(e) => Err(e),
+            Exit::Resume(at) => {
+                let depth = self.frames.len() - 1;
+                self.frames[depth].pc = at;
+                self.execute_interpreted(depth).map(|_| ())
+            }
+        }
+    }
+
+    /// A callee entered by `tier_call_func` returned (the value in register `src`, or nil):
+    /// pops its frame into the caller's destination register.
+    #[inline]
+    pub fn tier_return(&mut self, src: Option<u16>) {
+        if let Some(done) = self.frames.pop() {
+            self.stack[done.ret] = match src {
+                Some(r) => self.stack[done.base + r as usize],
+                None => Value::Nil,
+            };
+        }
     }
 
     /// `GetIndex` at `pc` of the top frame, for compiled code.
@@ -261,7 +350,7 @@ impl Vm {
             Some(f) => f.pc = pc,
             None => return Err(RuntimeError::new("no frame to run")),
         }
-        self.execute_impl::<true>(depth)?;
+        self.execute_impl::<true>(depth, true)?;
         Ok(self.frames.last().map_or(pc, |f| f.pc))
     }
 

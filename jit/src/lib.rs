@@ -94,6 +94,7 @@ fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>)
     let vm = unsafe { &mut *ctx.vm };
     let error = match catch_unwind(AssertUnwindSafe(|| op(&mut *vm))) {
         Ok(Ok(r)) => {
+            vm.tier_poll();
             ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
             ctx.signals = vm.signals.word();
             return r;

@@ -240,6 +240,7 @@ impl Vm {
         if self.heap.pause_gc {
             return;
         }
+        self.signals.set_collect(false);
         let top = top.min(self.stack.len());
         let stack = &self.stack[..top];
         let funcs = self.funcs.iter().flatten().flat_map(|f| f.consts.iter().copied());

@@ -18,6 +18,10 @@ impl Signals {
     /// The compiled tier is on (`--jit on`): loop back-edges count toward compiling their
     /// function. Set once; keeps back-edges on their slow path.
     pub const TIER: u32 = 4;
+    /// The heap is due a collection. Raised for compiled code (`Vm::tier_poll`), whose inline
+    /// safepoints (loop back-edges, calls) test only this word: when set they take the slow
+    /// path, which collects. Cleared by every collection.
+    pub const COLLECT: u32 = 8;
 
     pub fn new() -> Signals {
         Signals::default()
@@ -60,6 +64,14 @@ impl Signals {
             self.0.fetch_or(Self::UPDATE, Ordering::Relaxed);
         } else {
             self.0.fetch_and(!Self::UPDATE, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn set_collect(&self, due: bool) {
+        if due {
+            self.0.fetch_or(Self::COLLECT, Ordering::Relaxed);
+        } else if self.load() & Self::COLLECT != 0 {
+            self.0.fetch_and(!Self::COLLECT, Ordering::Relaxed);
         }
     }
 

@@ -193,6 +193,15 @@ impl Vm {
         self.execute_interpreted(depth).map(|_| 0)
     }
 
+    /// For compiled code after each call into the VM: raises `Signals::COLLECT` when the
+    /// heap is due a collection, so its next inline safepoint takes the slow path.
+    #[inline]
+    pub fn tier_poll(&self) {
+        if self.heap.should_collect() {
+            self.signals.set_collect(true);
+        }
+    }
+
     /// How a callee entered by `tier_call_func` left its compiled code: a return pops its
     /// frame into the caller's destination register; a resume finishes it in the interpreter.
     pub fn tier_call_exit(&mut self, exit: Exit) -> Result<(), RuntimeError> {

@@ -23,12 +23,21 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use molt_vm::func_table::TierSlot;
 use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
-use molt_vm::{Proto, RuntimeError, Value, Vm};
+use molt_vm::{MAX_FRAMES, Proto, RuntimeError, Value, Vm};
 
-/// What compiled code gets: one pointer to this. Compiled code reads `regs`, `signals`,
-/// `entry` and (for direct calls, where it builds the callee's ctx) every field, at the
-/// offsets below; the helpers use the rest.
+/// What compiled code gets: one pointer to this, at the offsets below (compiled code reads
+/// them, and builds a callee's ctx for a direct call itself); the helpers use the rest.
+///
+/// A direct call (compiled code calling a compiled function, `translate::Gen::call_func`)
+/// does not push an interpreter frame: the callee's ctx is a *virtual frame* (its function
+/// slot, registers, return register, and, while it calls further, the pc of that call). Every
+/// helper first makes the chain of virtual frames real (`materialize`), so the VM always sees
+/// the whole stack of frames whenever it runs (traces, collections, updates); a callee whose
+/// frame was made real is popped by its caller through `molt_jit_call_exit`. A function's slot
+/// cannot change while a virtual frame of it exists: the table changes only inside the VM,
+/// which materializes first.
 #[repr(C)]
 struct Ctx {
     /// The frame's registers, `vm.stack[base..]`; rewritten after every helper.
@@ -39,21 +48,40 @@ struct Ctx {
     base: usize,
     /// Where to start: 0, or a loop head (on-stack replacement).
     entry: usize,
-    /// Compiled activations between this one and the `Compiled::run` that started the chain
-    /// of direct calls (see `MAX_DIRECT_DEPTH`).
-    depth: usize,
-    /// Where the error goes when compiled code leaves with `EXIT_ERROR`: a local of that
-    /// `Compiled::run`, shared by the whole chain.
+    /// Direct calls still allowed below this activation (see `MAX_DIRECT_DEPTH`).
+    budget: usize,
+    /// Where the error goes when compiled code leaves with `EXIT_ERROR`: a local of the
+    /// `Compiled::run` that started this chain of activations, shared by all of them.
     error: *mut Option<RuntimeError>,
+    /// The caller's ctx (null for the chain's root).
+    parent: *mut Ctx,
+    /// The function slot a virtual frame runs.
+    slot: usize,
+    /// While this activation is in a direct call: the pc after the call instruction.
+    pc: usize,
+    /// Absolute stack index of the register the result goes to.
+    ret: usize,
+    /// Nonzero when the VM has an interpreter frame for this activation.
+    real: usize,
+    /// `vm.funcs.tier_slots()` and `vm.stack.len()`, refreshed after every helper.
+    tier_slots: *const TierSlot,
+    stack_len: usize,
 }
 pub(crate) const CTX_REGS: i32 = 0;
 pub(crate) const CTX_SIGNALS: i32 = 8;
 pub(crate) const CTX_VM: i32 = 16;
 pub(crate) const CTX_BASE: i32 = 24;
 pub(crate) const CTX_ENTRY: i32 = 32;
-pub(crate) const CTX_DEPTH: i32 = 40;
+pub(crate) const CTX_BUDGET: i32 = 40;
 pub(crate) const CTX_ERROR: i32 = 48;
-pub(crate) const CTX_SIZE: u32 = 56;
+pub(crate) const CTX_PARENT: i32 = 56;
+pub(crate) const CTX_SLOT: i32 = 64;
+pub(crate) const CTX_PC: i32 = 72;
+pub(crate) const CTX_RET: i32 = 80;
+pub(crate) const CTX_REAL: i32 = 88;
+pub(crate) const CTX_TIER_SLOTS: i32 = 96;
+pub(crate) const CTX_STACK_LEN: i32 = 104;
+pub(crate) const CTX_SIZE: u32 = 112;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
@@ -82,21 +110,29 @@ fn decode_exit(code: u64, error: &mut Option<RuntimeError>) -> Exit {
 }
 
 /// Runs `op` on the VM behind `ctx` for compiled code: returns its result, or `STEP_ERROR`
-/// with the error left in the ctx, and refreshes the ctx's pointers into the VM (the stack
-/// may have moved). Never unwinds into the generated code: a panic becomes a runtime error.
+/// with the error left where the ctx points, and refreshes the ctx's pointers into the VM
+/// (the stack may have moved). The chain of virtual frames is made real first. Never unwinds
+/// into the generated code: a panic becomes a runtime error.
 fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>) -> u64 {
-    // SAFETY: `ctx` is the `Ctx` that `Compiled::run` passed to the generated code, alive on
-    // its stack for the whole call; nothing else refers to it while this runs.
+    // SAFETY: `ctx` is the ctx of the compiled activation calling this helper, alive on its
+    // caller's native stack (or in `Compiled::run`) for the whole call; its parents are the
+    // ctxs of the activations suspended in direct calls below it, alive as long. Nothing else
+    // refers to them while this runs.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: `ctx.vm` comes from the `&mut Vm` given to `Compiled::run`, which does not use
-    // it while compiled code runs; the generated code touches the VM only through `regs`,
-    // re-derived below before it continues, so this is the only live reference to the VM.
+    // it while compiled code runs; the generated code touches the VM only through `regs` and
+    // the tier slots, re-derived below before it continues, so this is the only live
+    // reference to the VM.
     let vm = unsafe { &mut *ctx.vm };
-    let error = match catch_unwind(AssertUnwindSafe(|| op(&mut *vm))) {
+    let error = match catch_unwind(AssertUnwindSafe(|| {
+        if ctx.real == 0 {
+            materialize(ctx, vm)?;
+        }
+        op(&mut *vm)
+    })) {
         Ok(Ok(r)) => {
             vm.tier_poll();
-            ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
-            ctx.signals = vm.signals.word();
+            refresh(ctx, vm);
             return r;
         }
         Ok(Err(e)) => e,
@@ -106,6 +142,33 @@ fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>)
     // compiled activations, alive until it returns, and read only after the code returns.
     unsafe { *ctx.error = Some(error) };
     STEP_ERROR
+}
+
+/// The ctx's pointers into the VM, after the VM ran.
+fn refresh(ctx: &mut Ctx, vm: &mut Vm) {
+    ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
+    ctx.signals = vm.signals.word();
+    ctx.tier_slots = vm.funcs.tier_slots();
+    ctx.stack_len = vm.stack.len();
+}
+
+/// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
+/// `ctx`, outermost first, and saves the pc of the call the last real one is in.
+fn materialize(ctx: &mut Ctx, vm: &mut Vm) -> Result<(), RuntimeError> {
+    if ctx.parent.is_null() {
+        return Err(RuntimeError::new("internal error: a virtual frame without a caller"));
+    }
+    // SAFETY: see `with_vm`: the parent ctx outlives this call, and no other reference to it
+    // is live (its activation is suspended in the direct call that led here).
+    let parent = unsafe { &mut *ctx.parent };
+    if parent.real == 0 {
+        materialize(parent, vm)?;
+    } else {
+        vm.tier_set_top_pc(parent.pc);
+    }
+    vm.tier_push_frame(ctx.slot as u32, ctx.base, ctx.ret, ctx.pc)?;
+    ctx.real = 1;
+    Ok(())
 }
 
 /// The helpers compiled code calls, all `(ctx, pc, a, b) -> u64`: `STEP_ERROR` on an error.
@@ -130,13 +193,13 @@ extern "C" fn molt_jit_set_field(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 
 extern "C" fn molt_jit_call_func(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
     let (dst, base, argc) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
     // SAFETY: as in `with_vm`: the live ctx of the compiled code calling this helper.
-    let direct = unsafe { (*ctx).depth } < MAX_DIRECT_DEPTH;
+    let direct = unsafe { (*ctx).budget } > 0;
     with_vm(ctx, |vm| vm.tier_call_func(pc as usize, dst, b as u32, base, argc, direct).map(|e| e as u64))
 }
 
-/// After a direct call: `a` is 0 when the callee returned (its value already copied to the
-/// destination register: this pops its frame), else its exit code (a resume: the callee is
-/// finished in the interpreter; errors the caller passes on itself).
+/// After a direct call: `a` is 0 when the callee returned with a real frame (its value
+/// already copied to the destination register: this pops the frame), else its exit code (a
+/// resume: the callee is finished in the interpreter; errors the caller passes on itself).
 extern "C" fn molt_jit_call_exit(ctx: *mut Ctx, _pc: u64, a: u64, _: u64) -> u64 {
     if a == 0 {
         return with_vm(ctx, |vm| {
@@ -146,6 +209,15 @@ extern "C" fn molt_jit_call_exit(ctx: *mut Ctx, _pc: u64, a: u64, _: u64) -> u64
     }
     let exit = decode_exit(a, &mut None);
     with_vm(ctx, |vm| vm.tier_call_exit(exit).map(|()| 0))
+}
+
+/// Makes the chain of virtual frames real (what `with_vm` does first), before compiled code
+/// leaves for the interpreter at `pc`.
+extern "C" fn molt_jit_sync(ctx: *mut Ctx, pc: u64, _: u64, _: u64) -> u64 {
+    with_vm(ctx, |vm| {
+        vm.tier_set_top_pc(pc as usize);
+        Ok(0)
+    })
 }
 
 /// `GetIndex`: a = dst | obj << 16 | index << 32.
@@ -163,7 +235,7 @@ extern "C" fn molt_jit_call_native(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u6
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 
 /// Every helper by name, in `Helpers` order.
-const HELPERS: [(&str, Helper); 7] = [
+const HELPERS: [(&str, Helper); 8] = [
     ("molt_jit_step", molt_jit_step),
     ("molt_jit_get_field", molt_jit_get_field),
     ("molt_jit_set_field", molt_jit_set_field),
@@ -171,6 +243,7 @@ const HELPERS: [(&str, Helper); 7] = [
     ("molt_jit_get_index", molt_jit_get_index),
     ("molt_jit_call_native", molt_jit_call_native),
     ("molt_jit_call_exit", molt_jit_call_exit),
+    ("molt_jit_sync", molt_jit_sync),
 ];
 
 /// One compiled function. Its machine code lives in the compiler's module, which is never
@@ -188,11 +261,26 @@ impl CompiledCode for Compiled {
         if vm.stack.len() < base + self.nregs {
             return Exit::Resume(0);
         }
-        let regs = vm.stack.as_mut_ptr().wrapping_add(base);
-        let signals: *const AtomicU32 = vm.signals.word();
-        let vm: *mut Vm = vm;
+        let budget = MAX_DIRECT_DEPTH.min(MAX_FRAMES.saturating_sub(vm.frames.len()));
         let mut error = None;
-        let mut ctx = Ctx { regs, signals, vm, base, entry, depth: 0, error: &mut error };
+        let mut ctx = Ctx {
+            regs: std::ptr::null_mut(),
+            signals: std::ptr::null(),
+            vm: std::ptr::null_mut(),
+            base,
+            entry,
+            budget,
+            error: &mut error,
+            parent: std::ptr::null_mut(),
+            slot: 0,
+            pc: 0,
+            ret: 0,
+            real: 1,
+            tier_slots: std::ptr::null(),
+            stack_len: 0,
+        };
+        refresh(&mut ctx, vm);
+        ctx.vm = vm;
         // SAFETY: `entry` was produced by `Jit::compile` for a verified function with
         // `nregs` registers, and `vm.stack[base..base + nregs]` exists (checked above, and by
         // the VM after each step, which only grows the stack). The generated code reads and
@@ -201,8 +289,9 @@ impl CompiledCode for Compiled {
         // at 8), writing only valid values (tags NIL/BOOL/INT/FLOAT with their payloads, or
         // whole copies of other registers). It reloads `regs` from the ctx after every call
         // to a helper (helpers never unwind). It calls other compiled code directly only
-        // with an entry `molt_jit_call_func` returned (whose frame that helper pushed, with
-        // its registers on the stack) and a ctx of its own built as this one is. The signal
+        // with the entry of a `TierSlot` (after checking its arity, and that its registers
+        // lie below `stack_len`) or one `molt_jit_call_func` returned (whose frame that helper
+        // pushed), with a ctx built as this one is, the caller's as its parent. The signal
         // word is read with atomic loads.
         let code = unsafe { (self.entry)(&mut ctx) };
         decode_exit(code, &mut error)
@@ -288,6 +377,7 @@ impl Jit {
             get_index: refs[4],
             call_native: refs[5],
             call_exit: refs[6],
+            sync: refs[7],
         };
         translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config(), helpers)?;
         // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.

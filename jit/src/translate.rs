@@ -11,13 +11,14 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{self, Block, FuncRef, InstBuilder, JumpTableData, MemFlagsData, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use molt_vm::func_table::TierSlot;
 use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Proto, Value};
 
 use crate::{
-    CTX_BASE, CTX_DEPTH, CTX_ENTRY, CTX_ERROR, CTX_REGS, CTX_SIGNALS, CTX_VM, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED,
-    EXIT_RETURNED_NIL, STEP_ERROR,
+    CTX_BASE, CTX_BUDGET, CTX_ENTRY, CTX_ERROR, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SIGNALS, CTX_SLOT,
+    CTX_STACK_LEN, CTX_TIER_SLOTS, CTX_VM, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR,
 };
 
 /// Whether the instruction has an inline fast path (everything else calls into the VM).
@@ -89,6 +90,7 @@ pub struct Helpers {
     pub get_index: FuncRef,
     pub call_native: FuncRef,
     pub call_exit: FuncRef,
+    pub sync: FuncRef,
 }
 
 struct Gen<'a, 'b> {
@@ -216,6 +218,8 @@ impl Gen<'_, '_> {
     fn finish_slow_paths(&mut self) {
         for (block, pc) in std::mem::take(&mut self.exits) {
             self.b.switch_to_block(block);
+            // The interpreter needs this activation's frame (it may be a virtual one).
+            self.call_helper(self.helpers.sync, pc, 0, 0);
             self.exit(EXIT_RESUME, pc as u64);
         }
         for pc in 0..self.slow.len() {
@@ -303,9 +307,9 @@ impl Gen<'_, '_> {
         let jt = self.b.create_jump_table(JumpTableData::new(default, &table));
         let index = self.b.ins().ireduce(types::I32, next);
         self.b.ins().br_table(index, jt);
-        // A pc past the code cannot come back from a verified function; leave if it does.
+        // A pc past the code cannot come back from a verified function; fail if it does.
         self.b.switch_to_block(outside);
-        self.exit(EXIT_RESUME, 0);
+        self.exit(EXIT_ERROR, 0);
     }
 
     /// Hands the instruction at `pc` to the VM.
@@ -452,16 +456,50 @@ impl Gen<'_, '_> {
         self.b.ins().bor(is_nil, false_bool)
     }
 
-    /// `CallFunc`: the VM pushes the callee's frame; compiled callees are then called
-    /// directly, with a ctx built from this one (registers at `base`, one level deeper), and
-    /// the VM pops the frame (or finishes it interpreted) from the exit code. Errors pass
-    /// through: the callee left its error where this function's ctx points.
+    /// `CallFunc`. When the function in the slot is compiled, takes `argc` arguments and
+    /// its registers fit on the stack (and no signal waits, and direct calls may nest
+    /// deeper), it is called directly: a native call, with a virtual frame (see `Ctx` in
+    /// lib.rs). Otherwise the VM pushes the callee's frame and either hands back its entry
+    /// (then called directly too, with a real frame) or runs it to completion.
     fn call_func(&mut self, pc: usize, dst: u16, f: u32, base: u16, argc: u16) {
+        let next = self.next(pc);
+        let (fast, slow, direct) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let entry_param = self.b.append_block_param(direct, types::I64);
+        let real_param = self.b.append_block_param(direct, types::I64);
+        // The fast path's checks, each to the slow path when it fails.
+        let slots = self.b.ins().load(types::I64, flags(), self.ctx, CTX_TIER_SLOTS);
+        let slot = std::mem::size_of::<TierSlot>() as i32 * f as i32;
+        let entry = self.b.ins().load(types::I64, flags(), slots, slot);
+        let arity = self.b.ins().uload32(flags(), slots, slot + std::mem::offset_of!(TierSlot, arity) as i32);
+        let nregs = self.b.ins().uload32(flags(), slots, slot + std::mem::offset_of!(TierSlot, nregs) as i32);
+        let compiled = self.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
+        let fits_arity = self.b.ins().icmp_imm_u(IntCC::Equal, arity, argc as i64);
+        let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
+        let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
+        let top = self.b.ins().iadd(callee_base, nregs);
+        let stack_len = self.b.ins().load(types::I64, flags(), self.ctx, CTX_STACK_LEN);
+        let fits_stack = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
+        let quiet = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
+        let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
+        let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
+        let ok = self.b.ins().band(compiled, fits_arity);
+        let ok = self.b.ins().band(ok, fits_stack);
+        let ok = self.b.ins().band(ok, quiet);
+        let ok = self.b.ins().band(ok, deeper);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let virtual_frame = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().jump(direct, &[ir::BlockArg::Value(entry), ir::BlockArg::Value(virtual_frame)]);
+        // Slow path: the VM pushes a real frame, then hands back the entry or runs the callee.
+        self.b.switch_to_block(slow);
         let packed = dst as u64 | (base as u64) << 16 | (argc as u64) << 32;
         let entry = self.call_helper(self.helpers.call_func, pc, packed, f as u64);
-        let next = self.next(pc);
-        let direct = self.b.create_block();
-        self.b.ins().brif(entry, direct, &[], next, &[]);
+        let real_frame = self.b.ins().iconst(types::I64, 1);
+        let handed = self.b.create_block();
+        self.b.ins().brif(entry, handed, &[], next, &[]);
+        self.b.switch_to_block(handed);
+        self.b.ins().jump(direct, &[ir::BlockArg::Value(entry), ir::BlockArg::Value(real_frame)]);
+        // The direct call, with the callee's ctx built from this one.
         self.b.switch_to_block(direct);
         let slot = match self.callee_ctx {
             Some(s) => s,
@@ -476,20 +514,39 @@ impl Gen<'_, '_> {
         let regs = self.regs();
         let callee_regs = self.b.ins().iadd_imm_s(regs, Self::off(base) as i64);
         self.b.ins().store(flags(), callee_regs, callee, CTX_REGS);
-        for off in [CTX_SIGNALS, CTX_VM, CTX_ERROR] {
+        for off in [CTX_SIGNALS, CTX_VM, CTX_ERROR, CTX_TIER_SLOTS, CTX_STACK_LEN] {
             let v = self.b.ins().load(types::I64, flags(), self.ctx, off);
             self.b.ins().store(flags(), v, callee, off);
         }
         let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
         let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
         self.b.ins().store(flags(), callee_base, callee, CTX_BASE);
+        let ret = self.b.ins().iadd_imm_s(frame_base, dst as i64);
+        self.b.ins().store(flags(), ret, callee, CTX_RET);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.ins().store(flags(), zero, callee, CTX_ENTRY);
-        let depth = self.b.ins().load(types::I64, flags(), self.ctx, CTX_DEPTH);
-        let deeper = self.b.ins().iadd_imm_s(depth, 1);
-        self.b.ins().store(flags(), deeper, callee, CTX_DEPTH);
-        let call = self.b.ins().call_indirect(self.entry_sig, entry, &[callee]);
+        self.b.ins().store(flags(), zero, callee, CTX_PC);
+        let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
+        let budget = self.b.ins().iadd_imm_s(budget, -1);
+        self.b.ins().store(flags(), budget, callee, CTX_BUDGET);
+        self.b.ins().store(flags(), self.ctx, callee, CTX_PARENT);
+        let slot_no = self.b.ins().iconst(types::I64, f as i64);
+        self.b.ins().store(flags(), slot_no, callee, CTX_SLOT);
+        self.b.ins().store(flags(), real_param, callee, CTX_REAL);
+        // This activation is now in the call after `pc` (for its frame, if made real).
+        let after = self.b.ins().iconst(types::I64, pc as i64 + 1);
+        self.b.ins().store(flags(), after, self.ctx, CTX_PC);
+        let call = self.b.ins().call_indirect(self.entry_sig, entry_param, &[callee]);
         let code = self.b.inst_results(call)[0];
+        // The callee's helpers refreshed its ctx only: take the VM pointers back from it.
+        let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
+        let regs = self.b.ins().iadd_imm_s(callee_regs, -(Self::off(base) as i64));
+        self.b.def_var(self.regs, regs);
+        self.b.ins().store(flags(), regs, self.ctx, CTX_REGS);
+        for off in [CTX_SIGNALS, CTX_TIER_SLOTS, CTX_STACK_LEN] {
+            let v = self.b.ins().load(types::I64, flags(), callee, off);
+            self.b.ins().store(flags(), v, self.ctx, off);
+        }
         let kind = self.b.ins().ushr_imm_u(code, 32);
         let (returned, returned_nil, other, resume, popped) = (
             self.b.create_block(),
@@ -511,25 +568,28 @@ impl Gen<'_, '_> {
         // Returned: the value goes from the callee's register to `dst`, here (a copy in Rust
         // would read the value with loads spanning the stores that wrote it, which stalls).
         self.b.switch_to_block(returned);
-        let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
-        let caller_regs = self.b.ins().iadd_imm_s(callee_regs, -(Self::off(base) as i64));
         let src = self.b.ins().band_imm_u(code, 0xffff);
         let src_off = self.b.ins().ishl_imm_u(src, 4); // * tag::SIZE
         let from = self.b.ins().iadd(callee_regs, src_off);
         let lo = self.b.ins().load(types::I64, flags(), from, 0);
         let hi = self.b.ins().load(types::I64, flags(), from, 8);
-        self.b.ins().store(flags(), lo, caller_regs, Self::off(dst));
-        self.b.ins().store(flags(), hi, caller_regs, Self::off(dst) + 8);
+        self.b.ins().store(flags(), lo, regs, Self::off(dst));
+        self.b.ins().store(flags(), hi, regs, Self::off(dst) + 8);
         self.b.ins().jump(popped, &[]);
         self.b.switch_to_block(returned_nil);
-        let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
         let nil = self.b.ins().iconst(types::I64, tag::NIL as i64);
-        self.b.ins().store(flags(), nil, callee_regs, Self::off(dst) - Self::off(base));
+        self.b.ins().store(flags(), nil, regs, Self::off(dst));
         self.b.ins().jump(popped, &[]);
+        // A real frame is popped by the VM; a virtual one has nothing to pop.
         self.b.switch_to_block(popped);
+        let real = self.b.ins().load(types::I64, flags(), callee, CTX_REAL);
+        let pop = self.b.create_block();
+        self.b.ins().brif(real, pop, &[], next, &[]);
+        self.b.switch_to_block(pop);
         self.call_helper(self.helpers.call_exit, pc, 0, 0);
         self.b.ins().jump(next, &[]);
-        // Left at an update point: the VM finishes the callee in the interpreter.
+        // Left at an update point (after making its frame real): the VM finishes the callee
+        // in the interpreter.
         self.b.switch_to_block(resume);
         let unused = self.b.ins().iconst(types::I64, 0);
         self.call_helper_with(self.helpers.call_exit, pc, code, unused);

@@ -235,7 +235,7 @@ fn eval(shared: &Shared, vm: &mut Vm, program: &Program, func: &str) {
         if f.name == func || f.name.starts_with(&lambdas) {
             let linked = vm.link_function(program, i, &map);
             let slot = linked.slot as usize;
-            vm.funcs[slot] = Some(Rc::new(linked));
+            vm.funcs.set(slot, Some(Rc::new(linked)));
         }
     }
     let Some(slot) = vm.func_slot(func) else { return shared.out.print("error: the evaluation was not compiled") };

@@ -4,6 +4,7 @@
 pub mod disasm;
 pub mod error;
 pub mod frame_stack;
+pub mod func_table;
 pub mod heap;
 mod interp;
 pub mod link;
@@ -125,7 +126,7 @@ pub struct Vm {
     pub globals: Vec<Value>,
     pub global_names: IndexSet<String>,
     /// The function table: calls go through it. Slots only grow; `None` is a removed function.
-    pub funcs: Vec<Option<Rc<Function>>>,
+    pub funcs: func_table::FuncTable,
     pub func_names: IndexSet<String>,
     /// Record types by slot. A type whose layout changes gets a new slot, so old instances
     /// keep pointing at their old layout until they are transformed.
@@ -169,7 +170,7 @@ impl Vm {
             heap: Heap::new(),
             globals: Vec::new(),
             global_names: IndexSet::new(),
-            funcs: Vec::new(),
+            funcs: Default::default(),
             func_names: IndexSet::new(),
             types: Vec::new(),
             type_slots: Default::default(),

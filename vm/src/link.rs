@@ -139,7 +139,7 @@ impl Vm {
         for i in 0..program.functions.len() {
             let f = self.link_function(program, i, &map);
             let slot = f.slot as usize;
-            self.funcs[slot] = Some(Rc::new(f));
+            self.funcs.set(slot, Some(Rc::new(f)));
         }
         self.link_lambdas(map.funcs.clone().into_iter());
         for i in 0..program.types.len() {

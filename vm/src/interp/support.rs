@@ -89,6 +89,7 @@ impl Vm {
             let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts));
             func.tier_entry.set(compiled.as_ref().map_or(0, |c| c.direct_entry()));
             let _ = func.jit.set(compiled);
+            self.funcs.compiled(func);
         }
         func.jit.get()?.as_deref()
     }
@@ -191,6 +192,27 @@ impl Vm {
             }
         }
         self.execute_interpreted(depth).map(|_| 0)
+    }
+
+    /// The pc of the top frame, for compiled code that made it real (see `tier_push_frame`).
+    pub fn tier_set_top_pc(&mut self, pc: usize) {
+        if let Some(f) = self.frames.last_mut() {
+            f.pc = pc;
+        }
+    }
+
+    /// An interpreter frame for an activation compiled code started without one (a direct
+    /// call of the function in `slot`, which has not changed since): registers at `base`,
+    /// result into `ret`, at `pc`.
+    pub fn tier_push_frame(&mut self, slot: u32, base: usize, ret: usize, pc: usize) -> Result<(), RuntimeError> {
+        match self.funcs.get(slot as usize) {
+            Some(Some(f)) => {
+                self.frames.push_ref(f, base, ret);
+                self.tier_set_top_pc(pc);
+                Ok(())
+            }
+            _ => Err(RuntimeError::new("internal error: a compiled call of a removed function")),
+        }
     }
 
     /// For compiled code after each call into the VM: raises `Signals::COLLECT` when the

@@ -45,7 +45,7 @@ fn is_constant_thunk(f: &Function) -> bool {
 
 /// Everything a rollback restores.
 struct Snapshot {
-    funcs: Vec<Option<Rc<Function>>>,
+    funcs: crate::func_table::FuncTable,
     func_names: usize,
     globals: Vec<Value>,
     global_names: usize,
@@ -270,11 +270,11 @@ impl Vm {
             let f = self.link_function(program, i, &map);
             let slot = f.slot as usize;
             installed[slot] = true;
-            self.funcs[slot] = Some(Rc::new(f));
+            self.funcs.set(slot, Some(Rc::new(f)));
         }
         for (slot, done) in installed.iter().enumerate() {
             if !done {
-                self.funcs[slot] = None; // removed: a tombstone
+                self.funcs.set(slot, None); // removed: a tombstone
             }
         }
         self.link_lambdas(map.funcs.clone().into_iter());

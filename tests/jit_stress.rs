@@ -9,7 +9,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use molt_vm::tier::JitMode;
-use molt_vm::update::{EventKind, UpdateSource};
+use molt_vm::update::{EventKind, TransformMode, UpdateSource};
 use molt_vm::{Program, Vm};
 
 #[derive(Clone, Default)]
@@ -65,17 +65,18 @@ struct Run {
 
 /// Runs on a thread with a large stack, as the `molt` binary does: compiled code calling
 /// other code nests native frames (up to `MAX_TIER_DEPTH` activations).
-fn run(v1: &'static str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run {
+fn run(v1: &'static str, updates: Vec<&'static str>, count: usize, jit: JitMode, mode: TransformMode) -> Run {
     std::thread::Builder::new()
         .stack_size(256 << 20)
-        .spawn(move || run_here(v1, updates, count, jit))
+        .spawn(move || run_here(v1, updates, count, jit, mode))
         .expect("a thread")
         .join()
         .expect("the run finished")
 }
 
-fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode) -> Run {
+fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode, mode: TransformMode) -> Run {
     let mut vm: Vm = molt::new_vm();
+    vm.dsu.settings.mode = mode;
     let out = Buffer::default();
     vm.out = Box::new(out.clone());
     if jit != JitMode::Off {
@@ -92,8 +93,12 @@ fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode) ->
 
 /// Runs under the interpreter and under `--jit always`; both must agree exactly.
 fn same_both_ways(v1: &'static str, updates: Vec<&'static str>, count: usize) -> Run {
-    let plain = run(v1, updates.clone(), count, JitMode::Off);
-    let jit = run(v1, updates, count, JitMode::Always);
+    same_both_ways_in(v1, updates, count, TransformMode::Eager)
+}
+
+fn same_both_ways_in(v1: &'static str, updates: Vec<&'static str>, count: usize, mode: TransformMode) -> Run {
+    let plain = run(v1, updates.clone(), count, JitMode::Off, mode);
+    let jit = run(v1, updates, count, JitMode::Always, mode);
     assert_eq!(plain.out, jit.out, "output differs between the interpreter and the JIT");
     assert_eq!(plain.error, jit.error, "errors differ between the interpreter and the JIT");
     assert_eq!(plain.applied, jit.applied, "applied updates differ");
@@ -176,6 +181,11 @@ fn record_layouts_change_under_compiled_field_access() {
     let r = same_both_ways(v1, vec![swapped, wider, v1], 399);
     assert_eq!(r.applied, 399);
     assert!(r.out.starts_with("400 "), "{}", r.out);
+    // The same with lazy conversions: compiled field access must leave records that still
+    // owe their conversion to the VM.
+    let r = same_both_ways_in(v1, vec![swapped, wider, v1], 399, TransformMode::Lazy);
+    assert_eq!(r.applied, 399);
+    assert!(r.out.starts_with("400 "), "{}", r.out);
 }
 
 #[test]
@@ -214,4 +224,33 @@ fn main() {
     let r = same_both_ways(src, vec![], 0);
     assert_eq!(r.out, "6000000\n");
     assert!(r.live < 1_000_000, "{} objects never collected", r.live);
+}
+
+#[test]
+fn updates_inside_callees_of_suspended_compiled_frames() {
+    // `main` (compiled, unchanged by every update) is suspended in a call of `tick` whenever
+    // an update applies at `tick`'s update point; it then goes on reading fields of its
+    // records, on its (old) function's inline caches.
+    fn program(k: &str) -> &'static str {
+        let src = format!(
+            "
+type P {{ x, y }}
+fn tick(i) {{ update; return i % {k}; }}
+fn main() {{
+    let ps = [P {{ x: 1, y: 2 }}, P {{ x: 3, y: 4 }}];
+    let s = 0;
+    for i in 0..3000 {{
+        let p = ps[i % 2];
+        s += p.x * 10 + tick(i) + p.y;
+        p.y = p.y + 1;
+    }}
+    print(version(), s, ps[0], ps[1]);
+}}
+"
+        );
+        Box::leak(src.into_boxed_str())
+    }
+    let r = same_both_ways(program("7"), vec![program("5"), program("7")], 999);
+    assert_eq!(r.applied, 999);
+    assert!(r.out.starts_with("1000 "), "{}", r.out);
 }

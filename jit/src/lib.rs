@@ -24,8 +24,9 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use molt_vm::func_table::TierSlot;
+use molt_vm::heap::Obj;
 use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
-use molt_vm::{MAX_FRAMES, Proto, RuntimeError, Value, Vm};
+use molt_vm::{InlineCache, MAX_FRAMES, Proto, RuntimeError, Value, Vm};
 
 /// What compiled code gets: one pointer to this, at the offsets below (compiled code reads
 /// them, and builds a callee's ctx for a direct call itself); the helpers use the rest.
@@ -66,6 +67,11 @@ struct Ctx {
     /// `vm.funcs.tier_slots()` and `vm.stack.len()`, refreshed after every helper.
     tier_slots: *const TierSlot,
     stack_len: usize,
+    /// This activation's inline caches (its function's, shared with the interpreter).
+    caches: *const InlineCache,
+    /// `vm.heap.objs_ptr()` and `vm.tier_heap_slow()`, refreshed after every helper.
+    heap_objs: *const Obj,
+    heap_slow: usize,
 }
 pub(crate) const CTX_REGS: i32 = 0;
 pub(crate) const CTX_SIGNALS: i32 = 8;
@@ -81,12 +87,55 @@ pub(crate) const CTX_RET: i32 = 80;
 pub(crate) const CTX_REAL: i32 = 88;
 pub(crate) const CTX_TIER_SLOTS: i32 = 96;
 pub(crate) const CTX_STACK_LEN: i32 = 104;
-pub(crate) const CTX_SIZE: u32 = 112;
+pub(crate) const CTX_CACHES: i32 = 112;
+pub(crate) const CTX_HEAP_OBJS: i32 = 120;
+pub(crate) const CTX_HEAP_SLOW: i32 = 128;
+pub(crate) const CTX_SIZE: u32 = 136;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
 /// only up to `tier::MAX_TIER_DEPTH`. Each direct level is one small native frame.
 const MAX_DIRECT_DEPTH: usize = 200;
+
+/// Where compiled code finds a record's type slot and fields in the heap's slot array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeapLayout {
+    pub obj_size: i64,
+    pub record_tag: u8,
+    pub ty_offset: i32,
+    /// The offset of the fields' data pointer (in the `Box<[Value]>`).
+    pub fields_offset: i32,
+}
+
+impl HeapLayout {
+    /// Read from a real record: `Obj` is `repr(C, u8)` (tag byte first, then the variant's
+    /// fields as a `repr(C)` struct); only the order of a boxed slice's pointer and length is
+    /// not fixed by the language, so it is found by comparing both words with the pointer.
+    fn probe() -> Result<HeapLayout, String> {
+        let fields: Box<[Value]> = vec![Value::Int(7), Value::Nil].into_boxed_slice();
+        let data = fields.as_ptr() as usize;
+        let obj = Obj::Record { ty: 0x5eed, fields };
+        let at = &obj as *const Obj as usize;
+        // SAFETY: offset 0 of a `repr(C, u8)` enum is its initialised tag byte.
+        let record_tag = unsafe { *(at as *const u8) };
+        let Obj::Record { ty, fields } = &obj else { return Err("the record probe is not a record".into()) };
+        let ty_offset = (ty as *const u32 as usize - at) as i32;
+        let boxed = fields as *const Box<[Value]> as usize;
+        // SAFETY: a `Box<[Value]>` is two initialised words (data pointer and length).
+        let words = unsafe { std::ptr::read_unaligned(boxed as *const [usize; 2]) };
+        let in_box = match words {
+            [p, 2] if p == data => 0,
+            [2, p] if p == data => 8,
+            _ => return Err("unexpected layout of a boxed slice".into()),
+        };
+        Ok(HeapLayout {
+            obj_size: std::mem::size_of::<Obj>() as i64,
+            record_tag,
+            ty_offset,
+            fields_offset: (boxed - at) as i32 + in_box,
+        })
+    }
+}
 
 /// The signature every compiled function has: (ctx) -> exit code (see `decode_exit`).
 type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
@@ -150,6 +199,8 @@ fn refresh(ctx: &mut Ctx, vm: &mut Vm) {
     ctx.signals = vm.signals.word();
     ctx.tier_slots = vm.funcs.tier_slots();
     ctx.stack_len = vm.stack.len();
+    ctx.heap_objs = vm.heap.objs_ptr();
+    ctx.heap_slow = vm.tier_heap_slow() as usize;
 }
 
 /// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
@@ -253,12 +304,14 @@ const HELPERS: [(&str, Helper); 8] = [
 struct Compiled {
     entry: Entry,
     nregs: usize,
+    /// Instructions (one inline cache each).
+    ncode: usize,
     size: usize,
 }
 
 impl CompiledCode for Compiled {
-    fn run(&self, vm: &mut Vm, base: usize, entry: usize) -> Exit {
-        if vm.stack.len() < base + self.nregs {
+    fn run(&self, vm: &mut Vm, caches: &[InlineCache], base: usize, entry: usize) -> Exit {
+        if vm.stack.len() < base + self.nregs || caches.len() < self.ncode {
             return Exit::Resume(0);
         }
         let budget = MAX_DIRECT_DEPTH.min(MAX_FRAMES.saturating_sub(vm.frames.len()));
@@ -278,6 +331,9 @@ impl CompiledCode for Compiled {
             real: 1,
             tier_slots: std::ptr::null(),
             stack_len: 0,
+            caches: caches.as_ptr(),
+            heap_objs: std::ptr::null(),
+            heap_slow: 1,
         };
         refresh(&mut ctx, vm);
         ctx.vm = vm;
@@ -309,6 +365,7 @@ impl CompiledCode for Compiled {
 /// The Cranelift compiler.
 pub struct Jit {
     module: JITModule,
+    heap: HeapLayout,
     /// The `HELPERS`, declared once in the module.
     helpers: Vec<FuncId>,
     /// Compiled code by content (`content_key`): an update relinks every function, and
@@ -350,6 +407,7 @@ impl Jit {
             helpers.push(module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?);
         }
         Ok(Jit {
+            heap: HeapLayout::probe()?,
             module,
             helpers,
             by_content: HashMap::new(),
@@ -379,7 +437,15 @@ impl Jit {
             call_exit: refs[6],
             sync: refs[7],
         };
-        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, self.module.target_config(), helpers)?;
+        translate::build(
+            &mut ctx.func,
+            &mut self.fctx,
+            proto,
+            consts,
+            self.module.target_config(),
+            helpers,
+            self.heap,
+        )?;
         // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.
         let disasm = std::env::var_os("MOLT_JIT_DISASM").is_some();
         ctx.set_disasm(disasm);
@@ -397,7 +463,7 @@ impl Jit {
         let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
         self.compiled += 1;
         self.code_bytes += size;
-        Ok(Compiled { entry, nregs: proto.nregs as usize, size })
+        Ok(Compiled { entry, nregs: proto.nregs as usize, ncode: proto.code.len(), size })
     }
 }
 
@@ -405,8 +471,8 @@ impl Jit {
 struct SharedCode(Rc<Compiled>);
 
 impl CompiledCode for SharedCode {
-    fn run(&self, vm: &mut Vm, base: usize, entry: usize) -> Exit {
-        self.0.run(vm, base, entry)
+    fn run(&self, vm: &mut Vm, caches: &[InlineCache], base: usize, entry: usize) -> Exit {
+        self.0.run(vm, caches, base, entry)
     }
 
     fn code_size(&self) -> usize {
@@ -502,5 +568,27 @@ mod tests {
         assert_eq!((tag(&Value::Bool(true)), byte8(&Value::Bool(true))), (t::BOOL, 1));
         assert_eq!((tag(&Value::Int(-2)), word(&Value::Int(-2)) as i64), (t::INT, -2));
         assert_eq!((tag(&Value::Float(2.5)), f64::from_bits(word(&Value::Float(2.5)))), (t::FLOAT, 2.5));
+        let obj = Value::Obj(molt_vm::ObjRef(0xabcd));
+        assert_eq!((tag(&obj), word(&obj) as u32), (t::OBJ, 0xabcd));
+    }
+
+    /// Compiled code reads records where the probe says they are: check it against the
+    /// heap's own accessors on a real heap.
+    #[test]
+    fn heap_layout() {
+        let layout = HeapLayout::probe().expect("a layout");
+        let mut heap = molt_vm::heap::Heap::new();
+        heap.alloc(Obj::Str("x".into()));
+        let r = heap.alloc(Obj::Record { ty: 77, fields: vec![Value::Int(5), Value::Int(9)].into_boxed_slice() });
+        let at = heap.objs_ptr() as usize + r.0 as usize * layout.obj_size as usize;
+        // SAFETY: `at` is the address of slot `r` of the heap's live slot array (nothing was
+        // allocated since `objs_ptr`), a record: its tag byte, its `u32` type slot and its
+        // fields' data pointer are initialised, at the probed offsets.
+        let (tag, ty, second) = unsafe {
+            let fields = *((at + layout.fields_offset as usize) as *const *const Value);
+            (*(at as *const u8), *((at + layout.ty_offset as usize) as *const u32), *fields.add(1))
+        };
+        assert_eq!((tag, ty), (layout.record_tag, 77));
+        assert!(matches!(second, Value::Int(9)));
     }
 }

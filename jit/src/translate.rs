@@ -14,12 +14,13 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use molt_vm::func_table::TierSlot;
 use molt_vm::signals::Signals;
 use molt_vm::value::tag;
-use molt_vm::{Instr, Proto, Value};
+use molt_vm::{InlineCache, Instr, Proto, Value};
 
 use crate::{
     CTX_BASE, CTX_BUDGET, CTX_ENTRY, CTX_ERROR, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SIGNALS, CTX_SLOT,
     CTX_STACK_LEN, CTX_TIER_SLOTS, CTX_VM, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR,
 };
+use crate::{CTX_CACHES, CTX_HEAP_OBJS, CTX_HEAP_SLOW, HeapLayout};
 
 /// Whether the instruction has an inline fast path (everything else calls into the VM).
 pub fn inline(ins: &Instr) -> bool {
@@ -113,6 +114,7 @@ struct Gen<'a, 'b> {
     entry_sig: ir::SigRef,
     /// Where a direct call builds the callee's ctx (made when first needed).
     callee_ctx: Option<ir::StackSlot>,
+    heap: HeapLayout,
 }
 
 fn flags() -> MemFlagsData {
@@ -456,22 +458,93 @@ impl Gen<'_, '_> {
         self.b.ins().bor(is_nil, false_bool)
     }
 
-    /// `CallFunc`. When the function in the slot is compiled, takes `argc` arguments and
-    /// its registers fit on the stack (and no signal waits, and direct calls may nest
-    /// deeper), it is called directly: a native call, with a virtual frame (see `Ctx` in
-    /// lib.rs). Otherwise the VM pushes the callee's frame and either hands back its entry
-    /// (then called directly too, with a real frame) or runs it to completion.
-    fn call_func(&mut self, pc: usize, dst: u16, f: u32, base: u16, argc: u16) {
+    /// Checks that `r` holds a record and that this instruction's inline cache is for its
+    /// type (and that the heap needs no VM attention: lazy conversions, guarded writes); goes
+    /// to `fail` otherwise. Returns the object's address and the cache's value (a field
+    /// index, or a method's function slot).
+    fn cached_record(&mut self, pc: usize, r: u16, fail: Block) -> (ir::Value, ir::Value) {
+        let h = self.heap;
+        let t = self.tag(r);
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        let slow = self.b.ins().load(types::I64, flags(), self.ctx, CTX_HEAP_SLOW);
+        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
+        let ok = self.b.ins().band(is_obj, quiet);
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(ok, obj_block, &[], fail, &[]);
+        self.b.switch_to_block(obj_block);
+        let regs = self.regs();
+        let handle = self.b.ins().uload32(flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        let objs = self.b.ins().load(types::I64, flags(), self.ctx, CTX_HEAP_OBJS);
+        let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
+        let obj = self.b.ins().iadd(objs, offset);
+        let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
+        let is_record = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.record_tag as i64);
+        let ty = self.b.ins().uload32(flags(), obj, h.ty_offset);
+        let caches = self.b.ins().load(types::I64, flags(), self.ctx, CTX_CACHES);
+        let at = (pc * std::mem::size_of::<InlineCache>()) as i32;
+        let key = self.b.ins().uload32(flags(), caches, at);
+        let value = self.b.ins().uload32(flags(), caches, at + 4);
+        let ty1 = self.b.ins().iadd_imm_s(ty, 1);
+        let hit = self.b.ins().icmp(IntCC::Equal, key, ty1);
+        let ok = self.b.ins().band(is_record, hit);
+        let found = self.b.create_block();
+        self.b.ins().brif(ok, found, &[], fail, &[]);
+        self.b.switch_to_block(found);
+        (obj, value)
+    }
+
+    /// The address of field `index` of the record at `obj`.
+    fn field_address(&mut self, obj: ir::Value, index: ir::Value) -> ir::Value {
+        let fields = self.b.ins().load(types::I64, flags(), obj, self.heap.fields_offset);
+        let offset = self.b.ins().ishl_imm_u(index, 4); // * tag::SIZE
+        self.b.ins().iadd(fields, offset)
+    }
+
+    /// `GetField` / `SetField` (`write`) on the inline cache's type, in place; the rest (a
+    /// miss, which fills the cache; errors) goes to the VM.
+    fn field(&mut self, pc: usize, ins: Instr) {
+        let (obj, reg, write, helper, packed, name) = match ins {
+            Instr::GetField { dst, obj, name } => {
+                (obj, dst, false, self.helpers.get_field, dst as u64 | (obj as u64) << 16, name)
+            }
+            Instr::SetField { obj, name, src } => {
+                (obj, src, true, self.helpers.set_field, obj as u64 | (src as u64) << 16, name)
+            }
+            _ => return self.step(pc),
+        };
+        let slow = self.b.create_block();
+        let (o, index) = self.cached_record(pc, obj, slow);
+        let at = self.field_address(o, index);
+        let regs = self.regs();
+        if write {
+            let lo = self.b.ins().load(types::I64, flags(), regs, Self::off(reg));
+            let hi = self.b.ins().load(types::I64, flags(), regs, Self::off(reg) + 8);
+            self.b.ins().store(flags(), lo, at, 0);
+            self.b.ins().store(flags(), hi, at, 8);
+        } else {
+            let lo = self.b.ins().load(types::I64, flags(), at, 0);
+            let hi = self.b.ins().load(types::I64, flags(), at, 8);
+            self.b.ins().store(flags(), lo, regs, Self::off(reg));
+            self.b.ins().store(flags(), hi, regs, Self::off(reg) + 8);
+        }
         let next = self.next(pc);
-        let (fast, slow, direct) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
-        let entry_param = self.b.append_block_param(direct, types::I64);
-        let real_param = self.b.append_block_param(direct, types::I64);
-        // The fast path's checks, each to the slow path when it fails.
+        self.b.ins().jump(next, &[]);
+        self.b.switch_to_block(slow);
+        self.call_helper(helper, pc, packed, name as u64);
+        self.b.ins().jump(next, &[]);
+    }
+
+    /// Checks whether the function in table slot `slot` (an IR value) can be called directly
+    /// with `argc` arguments at register `base`: compiled, that arity, its registers on the
+    /// stack, no signal waiting, direct calls allowed deeper. Continues in `direct` (entry,
+    /// virtual frame, slot) or `slow`.
+    fn direct_call_checks(&mut self, slot: ir::Value, argc: u16, base: u16, direct: Block, slow: Block) {
         let slots = self.b.ins().load(types::I64, flags(), self.ctx, CTX_TIER_SLOTS);
-        let slot = std::mem::size_of::<TierSlot>() as i32 * f as i32;
-        let entry = self.b.ins().load(types::I64, flags(), slots, slot);
-        let arity = self.b.ins().uload32(flags(), slots, slot + std::mem::offset_of!(TierSlot, arity) as i32);
-        let nregs = self.b.ins().uload32(flags(), slots, slot + std::mem::offset_of!(TierSlot, nregs) as i32);
+        let offset = self.b.ins().imul_imm_s(slot, std::mem::size_of::<TierSlot>() as i64);
+        let ts = self.b.ins().iadd(slots, offset);
+        let entry = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, entry) as i32);
+        let arity = self.b.ins().uload32(flags(), ts, std::mem::offset_of!(TierSlot, arity) as i32);
+        let nregs = self.b.ins().uload32(flags(), ts, std::mem::offset_of!(TierSlot, nregs) as i32);
         let compiled = self.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
         let fits_arity = self.b.ins().icmp_imm_u(IntCC::Equal, arity, argc as i64);
         let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
@@ -486,21 +559,61 @@ impl Gen<'_, '_> {
         let ok = self.b.ins().band(ok, fits_stack);
         let ok = self.b.ins().band(ok, quiet);
         let ok = self.b.ins().band(ok, deeper);
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
-        self.b.switch_to_block(fast);
         let virtual_frame = self.b.ins().iconst(types::I64, 0);
-        self.b.ins().jump(direct, &[ir::BlockArg::Value(entry), ir::BlockArg::Value(virtual_frame)]);
+        let args = [ir::BlockArg::Value(entry), ir::BlockArg::Value(virtual_frame), ir::BlockArg::Value(slot)];
+        self.b.ins().brif(ok, direct, &args, slow, &[]);
+    }
+
+    /// A block taking (entry, real frame?, slot) that makes the direct call (`direct_call`).
+    fn direct_block(&mut self) -> Block {
+        let block = self.b.create_block();
+        for _ in 0..3 {
+            self.b.append_block_param(block, types::I64);
+        }
+        block
+    }
+
+    /// `CallFunc`. When the function in the slot is compiled, takes `argc` arguments and
+    /// its registers fit on the stack (and no signal waits, and direct calls may nest
+    /// deeper), it is called directly: a native call, with a virtual frame (see `Ctx` in
+    /// lib.rs). Otherwise the VM pushes the callee's frame and either hands back its entry
+    /// (then called directly too, with a real frame) or runs it to completion.
+    fn call_func(&mut self, pc: usize, dst: u16, f: u32, base: u16, argc: u16) {
+        let next = self.next(pc);
+        let (slow, direct) = (self.b.create_block(), self.direct_block());
+        let slot = self.b.ins().iconst(types::I64, f as i64);
+        self.direct_call_checks(slot, argc, base, direct, slow);
         // Slow path: the VM pushes a real frame, then hands back the entry or runs the callee.
         self.b.switch_to_block(slow);
         let packed = dst as u64 | (base as u64) << 16 | (argc as u64) << 32;
         let entry = self.call_helper(self.helpers.call_func, pc, packed, f as u64);
-        let real_frame = self.b.ins().iconst(types::I64, 1);
         let handed = self.b.create_block();
         self.b.ins().brif(entry, handed, &[], next, &[]);
         self.b.switch_to_block(handed);
-        self.b.ins().jump(direct, &[ir::BlockArg::Value(entry), ir::BlockArg::Value(real_frame)]);
-        // The direct call, with the callee's ctx built from this one.
+        let real_frame = self.b.ins().iconst(types::I64, 1);
+        let slot = self.b.ins().iconst(types::I64, f as i64);
+        let args = [ir::BlockArg::Value(entry), ir::BlockArg::Value(real_frame), ir::BlockArg::Value(slot)];
+        self.b.ins().jump(direct, &args);
+        self.direct_call(direct, pc, dst, base);
+    }
+
+    /// `CallMethod` on a record whose method the inline cache holds: called directly as
+    /// `call_func` does (the receiver is argument 0); anything else goes to the VM.
+    fn call_method(&mut self, pc: usize, dst: u16, base: u16, argc: u16) {
+        let slow = self.step_block(pc);
+        let direct = self.direct_block();
+        let (_, slot) = self.cached_record(pc, base, slow);
+        self.direct_call_checks(slot, argc + 1, base, direct, slow);
+        self.direct_call(direct, pc, dst, base);
+    }
+
+    /// Fills `direct` (see `direct_block`): the callee's ctx built from this one, the native
+    /// call, and what its exit code says.
+    fn direct_call(&mut self, direct: Block, pc: usize, dst: u16, base: u16) {
+        let next = self.next(pc);
         self.b.switch_to_block(direct);
+        let params = self.b.block_params(direct).to_vec();
+        let (entry, real, slot_no) = (params[0], params[1], params[2]);
         let slot = match self.callee_ctx {
             Some(s) => s,
             None => {
@@ -514,7 +627,7 @@ impl Gen<'_, '_> {
         let regs = self.regs();
         let callee_regs = self.b.ins().iadd_imm_s(regs, Self::off(base) as i64);
         self.b.ins().store(flags(), callee_regs, callee, CTX_REGS);
-        for off in [CTX_SIGNALS, CTX_VM, CTX_ERROR, CTX_TIER_SLOTS, CTX_STACK_LEN] {
+        for off in [CTX_SIGNALS, CTX_VM, CTX_ERROR, CTX_TIER_SLOTS, CTX_STACK_LEN, CTX_HEAP_OBJS, CTX_HEAP_SLOW] {
             let v = self.b.ins().load(types::I64, flags(), self.ctx, off);
             self.b.ins().store(flags(), v, callee, off);
         }
@@ -530,20 +643,24 @@ impl Gen<'_, '_> {
         let budget = self.b.ins().iadd_imm_s(budget, -1);
         self.b.ins().store(flags(), budget, callee, CTX_BUDGET);
         self.b.ins().store(flags(), self.ctx, callee, CTX_PARENT);
-        let slot_no = self.b.ins().iconst(types::I64, f as i64);
         self.b.ins().store(flags(), slot_no, callee, CTX_SLOT);
-        self.b.ins().store(flags(), real_param, callee, CTX_REAL);
+        self.b.ins().store(flags(), real, callee, CTX_REAL);
+        let slots = self.b.ins().load(types::I64, flags(), self.ctx, CTX_TIER_SLOTS);
+        let offset = self.b.ins().imul_imm_s(slot_no, std::mem::size_of::<TierSlot>() as i64);
+        let ts = self.b.ins().iadd(slots, offset);
+        let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
+        self.b.ins().store(flags(), caches, callee, CTX_CACHES);
         // This activation is now in the call after `pc` (for its frame, if made real).
         let after = self.b.ins().iconst(types::I64, pc as i64 + 1);
         self.b.ins().store(flags(), after, self.ctx, CTX_PC);
-        let call = self.b.ins().call_indirect(self.entry_sig, entry_param, &[callee]);
+        let call = self.b.ins().call_indirect(self.entry_sig, entry, &[callee]);
         let code = self.b.inst_results(call)[0];
         // The callee's helpers refreshed its ctx only: take the VM pointers back from it.
         let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
         let regs = self.b.ins().iadd_imm_s(callee_regs, -(Self::off(base) as i64));
         self.b.def_var(self.regs, regs);
         self.b.ins().store(flags(), regs, self.ctx, CTX_REGS);
-        for off in [CTX_SIGNALS, CTX_TIER_SLOTS, CTX_STACK_LEN] {
+        for off in [CTX_SIGNALS, CTX_TIER_SLOTS, CTX_STACK_LEN, CTX_HEAP_OBJS, CTX_HEAP_SLOW] {
             let v = self.b.ins().load(types::I64, flags(), callee, off);
             self.b.ins().store(flags(), v, self.ctx, off);
         }
@@ -736,13 +853,9 @@ impl Gen<'_, '_> {
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
-            GetField { dst, obj, name } => {
-                self.helper_op(self.helpers.get_field, pc, [dst, obj, 0], name);
-            }
-            SetField { obj, name, src } => {
-                self.helper_op(self.helpers.set_field, pc, [obj, src, 0], name);
-            }
+            GetField { .. } | SetField { .. } => self.field(pc, ins),
             CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
+            CallMethod { dst, base, argc, .. } => self.call_method(pc, dst, base, argc),
             GetIndex { dst, obj, index } => self.helper_op(self.helpers.get_index, pc, [dst, obj, index], 0),
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
@@ -760,6 +873,7 @@ pub fn build(
     consts: &[Value],
     config: TargetFrontendConfig,
     helpers: Helpers,
+    heap: HeapLayout,
 ) -> Result<(), String> {
     if proto.code.is_empty() {
         return Err("empty function".into());
@@ -791,6 +905,7 @@ pub fn build(
         error: None,
         entry_sig,
         callee_ctx: None,
+        heap,
     };
     // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
     let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_ENTRY);

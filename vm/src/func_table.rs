@@ -11,12 +11,20 @@ use crate::Function;
 
 /// What compiled code needs to call the function in a slot directly. `entry` is the compiled
 /// code's `direct_entry`, 0 while the function has none (then calls go through the VM).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct TierSlot {
     pub entry: usize,
     pub nregs: u32,
     pub arity: u32,
+    /// The function's inline caches (`Function::caches`).
+    pub caches: *const crate::InlineCache,
+}
+
+impl Default for TierSlot {
+    fn default() -> TierSlot {
+        TierSlot { entry: 0, nregs: 0, arity: 0, caches: std::ptr::null() }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -27,7 +35,12 @@ pub struct FuncTable {
 
 fn tier_slot(f: &Option<Rc<Function>>) -> TierSlot {
     match f {
-        Some(f) => TierSlot { entry: f.tier_entry.get(), nregs: f.proto.nregs as u32, arity: f.proto.arity as u32 },
+        Some(f) => TierSlot {
+            entry: f.tier_entry.get(),
+            nregs: f.proto.nregs as u32,
+            arity: f.proto.arity as u32,
+            caches: f.caches.as_ptr(),
+        },
         None => TierSlot::default(),
     }
 }

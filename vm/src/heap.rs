@@ -9,7 +9,11 @@ use std::rc::Rc;
 use crate::map::{Key, Map};
 use crate::{Function, ObjRef, Value};
 
+/// `repr(C, u8)`: a one-byte tag (the variant's index) at offset 0 and each variant's fields
+/// as a `repr(C)` struct after it, so compiled code can read a record's type slot and fields
+/// (the JIT finds the offsets from real objects and tests them).
 #[derive(Clone)]
+#[repr(C, u8)]
 pub enum Obj {
     /// An empty slot; holds the next free slot (or `u32::MAX`).
     Free(u32),
@@ -189,6 +193,12 @@ impl Heap {
     }
 
     /// Number of live objects (as of the last collection plus allocations since).
+    /// The slot array, for compiled code reading records in place. Valid until the next
+    /// allocation (which may move it); compiled code re-reads it after every call into the VM.
+    pub fn objs_ptr(&self) -> *const Obj {
+        self.objs.as_ptr()
+    }
+
     pub fn live(&self) -> usize {
         self.live
     }

@@ -46,7 +46,7 @@ pub struct Function {
     pub proto: Proto,
     pub consts: Vec<Value>,
     /// Per instruction: (record type slot + 1, field index or function slot); 0 = empty.
-    pub caches: Vec<Cell<(u32, u32)>>,
+    pub caches: Vec<InlineCache>,
     /// Function-table slot.
     pub slot: u32,
     /// Source file path, for stack traces.
@@ -62,6 +62,29 @@ pub struct Function {
     /// made by old code runs old code, however many updates later (set once the whole
     /// version is linked).
     pub lambdas: std::cell::OnceCell<Vec<(u32, Rc<Function>)>>,
+}
+
+/// An instruction's inline cache: the record type it last saw (type slot + 1; 0: none) and
+/// what that type resolved to (a field index, or a method's function slot). `repr(C)`:
+/// compiled code reads and fills it too (`key` at 0, `value` at 4).
+#[derive(Default, Debug)]
+#[repr(C)]
+pub struct InlineCache {
+    key: Cell<u32>,
+    value: Cell<u32>,
+}
+
+impl InlineCache {
+    #[inline(always)]
+    pub fn get(&self) -> (u32, u32) {
+        (self.key.get(), self.value.get())
+    }
+
+    #[inline(always)]
+    pub fn set(&self, (key, value): (u32, u32)) {
+        self.key.set(key);
+        self.value.set(value);
+    }
 }
 
 /// A record type as the VM runs it.
@@ -150,6 +173,9 @@ pub struct Vm {
     pub jit_mode: tier::JitMode,
     /// Compiled activations running now (see `tier::MAX_TIER_DEPTH`).
     pub(crate) tier_depth: u32,
+    /// Functions an update took from frames while compiled code was running, which may
+    /// still read them; dropped when the outermost compiled activation returns.
+    pub(crate) retired: Vec<Rc<Function>>,
     /// Dynamic software updating: settings, the pending update, events.
     pub dsu: update::UpdateState,
     /// Old type slots whose instances still wait for a lazy conversion.
@@ -184,6 +210,7 @@ impl Vm {
             signals: Arc::new(signals::Signals::new()),
             jit: None,
             tier_depth: 0,
+            retired: Vec::new(),
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),
             lazy_slots: Vec::new(),

@@ -87,7 +87,7 @@ impl Vm {
             .collect();
         let file = program.files.get(proto.file as usize).map_or("?", |s| s.as_str());
         Function {
-            caches: (0..linked.code.len()).map(|_| Cell::new((0, 0))).collect(),
+            caches: (0..linked.code.len()).map(|_| crate::InlineCache::default()).collect(),
             proto: linked,
             consts,
             slot: map.funcs[i],

@@ -36,6 +36,8 @@ pub mod tag {
     pub const BOOL: u8 = 1;
     pub const INT: u8 = 2;
     pub const FLOAT: u8 = 3;
+    /// `Value::Obj`: the payload is the 32-bit heap handle.
+    pub const OBJ: u8 = 6;
     pub const PAYLOAD_OFFSET: i32 = 8;
     pub const SIZE: i32 = 16;
 }

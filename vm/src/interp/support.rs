@@ -103,8 +103,11 @@ impl Vm {
             return None;
         }
         self.tier_depth += 1;
-        let exit = code.run(self, base, pc);
+        let exit = code.run(self, &func.caches, base, pc);
         self.tier_depth -= 1;
+        if self.tier_depth == 0 && !self.retired.is_empty() {
+            self.retired.clear();
+        }
         Some(exit)
     }
 
@@ -213,6 +216,12 @@ impl Vm {
             }
             _ => Err(RuntimeError::new("internal error: a compiled call of a removed function")),
         }
+    }
+
+    /// Whether compiled code must leave record field access to the VM: instances owe lazy
+    /// conversions, or writes are guarded (an update is running Molt code).
+    pub fn tier_heap_slow(&self) -> bool {
+        !self.lazy_slots.is_empty() || !matches!(self.heap.guard, crate::heap::WriteGuard::Off)
     }
 
     /// For compiled code after each call into the VM: raises `Signals::COLLECT` when the

@@ -577,7 +577,7 @@ impl Vm {
             let Some(slot) = self.func_slot(&name) else { continue };
             let Some(new) = self.funcs[slot as usize].clone() else { continue };
             match pending.plan.status(&name) {
-                FnStatus::Unchanged => self.frames[i].func = new,
+                FnStatus::Unchanged => self.replace_frame_func(i, new),
                 FnStatus::Changed if i + 1 == n => {
                     if let Some(m) = &top_move {
                         let base = self.frames[i].base;
@@ -592,12 +592,21 @@ impl Vm {
                         for ((nr, _), v) in m.carry.iter().zip(old) {
                             self.stack[base + *nr as usize] = v;
                         }
-                        self.frames[i].func = new;
+                        self.replace_frame_func(i, new);
                         self.frames[i].pc = m.pc;
                     }
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Frame `i` runs `new` from now on. Compiled code suspended in that frame may still use
+    /// its old function (its inline caches): kept alive until no compiled code runs.
+    fn replace_frame_func(&mut self, i: usize, new: Rc<Function>) {
+        let old = std::mem::replace(&mut self.frames[i].func, new);
+        if self.tier_depth > 0 {
+            self.retired.push(old);
         }
     }
 

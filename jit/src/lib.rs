@@ -43,17 +43,13 @@ use molt_vm::{InlineCache, MAX_FRAMES, Proto, RuntimeError, Value, Vm};
 struct Ctx {
     /// The frame's registers, `vm.stack[base..]`; rewritten after every helper.
     regs: *mut Value,
-    /// The VM's signal word.
-    signals: *const AtomicU32,
-    vm: *mut Vm,
+    /// What every activation of this chain shares.
+    shared: *mut Shared,
     base: usize,
     /// Where to start: 0, or a loop head (on-stack replacement).
     entry: usize,
     /// Direct calls still allowed below this activation (see `MAX_DIRECT_DEPTH`).
     budget: usize,
-    /// Where the error goes when compiled code leaves with `EXIT_ERROR`: a local of the
-    /// `Compiled::run` that started this chain of activations, shared by all of them.
-    error: *mut Option<RuntimeError>,
     /// The caller's ctx (null for the chain's root).
     parent: *mut Ctx,
     /// The function slot a virtual frame runs.
@@ -64,33 +60,43 @@ struct Ctx {
     ret: usize,
     /// Nonzero when the VM has an interpreter frame for this activation.
     real: usize,
-    /// `vm.funcs.tier_slots()` and `vm.stack.len()`, refreshed after every helper.
-    tier_slots: *const TierSlot,
-    stack_len: usize,
     /// This activation's inline caches (its function's, shared with the interpreter).
     caches: *const InlineCache,
-    /// `vm.heap.objs_ptr()` and `vm.tier_heap_slow()`, refreshed after every helper.
+}
+pub(crate) const CTX_REGS: i32 = 0;
+pub(crate) const CTX_SHARED: i32 = 8;
+pub(crate) const CTX_BASE: i32 = 16;
+pub(crate) const CTX_ENTRY: i32 = 24;
+pub(crate) const CTX_BUDGET: i32 = 32;
+pub(crate) const CTX_PARENT: i32 = 40;
+pub(crate) const CTX_SLOT: i32 = 48;
+pub(crate) const CTX_PC: i32 = 56;
+pub(crate) const CTX_RET: i32 = 64;
+pub(crate) const CTX_REAL: i32 = 72;
+pub(crate) const CTX_CACHES: i32 = 80;
+pub(crate) const CTX_SIZE: u32 = 88;
+
+/// The part of the ctx every activation of one `Compiled::run` shares: the VM and pointers
+/// into it, refreshed after every helper (so a direct call copies one pointer, not these).
+#[repr(C)]
+struct Shared {
+    /// The VM's signal word.
+    signals: *const AtomicU32,
+    vm: *mut Vm,
+    /// Where the error goes when compiled code leaves with `EXIT_ERROR`: a local of the
+    /// `Compiled::run` that started this chain.
+    error: *mut Option<RuntimeError>,
+    /// `vm.funcs.tier_slots()`, `vm.stack.len()`, `vm.heap.objs_ptr()`, `vm.tier_heap_slow()`.
+    tier_slots: *const TierSlot,
+    stack_len: usize,
     heap_objs: *const Obj,
     heap_slow: usize,
 }
-pub(crate) const CTX_REGS: i32 = 0;
-pub(crate) const CTX_SIGNALS: i32 = 8;
-pub(crate) const CTX_VM: i32 = 16;
-pub(crate) const CTX_BASE: i32 = 24;
-pub(crate) const CTX_ENTRY: i32 = 32;
-pub(crate) const CTX_BUDGET: i32 = 40;
-pub(crate) const CTX_ERROR: i32 = 48;
-pub(crate) const CTX_PARENT: i32 = 56;
-pub(crate) const CTX_SLOT: i32 = 64;
-pub(crate) const CTX_PC: i32 = 72;
-pub(crate) const CTX_RET: i32 = 80;
-pub(crate) const CTX_REAL: i32 = 88;
-pub(crate) const CTX_TIER_SLOTS: i32 = 96;
-pub(crate) const CTX_STACK_LEN: i32 = 104;
-pub(crate) const CTX_CACHES: i32 = 112;
-pub(crate) const CTX_HEAP_OBJS: i32 = 120;
-pub(crate) const CTX_HEAP_SLOW: i32 = 128;
-pub(crate) const CTX_SIZE: u32 = 136;
+pub(crate) const SHARED_SIGNALS: i32 = 0;
+pub(crate) const SHARED_TIER_SLOTS: i32 = 24;
+pub(crate) const SHARED_STACK_LEN: i32 = 32;
+pub(crate) const SHARED_HEAP_OBJS: i32 = 40;
+pub(crate) const SHARED_HEAP_SLOW: i32 = 48;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
@@ -168,11 +174,14 @@ fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>)
     // ctxs of the activations suspended in direct calls below it, alive as long. Nothing else
     // refers to them while this runs.
     let ctx = unsafe { &mut *ctx };
-    // SAFETY: `ctx.vm` comes from the `&mut Vm` given to `Compiled::run`, which does not use
-    // it while compiled code runs; the generated code touches the VM only through `regs` and
-    // the tier slots, re-derived below before it continues, so this is the only live
-    // reference to the VM.
-    let vm = unsafe { &mut *ctx.vm };
+    // SAFETY: `ctx.shared` is a local of the `Compiled::run` that started this chain, alive
+    // until it returns; compiled code only reads it.
+    let shared = unsafe { &mut *ctx.shared };
+    // SAFETY: `shared.vm` comes from the `&mut Vm` given to `Compiled::run`, which does not
+    // use it while compiled code runs; the generated code touches the VM only through `regs`
+    // and the pointers in `shared`, re-derived below before it continues, so this is the only
+    // live reference to the VM.
+    let vm = unsafe { &mut *shared.vm };
     let error = match catch_unwind(AssertUnwindSafe(|| {
         if ctx.real == 0 {
             materialize(ctx, vm)?;
@@ -181,26 +190,26 @@ fn with_vm(ctx: *mut Ctx, op: impl FnOnce(&mut Vm) -> Result<u64, RuntimeError>)
     })) {
         Ok(Ok(r)) => {
             vm.tier_poll();
-            refresh(ctx, vm);
+            refresh(shared, vm);
+            ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
             return r;
         }
         Ok(Err(e)) => e,
         Err(_) => RuntimeError::new("internal error in the compiled tier"),
     };
-    // SAFETY: `ctx.error` points to a local of the `Compiled::run` that started this chain of
-    // compiled activations, alive until it returns, and read only after the code returns.
-    unsafe { *ctx.error = Some(error) };
+    // SAFETY: `shared.error` points to a local of the `Compiled::run` that started this chain
+    // of compiled activations, alive until it returns, and read only after the code returns.
+    unsafe { *shared.error = Some(error) };
     STEP_ERROR
 }
 
-/// The ctx's pointers into the VM, after the VM ran.
-fn refresh(ctx: &mut Ctx, vm: &mut Vm) {
-    ctx.regs = vm.stack.as_mut_ptr().wrapping_add(ctx.base);
-    ctx.signals = vm.signals.word();
-    ctx.tier_slots = vm.funcs.tier_slots();
-    ctx.stack_len = vm.stack.len();
-    ctx.heap_objs = vm.heap.objs_ptr();
-    ctx.heap_slow = vm.tier_heap_slow() as usize;
+/// The shared pointers into the VM, after the VM ran.
+fn refresh(shared: &mut Shared, vm: &mut Vm) {
+    shared.signals = vm.signals.word();
+    shared.tier_slots = vm.funcs.tier_slots();
+    shared.stack_len = vm.stack.len();
+    shared.heap_objs = vm.heap.objs_ptr();
+    shared.heap_slow = vm.tier_heap_slow() as usize;
 }
 
 /// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
@@ -316,27 +325,31 @@ impl CompiledCode for Compiled {
         }
         let budget = MAX_DIRECT_DEPTH.min(MAX_FRAMES.saturating_sub(vm.frames.len()));
         let mut error = None;
-        let mut ctx = Ctx {
-            regs: std::ptr::null_mut(),
+        let mut shared = Shared {
             signals: std::ptr::null(),
             vm: std::ptr::null_mut(),
+            error: &mut error,
+            tier_slots: std::ptr::null(),
+            stack_len: 0,
+            heap_objs: std::ptr::null(),
+            heap_slow: 1,
+        };
+        refresh(&mut shared, vm);
+        let regs = vm.stack.as_mut_ptr().wrapping_add(base);
+        shared.vm = vm;
+        let mut ctx = Ctx {
+            regs,
+            shared: &mut shared,
             base,
             entry,
             budget,
-            error: &mut error,
             parent: std::ptr::null_mut(),
             slot: 0,
             pc: 0,
             ret: 0,
             real: 1,
-            tier_slots: std::ptr::null(),
-            stack_len: 0,
             caches: caches.as_ptr(),
-            heap_objs: std::ptr::null(),
-            heap_slow: 1,
         };
-        refresh(&mut ctx, vm);
-        ctx.vm = vm;
         // SAFETY: `entry` was produced by `Jit::compile` for a verified function with
         // `nregs` registers, and `vm.stack[base..base + nregs]` exists (checked above, and by
         // the VM after each step, which only grows the stack). The generated code reads and

@@ -17,10 +17,10 @@ use molt_vm::value::tag;
 use molt_vm::{InlineCache, Instr, Proto, Value};
 
 use crate::{
-    CTX_BASE, CTX_BUDGET, CTX_ENTRY, CTX_ERROR, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SIGNALS, CTX_SLOT,
-    CTX_STACK_LEN, CTX_TIER_SLOTS, CTX_VM, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, STEP_ERROR,
+    CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SHARED, CTX_SLOT,
+    EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW,
+    SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
-use crate::{CTX_CACHES, CTX_HEAP_OBJS, CTX_HEAP_SLOW, HeapLayout};
 
 /// Whether the instruction has an inline fast path (everything else calls into the VM).
 pub fn inline(ins: &Instr) -> bool {
@@ -99,6 +99,8 @@ struct Gen<'a, 'b> {
     code: &'a [Instr],
     /// The `Ctx` pointer (the function's one parameter).
     ctx: ir::Value,
+    /// Its `shared` pointer (the same for the whole activation).
+    shared: ir::Value,
     /// The frame's registers: reloaded from the ctx after every step (the stack may move).
     regs: Variable,
     helpers: Helpers,
@@ -344,7 +346,7 @@ impl Gen<'_, '_> {
 
     /// The signal bit `bit` (`Signals::INTERRUPT`, `Signals::UPDATE`) is clear.
     fn flag_clear(&mut self, bit: u32) -> ir::Value {
-        let signals = self.b.ins().load(types::I64, flags(), self.ctx, CTX_SIGNALS);
+        let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
         let word = self.b.ins().atomic_load(types::I32, flags(), signals);
         let set = self.b.ins().band_imm_u(word, bit as i64);
         self.b.ins().icmp_imm_u(IntCC::Equal, set, 0)
@@ -466,7 +468,7 @@ impl Gen<'_, '_> {
         let h = self.heap;
         let t = self.tag(r);
         let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
-        let slow = self.b.ins().load(types::I64, flags(), self.ctx, CTX_HEAP_SLOW);
+        let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
         let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
         let ok = self.b.ins().band(is_obj, quiet);
         let obj_block = self.b.create_block();
@@ -474,7 +476,7 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(obj_block);
         let regs = self.regs();
         let handle = self.b.ins().uload32(flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET);
-        let objs = self.b.ins().load(types::I64, flags(), self.ctx, CTX_HEAP_OBJS);
+        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
         let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
         let obj = self.b.ins().iadd(objs, offset);
         let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
@@ -539,7 +541,7 @@ impl Gen<'_, '_> {
     /// stack, no signal waiting, direct calls allowed deeper. Continues in `direct` (entry,
     /// virtual frame, slot) or `slow`.
     fn direct_call_checks(&mut self, slot: ir::Value, argc: u16, base: u16, direct: Block, slow: Block) {
-        let slots = self.b.ins().load(types::I64, flags(), self.ctx, CTX_TIER_SLOTS);
+        let slots = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TIER_SLOTS);
         let offset = self.b.ins().imul_imm_s(slot, std::mem::size_of::<TierSlot>() as i64);
         let ts = self.b.ins().iadd(slots, offset);
         let entry = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, entry) as i32);
@@ -550,7 +552,7 @@ impl Gen<'_, '_> {
         let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
         let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
         let top = self.b.ins().iadd(callee_base, nregs);
-        let stack_len = self.b.ins().load(types::I64, flags(), self.ctx, CTX_STACK_LEN);
+        let stack_len = self.b.ins().load(types::I64, flags(), self.shared, SHARED_STACK_LEN);
         let fits_stack = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
         let quiet = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
@@ -627,10 +629,7 @@ impl Gen<'_, '_> {
         let regs = self.regs();
         let callee_regs = self.b.ins().iadd_imm_s(regs, Self::off(base) as i64);
         self.b.ins().store(flags(), callee_regs, callee, CTX_REGS);
-        for off in [CTX_SIGNALS, CTX_VM, CTX_ERROR, CTX_TIER_SLOTS, CTX_STACK_LEN, CTX_HEAP_OBJS, CTX_HEAP_SLOW] {
-            let v = self.b.ins().load(types::I64, flags(), self.ctx, off);
-            self.b.ins().store(flags(), v, callee, off);
-        }
+        self.b.ins().store(flags(), self.shared, callee, CTX_SHARED);
         let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
         let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
         self.b.ins().store(flags(), callee_base, callee, CTX_BASE);
@@ -645,7 +644,7 @@ impl Gen<'_, '_> {
         self.b.ins().store(flags(), self.ctx, callee, CTX_PARENT);
         self.b.ins().store(flags(), slot_no, callee, CTX_SLOT);
         self.b.ins().store(flags(), real, callee, CTX_REAL);
-        let slots = self.b.ins().load(types::I64, flags(), self.ctx, CTX_TIER_SLOTS);
+        let slots = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TIER_SLOTS);
         let offset = self.b.ins().imul_imm_s(slot_no, std::mem::size_of::<TierSlot>() as i64);
         let ts = self.b.ins().iadd(slots, offset);
         let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
@@ -655,15 +654,12 @@ impl Gen<'_, '_> {
         self.b.ins().store(flags(), after, self.ctx, CTX_PC);
         let call = self.b.ins().call_indirect(self.entry_sig, entry, &[callee]);
         let code = self.b.inst_results(call)[0];
-        // The callee's helpers refreshed its ctx only: take the VM pointers back from it.
+        // The stack may have moved under the callee: its ctx has the current registers
+        // (every activation keeps its ctx's `regs` current after its calls, for its caller).
         let callee_regs = self.b.ins().load(types::I64, flags(), callee, CTX_REGS);
         let regs = self.b.ins().iadd_imm_s(callee_regs, -(Self::off(base) as i64));
         self.b.def_var(self.regs, regs);
         self.b.ins().store(flags(), regs, self.ctx, CTX_REGS);
-        for off in [CTX_SIGNALS, CTX_TIER_SLOTS, CTX_STACK_LEN, CTX_HEAP_OBJS, CTX_HEAP_SLOW] {
-            let v = self.b.ins().load(types::I64, flags(), callee, off);
-            self.b.ins().store(flags(), v, self.ctx, off);
-        }
         let kind = self.b.ins().ushr_imm_u(code, 32);
         let (returned, returned_nil, other, resume, popped) = (
             self.b.create_block(),
@@ -887,6 +883,7 @@ pub fn build(
     let regs = b.declare_var(types::I64);
     let first = b.ins().load(types::I64, flags(), ctx, CTX_REGS);
     b.def_var(regs, first);
+    let shared = b.ins().load(types::I64, flags(), ctx, CTX_SHARED);
     let slow = vec![None; proto.code.len()];
     let mut sig = ir::Signature::new(config.default_call_conv);
     sig.params.push(ir::AbiParam::new(types::I64));
@@ -896,6 +893,7 @@ pub fn build(
         b: &mut b,
         code: &proto.code,
         ctx,
+        shared,
         regs,
         helpers,
         blocks,

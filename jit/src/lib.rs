@@ -91,12 +91,15 @@ struct Shared {
     stack_len: usize,
     heap_objs: *const Obj,
     heap_slow: usize,
+    /// `vm.globals`, by slot.
+    globals: *mut Value,
 }
 pub(crate) const SHARED_SIGNALS: i32 = 0;
 pub(crate) const SHARED_TIER_SLOTS: i32 = 24;
 pub(crate) const SHARED_STACK_LEN: i32 = 32;
 pub(crate) const SHARED_HEAP_OBJS: i32 = 40;
 pub(crate) const SHARED_HEAP_SLOW: i32 = 48;
+pub(crate) const SHARED_GLOBALS: i32 = 56;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
@@ -111,6 +114,10 @@ pub(crate) struct HeapLayout {
     pub ty_offset: i32,
     /// The offset of the fields' data pointer (in the `Box<[Value]>`).
     pub fields_offset: i32,
+    pub list_tag: u8,
+    /// The offsets of a list's data pointer and length (in its `Vec<Value>`).
+    pub list_ptr_offset: i32,
+    pub list_len_offset: i32,
 }
 
 impl HeapLayout {
@@ -134,11 +141,32 @@ impl HeapLayout {
             [2, p] if p == data => 8,
             _ => return Err("unexpected layout of a boxed slice".into()),
         };
+        // A list: find the vector's pointer and length among its three words (capacity 5,
+        // length 2, so all three differ).
+        let mut items = Vec::with_capacity(5);
+        items.extend([Value::Int(1), Value::Int(2)]);
+        let data = items.as_ptr() as usize;
+        let list = Obj::List(items);
+        let list_at = &list as *const Obj as usize;
+        // SAFETY: offset 0 of a `repr(C, u8)` enum is its initialised tag byte.
+        let list_tag = unsafe { *(list_at as *const u8) };
+        let Obj::List(items) = &list else { return Err("the list probe is not a list".into()) };
+        let vec_at = items as *const Vec<Value> as usize;
+        // SAFETY: a `Vec<Value>` is three initialised words (pointer, capacity, length, in
+        // some order).
+        let words = unsafe { std::ptr::read_unaligned(vec_at as *const [usize; 3]) };
+        let word = |w: usize| words.iter().position(|&x| x == w).map(|i| (vec_at - list_at + 8 * i) as i32);
+        let (Some(list_ptr_offset), Some(list_len_offset)) = (word(data), word(2)) else {
+            return Err("unexpected layout of a vector".into());
+        };
         Ok(HeapLayout {
             obj_size: std::mem::size_of::<Obj>() as i64,
             record_tag,
             ty_offset,
             fields_offset: (boxed - at) as i32 + in_box,
+            list_tag,
+            list_ptr_offset,
+            list_len_offset,
         })
     }
 }
@@ -210,6 +238,7 @@ fn refresh(shared: &mut Shared, vm: &mut Vm) {
     shared.stack_len = vm.stack.len();
     shared.heap_objs = vm.heap.objs_ptr();
     shared.heap_slow = vm.tier_heap_slow() as usize;
+    shared.globals = vm.globals.as_mut_ptr();
 }
 
 /// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
@@ -333,6 +362,7 @@ impl CompiledCode for Compiled {
             stack_len: 0,
             heap_objs: std::ptr::null(),
             heap_slow: 1,
+            globals: std::ptr::null_mut(),
         };
         refresh(&mut shared, vm);
         let regs = vm.stack.as_mut_ptr().wrapping_add(base);
@@ -603,5 +633,15 @@ mod tests {
         };
         assert_eq!((tag, ty), (layout.record_tag, 77));
         assert!(matches!(second, Value::Int(9)));
+        let l = heap.alloc(Obj::List(vec![Value::Int(3), Value::Int(4), Value::Int(6)]));
+        let at = heap.objs_ptr() as usize + l.0 as usize * layout.obj_size as usize;
+        // SAFETY: slot `l` of the live slot array is a list: tag byte, data pointer and length
+        // are initialised, at the probed offsets; the length is 3, so item 2 exists.
+        let (tag, len, third) = unsafe {
+            let items = *((at + layout.list_ptr_offset as usize) as *const *const Value);
+            (*(at as *const u8), *((at + layout.list_len_offset as usize) as *const usize), *items.add(2))
+        };
+        assert_eq!((tag, len), (layout.list_tag, 3));
+        assert!(matches!(third, Value::Int(6)));
     }
 }

@@ -18,8 +18,8 @@ use molt_vm::{InlineCache, Instr, Proto, Value};
 
 use crate::{
     CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SHARED, CTX_SLOT,
-    EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW,
-    SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
+    EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS, SHARED_HEAP_OBJS,
+    SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
 
 /// Whether the instruction has an inline fast path (everything else calls into the VM).
@@ -155,6 +155,26 @@ impl Gen<'_, '_> {
         r as i32 * tag::SIZE
     }
 
+    /// The offset of global `g` in the array of globals (`None` past what an offset can
+    /// reach: the VM does those).
+    fn global_offset(g: u32) -> Option<i32> {
+        i32::try_from(g as i64 * tag::SIZE as i64 + 8).ok().map(|o| o - 8)
+    }
+
+    /// The 16 bytes of a value at `at + offset`, as two words.
+    fn load_value(&mut self, at: ir::Value, offset: i32) -> (ir::Value, ir::Value) {
+        let lo = self.b.ins().load(types::I64, flags(), at, offset);
+        let hi = self.b.ins().load(types::I64, flags(), at, offset + 8);
+        (lo, hi)
+    }
+
+    /// Register `r` := the value in the two words.
+    fn store_value(&mut self, r: u16, lo: ir::Value, hi: ir::Value) {
+        let regs = self.regs();
+        self.b.ins().store(flags(), lo, regs, Self::off(r));
+        self.b.ins().store(flags(), hi, regs, Self::off(r) + 8);
+    }
+
     fn tag(&mut self, r: u16) -> ir::Value {
         let regs = self.regs();
         self.b.ins().uload8(types::I32, flags(), regs, Self::off(r))
@@ -200,6 +220,7 @@ impl Gen<'_, '_> {
         use Instr::*;
         if matches!(self.code[pc], Update { .. } | UpdateLoop { .. } | UpdateForLoop { .. }) {
             let bail = self.b.create_block();
+            self.b.set_cold_block(bail);
             self.exits.push((bail, pc));
             return bail;
         }
@@ -213,6 +234,7 @@ impl Gen<'_, '_> {
             return b;
         }
         let block = self.b.create_block();
+        self.b.set_cold_block(block);
         self.slow[pc] = Some(block);
         block
     }
@@ -285,6 +307,7 @@ impl Gen<'_, '_> {
             return e;
         }
         let e = self.b.create_block();
+        self.b.set_cold_block(e);
         self.error = Some(e);
         e
     }
@@ -493,6 +516,105 @@ impl Gen<'_, '_> {
         self.b.ins().brif(ok, found, &[], fail, &[]);
         self.b.switch_to_block(found);
         (obj, value)
+    }
+
+    /// `GetIndex` of a list by an int in range, in place; the rest (maps, strings, errors)
+    /// goes to the VM.
+    fn get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) {
+        let h = self.heap;
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+        let (t, ti) = (self.tag(obj), self.tag(index));
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, ti, tag::INT as i64);
+        let ok = self.b.ins().band(is_obj, is_int);
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(ok, obj_block, &[], slow, &[]);
+        self.b.switch_to_block(obj_block);
+        let regs = self.regs();
+        let handle = self.b.ins().uload32(flags(), regs, Self::off(obj) + tag::PAYLOAD_OFFSET);
+        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
+        let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
+        let o = self.b.ins().iadd(objs, offset);
+        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
+        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.list_tag as i64);
+        let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
+        let i = self.payload(index);
+        // Unsigned: a negative index is out of range too.
+        let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
+        let ok = self.b.ins().band(is_list, in_range);
+        let found = self.b.create_block();
+        self.b.ins().brif(ok, found, &[], slow, &[]);
+        self.b.switch_to_block(found);
+        let items = self.b.ins().load(types::I64, flags(), o, h.list_ptr_offset);
+        let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
+        let at = self.b.ins().iadd(items, at);
+        let lo = self.b.ins().load(types::I64, flags(), at, 0);
+        let hi = self.b.ins().load(types::I64, flags(), at, 8);
+        let regs = self.regs();
+        self.b.ins().store(flags(), lo, regs, Self::off(dst));
+        self.b.ins().store(flags(), hi, regs, Self::off(dst) + 8);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
+        self.b.switch_to_block(slow);
+        let packed = dst as u64 | (obj as u64) << 16 | (index as u64) << 32;
+        self.call_helper(self.helpers.get_index, pc, packed, 0);
+        self.b.ins().jump(next, &[]);
+    }
+
+    /// `IterNext` over a range or a list, in place; maps and strings iterate over a list
+    /// made by `IterPrep`, so they are lists here too. Anything else goes to the VM.
+    fn iter_next(&mut self, pc: usize, base: u16, var: u16, exit: u32) {
+        let h = self.heap;
+        let slow = self.step_block(pc);
+        let (next, done) = (self.next(pc), self.blocks[exit as usize]);
+        let cur_int = self.is_int(base + 1);
+        let check_range = self.b.create_block();
+        self.b.ins().brif(cur_int, check_range, &[], slow, &[]);
+        self.b.switch_to_block(check_range);
+        let cur = self.payload(base + 1);
+        let nxt = self.b.ins().iadd_imm_s(cur, 1);
+        let (range, not_range, list) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let over_range = self.is_int(base);
+        self.b.ins().brif(over_range, range, &[], not_range, &[]);
+        // A range: the state is its end; cur < end, so cur + 1 cannot overflow.
+        self.b.switch_to_block(range);
+        let end = self.payload(base);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, cur, end);
+        let (item, item_block) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(more, item, &[], done, &[]);
+        self.b.switch_to_block(item);
+        self.store_int(var, cur);
+        self.store_int(base + 1, nxt);
+        self.b.ins().jump(next, &[]);
+        // A list: the state is the list itself.
+        self.b.switch_to_block(not_range);
+        let t = self.tag(base);
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        self.b.ins().brif(is_obj, list, &[], slow, &[]);
+        self.b.switch_to_block(list);
+        let regs = self.regs();
+        let handle = self.b.ins().uload32(flags(), regs, Self::off(base) + tag::PAYLOAD_OFFSET);
+        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
+        let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
+        let o = self.b.ins().iadd(objs, offset);
+        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
+        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.list_tag as i64);
+        let list_block = self.b.create_block();
+        self.b.ins().brif(is_list, list_block, &[], slow, &[]);
+        self.b.switch_to_block(list_block);
+        let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
+        // Unsigned: a negative position is past the end too (the interpreter's `get`).
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, cur, len);
+        self.b.ins().brif(more, item_block, &[], done, &[]);
+        self.b.switch_to_block(item_block);
+        let items = self.b.ins().load(types::I64, flags(), o, h.list_ptr_offset);
+        let at = self.b.ins().ishl_imm_u(cur, 4); // * tag::SIZE
+        let at = self.b.ins().iadd(items, at);
+        let (lo, hi) = self.load_value(at, 0);
+        self.store_value(var, lo, hi);
+        self.store_int(base + 1, nxt);
+        self.b.ins().jump(next, &[]);
     }
 
     /// The address of field `index` of the record at `obj`.
@@ -852,7 +974,26 @@ impl Gen<'_, '_> {
             GetField { .. } | SetField { .. } => self.field(pc, ins),
             CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
             CallMethod { dst, base, argc, .. } => self.call_method(pc, dst, base, argc),
-            GetIndex { dst, obj, index } => self.helper_op(self.helpers.get_index, pc, [dst, obj, index], 0),
+            GetIndex { dst, obj, index } => self.get_index(pc, dst, obj, index),
+            GetGlobal { dst, g } => {
+                let Some(at) = Self::global_offset(g) else { return self.step(pc) };
+                let globals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_GLOBALS);
+                let (lo, hi) = self.load_value(globals, at);
+                self.store_value(dst, lo, hi);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            SetGlobal { g, src } => {
+                let Some(at) = Self::global_offset(g) else { return self.step(pc) };
+                let globals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_GLOBALS);
+                let regs = self.regs();
+                let (lo, hi) = self.load_value(regs, Self::off(src));
+                self.b.ins().store(flags(), lo, globals, at);
+                self.b.ins().store(flags(), hi, globals, at + 8);
+                let next = self.next(pc);
+                self.b.ins().jump(next, &[]);
+            }
+            IterNext { base, var, exit } => self.iter_next(pc, base, var, exit),
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
             }

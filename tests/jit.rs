@@ -130,7 +130,7 @@ fn compile_report_names_functions_with_time_and_size() {
 /// loop head (on-stack replacement); call-heavy functions, which compiled code would not run
 /// faster yet, stay interpreted.
 #[test]
-fn jit_on_compiles_hot_loops_in_place_and_declines_call_heavy_code() {
+fn jit_on_compiles_hot_loops_in_place_and_hot_functions() {
     let run = |program: &str, arg: &str| {
         Command::new(env!("CARGO_BIN_EXE_molt"))
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
@@ -143,8 +143,14 @@ fn jit_on_compiles_hot_loops_in_place_and_declines_call_heavy_code() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "5000050000\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("jit: 1 functions compiled") && err.contains("jit: run: "), "{err}");
+    // A function called often enough is compiled (fib 20: 21,891 calls); one called less
+    // stays interpreted (fib 10: 177 calls).
     let out = run("benches/programs/fib.molt", "20");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "6765\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jit: 1 functions compiled") && err.contains("jit: fib: "), "{err}");
+    let out = run("benches/programs/fib.molt", "10");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "55\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("jit: 0 functions compiled"), "{err}");
 }

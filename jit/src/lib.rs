@@ -321,10 +321,23 @@ extern "C" fn molt_jit_call_native(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u6
     with_vm(ctx, |vm| vm.tier_call_native(pc as usize, dst, b as u32, base, argc).map(|()| 0))
 }
 
+/// `Add`/`Sub`/`Mul` on a non-number: a = dst | a << 16 | b << 32, b = the operator (0, 1, 2).
+extern "C" fn molt_jit_arith(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    let (dst, x, y) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
+    with_vm(ctx, |vm| vm.tier_arith(pc as usize, dst, x, y, b as u8).map(|()| 0))
+}
+
+/// `CallMethod` on a built-in type: a = dst | base << 16 | argc << 32, b = the name. Returns
+/// 1 when done, 0 when the VM has to step the instruction.
+extern "C" fn molt_jit_builtin_method(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    let (dst, base, argc) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
+    with_vm(ctx, |vm| vm.tier_builtin_method(pc as usize, dst, base, b as u32, argc).map(u64::from))
+}
+
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 
 /// Every helper by name, in `Helpers` order.
-const HELPERS: [(&str, Helper); 8] = [
+const HELPERS: [(&str, Helper); 10] = [
     ("molt_jit_step", molt_jit_step),
     ("molt_jit_get_field", molt_jit_get_field),
     ("molt_jit_set_field", molt_jit_set_field),
@@ -333,6 +346,8 @@ const HELPERS: [(&str, Helper); 8] = [
     ("molt_jit_call_native", molt_jit_call_native),
     ("molt_jit_call_exit", molt_jit_call_exit),
     ("molt_jit_sync", molt_jit_sync),
+    ("molt_jit_arith", molt_jit_arith),
+    ("molt_jit_builtin_method", molt_jit_builtin_method),
 ];
 
 /// One compiled function. Its machine code lives in the compiler's module, which is never
@@ -479,6 +494,8 @@ impl Jit {
             call_native: refs[5],
             call_exit: refs[6],
             sync: refs[7],
+            arith: refs[8],
+            builtin_method: refs[9],
         };
         translate::build(
             &mut ctx.func,
@@ -568,19 +585,8 @@ impl TierCompiler for Jit {
         self.log.clone()
     }
 
-    /// A loop whose body has inline fast paths only. Calls and heap access go through
-    /// helpers, which cost about what the interpreter's own instruction does, so code made
-    /// of them gains nothing yet (measured: fib, method_call and nbody ran 10-30% slower).
-    fn worth_compiling(&self, proto: &Proto) -> bool {
-        use molt_vm::Instr::*;
-        proto.code.iter().enumerate().any(|(pc, ins)| match *ins {
-            Loop { target } | ForLoop { target, .. } | UpdateLoop { target, .. } | UpdateForLoop { target, .. } => {
-                let from = target as usize;
-                from <= pc && proto.code[from..=pc].iter().all(translate::inline)
-            }
-            _ => false,
-        })
-    }
+    // `worth_compiling`: the default (every hot function). Calls, field and list access
+    // are inline now, so call-heavy code gains too.
 }
 
 #[cfg(test)]

@@ -22,47 +22,6 @@ use crate::{
     SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
 
-/// Whether the instruction has an inline fast path (everything else calls into the VM).
-pub fn inline(ins: &Instr) -> bool {
-    use Instr::*;
-    matches!(
-        ins,
-        Move { .. }
-            | LoadNil { .. }
-            | LoadTrue { .. }
-            | LoadFalse { .. }
-            | LoadInt { .. }
-            | LoadConst { .. }
-            | Add { .. }
-            | Sub { .. }
-            | Mul { .. }
-            | Div { .. }
-            | AddImm { .. }
-            | Neg { .. }
-            | Lt { .. }
-            | Le { .. }
-            | Gt { .. }
-            | Ge { .. }
-            | Eq { .. }
-            | Ne { .. }
-            | JumpIfNotLt { .. }
-            | JumpIfNotLe { .. }
-            | JumpIfNotGt { .. }
-            | JumpIfNotGe { .. }
-            | Jump { .. }
-            | Loop { .. }
-            | JumpIfFalse { .. }
-            | JumpIfTrue { .. }
-            | ForPrep { .. }
-            | ForLoop { .. }
-            | Return { .. }
-            | ReturnNil {}
-            | Update { .. }
-            | UpdateLoop { .. }
-            | UpdateForLoop { .. }
-    )
-}
-
 /// Registers are 16 bytes (shifts by 4 below rely on it).
 const _: () = assert!(tag::SIZE == 16);
 
@@ -92,6 +51,8 @@ pub struct Helpers {
     pub call_native: FuncRef,
     pub call_exit: FuncRef,
     pub sync: FuncRef,
+    pub arith: FuncRef,
+    pub builtin_method: FuncRef,
 }
 
 struct Gen<'a, 'b> {
@@ -419,10 +380,20 @@ impl Gen<'_, '_> {
     }
 
     /// `dst := a op b`: ints with the overflow check (`int_op` gives result and overflow
-    /// flag; `None` leaves ints to the VM, as for division), floats with `float_op`.
-    fn arith(&mut self, pc: usize, dst: u16, a: u16, b: u16, int_op: Option<IntOp>, float_op: FloatOp) {
-        let (int_block, float_block) = self.by_type(pc, a, b);
+    /// flag; `None` leaves ints to the VM, as for division); floats, and an int with a float
+    /// (converted, as the interpreter does), with `float_op`; anything else through
+    /// `molt_jit_arith` (`op`: its operator; `None`: the VM steps it).
+    fn arith(&mut self, pc: usize, ins: (u16, u16, u16), int_op: Option<IntOp>, float_op: FloatOp, op: Option<u8>) {
+        let (dst, a, b) = ins;
         let next = self.next(pc);
+        let (ta, tb) = (self.tag(a), self.tag(b));
+        let ia = self.b.ins().icmp_imm_u(IntCC::Equal, ta, tag::INT as i64);
+        let ib = self.b.ins().icmp_imm_u(IntCC::Equal, tb, tag::INT as i64);
+        let ints = self.b.ins().band(ia, ib);
+        let (int_block, not_int, convert, other) =
+            (self.b.create_block(), self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(other);
+        self.b.ins().brif(ints, int_block, &[], not_int, &[]);
         self.b.switch_to_block(int_block);
         match int_op {
             Some(op) => {
@@ -432,11 +403,36 @@ impl Gen<'_, '_> {
             }
             None => self.step(pc),
         }
-        self.b.switch_to_block(float_block);
-        let (x, y) = (self.float_payload(a), self.float_payload(b));
+        self.b.switch_to_block(not_int);
+        let fa = self.b.ins().icmp_imm_u(IntCC::Equal, ta, tag::FLOAT as i64);
+        let fb = self.b.ins().icmp_imm_u(IntCC::Equal, tb, tag::FLOAT as i64);
+        let na = self.b.ins().bor(ia, fa);
+        let nb = self.b.ins().bor(ib, fb);
+        let numbers = self.b.ins().band(na, nb);
+        self.b.ins().brif(numbers, convert, &[], other, &[]);
+        self.b.switch_to_block(convert);
+        let x = self.as_float(a, ia);
+        let y = self.as_float(b, ib);
         let r = float_op(self, x, y);
         self.store_float(dst, r);
         self.b.ins().jump(next, &[]);
+        self.b.switch_to_block(other);
+        match op {
+            Some(op) => {
+                let packed = dst as u64 | (a as u64) << 16 | (b as u64) << 32;
+                self.call_helper(self.helpers.arith, pc, packed, op as u64);
+                self.b.ins().jump(next, &[]);
+            }
+            None => self.step(pc),
+        }
+    }
+
+    /// Register `r`, a number, as a float (`is_int`: whether it holds an int).
+    fn as_float(&mut self, r: u16, is_int: ir::Value) -> ir::Value {
+        let p = self.payload(r);
+        let converted = self.b.ins().fcvt_from_sint(types::F64, p);
+        let bits = self.b.ins().bitcast(types::F64, MemFlagsData::new(), p);
+        self.b.ins().select(is_int, converted, bits)
     }
 
     /// `a cc b` on two ints or two floats, as an i8 truth value, continuing in the returned
@@ -723,11 +719,19 @@ impl Gen<'_, '_> {
 
     /// `CallMethod` on a record whose method the inline cache holds: called directly as
     /// `call_func` does (the receiver is argument 0); anything else goes to the VM.
-    fn call_method(&mut self, pc: usize, dst: u16, base: u16, argc: u16) {
-        let slow = self.step_block(pc);
-        let direct = self.direct_block();
+    fn call_method(&mut self, pc: usize, dst: u16, base: u16, argc: u16, name: u32) {
+        let step = self.step_block(pc);
+        let (slow, direct) = (self.b.create_block(), self.direct_block());
+        self.b.set_cold_block(slow);
         let (_, slot) = self.cached_record(pc, base, slow);
-        self.direct_call_checks(slot, argc + 1, base, direct, slow);
+        self.direct_call_checks(slot, argc + 1, base, direct, step);
+        // Not a record's cached method: a built-in type's method runs in the VM directly,
+        // the rest (methods of records missing the cache, prelude methods) is stepped.
+        self.b.switch_to_block(slow);
+        let packed = dst as u64 | (base as u64) << 16 | (argc as u64) << 32;
+        let done = self.call_helper(self.helpers.builtin_method, pc, packed, name as u64);
+        let next = self.next(pc);
+        self.b.ins().brif(done, next, &[], step, &[]);
         self.direct_call(direct, pc, dst, base);
     }
 
@@ -878,15 +882,21 @@ impl Gen<'_, '_> {
                 self.b.ins().jump(next, &[]);
             }
             Add { dst, a, b } => {
-                self.arith(pc, dst, a, b, Some(|g, x, y| g.b.ins().sadd_overflow(x, y)), |g, x, y| g.b.ins().fadd(x, y))
+                let (int_op, float_op): (IntOp, FloatOp) =
+                    (|g, x, y| g.b.ins().sadd_overflow(x, y), |g, x, y| g.b.ins().fadd(x, y));
+                self.arith(pc, (dst, a, b), Some(int_op), float_op, Some(0))
             }
             Sub { dst, a, b } => {
-                self.arith(pc, dst, a, b, Some(|g, x, y| g.b.ins().ssub_overflow(x, y)), |g, x, y| g.b.ins().fsub(x, y))
+                let (int_op, float_op): (IntOp, FloatOp) =
+                    (|g, x, y| g.b.ins().ssub_overflow(x, y), |g, x, y| g.b.ins().fsub(x, y));
+                self.arith(pc, (dst, a, b), Some(int_op), float_op, Some(1))
             }
             Mul { dst, a, b } => {
-                self.arith(pc, dst, a, b, Some(|g, x, y| g.b.ins().smul_overflow(x, y)), |g, x, y| g.b.ins().fmul(x, y))
+                let (int_op, float_op): (IntOp, FloatOp) =
+                    (|g, x, y| g.b.ins().smul_overflow(x, y), |g, x, y| g.b.ins().fmul(x, y));
+                self.arith(pc, (dst, a, b), Some(int_op), float_op, Some(2))
             }
-            Div { dst, a, b } => self.arith(pc, dst, a, b, None, |g, x, y| g.b.ins().fdiv(x, y)),
+            Div { dst, a, b } => self.arith(pc, (dst, a, b), None, |g, x, y| g.b.ins().fdiv(x, y), None),
             AddImm { dst, a, value } => {
                 let int = self.is_int(a);
                 self.guard(int, pc);
@@ -973,7 +983,7 @@ impl Gen<'_, '_> {
             }
             GetField { .. } | SetField { .. } => self.field(pc, ins),
             CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
-            CallMethod { dst, base, argc, .. } => self.call_method(pc, dst, base, argc),
+            CallMethod { dst, base, argc, name } => self.call_method(pc, dst, base, argc, name),
             GetIndex { dst, obj, index } => self.get_index(pc, dst, obj, index),
             GetGlobal { dst, g } => {
                 let Some(at) = Self::global_offset(g) else { return self.step(pc) };

@@ -12,6 +12,7 @@ use crate::tier::{Exit, JitMode};
 use crate::{Function, Instr, RuntimeError, Value, Vm};
 
 mod support;
+mod tier_entry;
 
 use support::check_arity;
 

@@ -7,7 +7,6 @@ use std::rc::Rc;
 use crate::heap::Obj;
 use crate::native::NativeCtx;
 use crate::signals::Signals;
-use crate::tier::{Exit, JIT_THRESHOLD, JitMode, MAX_TIER_DEPTH};
 use crate::{Function, MAX_FRAMES, RuntimeError, TraceFrame, Value, Vm};
 
 /// A runtime error message from a slow path.
@@ -54,63 +53,6 @@ impl Vm {
         self.call_native_fn(f, start, argc)
     }
 
-    /// `func`'s compiled code, compiling it first when due (by the `--jit` mode and its call
-    /// count); `None` when it stays interpreted.
-    #[inline]
-    fn compiled_code<'f>(&mut self, func: &'f Function) -> Option<&'f dyn crate::tier::CompiledCode> {
-        if let Some(code) = func.jit.get() {
-            return code.as_deref();
-        }
-        self.compile_when_due(func)
-    }
-
-    fn compile_when_due<'f>(&mut self, func: &'f Function) -> Option<&'f dyn crate::tier::CompiledCode> {
-        {
-            let due = match self.jit_mode {
-                JitMode::Always => true,
-                JitMode::On => {
-                    let n = func.calls.get() + 1;
-                    func.calls.set(n);
-                    if n < JIT_THRESHOLD {
-                        return None;
-                    }
-                    // Hot, but compiled only where it pays; otherwise it stays interpreted.
-                    if !self.jit.as_ref().is_some_and(|c| c.worth_compiling(&func.proto)) {
-                        let _ = func.jit.set(None);
-                        return None;
-                    }
-                    true
-                }
-                JitMode::Off => false,
-            };
-            if !due {
-                return None;
-            }
-            let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts));
-            func.tier_entry.set(compiled.as_ref().map_or(0, |c| c.direct_entry()));
-            let _ = func.jit.set(compiled);
-            self.funcs.compiled(func);
-        }
-        func.jit.get()?.as_deref()
-    }
-
-    /// Runs `func`'s compiled code on its frame (compiling it first when due); `None` when it
-    /// has none.
-    /// `pc`: where to start (0, or a loop head for on-stack replacement).
-    pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize, pc: usize) -> Option<Exit> {
-        let code = self.compiled_code(func)?;
-        if self.tier_depth >= MAX_TIER_DEPTH || self.stack.len() < base + func.proto.nregs as usize {
-            return None;
-        }
-        self.tier_depth += 1;
-        let exit = code.run(self, &func.caches, base, pc);
-        self.tier_depth -= 1;
-        if self.tier_depth == 0 && !self.retired.is_empty() {
-            self.retired.clear();
-        }
-        Some(exit)
-    }
-
     /// Pushes a frame for `callee`, whose arguments start at `new_base`, returning into
     /// `ret`. Calls are safepoints: the collector may run, an interrupt stops the program
     /// (Ctrl-C ends a recursion that has no loop).
@@ -124,7 +66,7 @@ impl Vm {
     /// What every call checks and may do before its frame is pushed; `top`: the end of the
     /// callee's registers.
     #[inline(always)]
-    fn before_frame(&mut self, top: usize) -> Res<()> {
+    pub(super) fn before_frame(&mut self, top: usize) -> Res<()> {
         if self.frames.len() >= MAX_FRAMES {
             return Err("stack overflow".into());
         }
@@ -141,161 +83,6 @@ impl Vm {
             self.collect_garbage(top);
         }
         Ok(())
-    }
-
-    /// `CallFunc` at `pc` of the top frame, for compiled code. Pushes the callee's frame;
-    /// when `direct` and the callee has compiled code, returns that code's `direct_entry` for
-    /// the caller to call itself (then `tier_call_exit` with how it left). Otherwise the callee
-    /// (compiled or not) runs to completion here, through the function table, and this returns
-    /// 0.
-    pub fn tier_call_func(
-        &mut self,
-        pc: usize,
-        dst: u16,
-        f: u32,
-        b: u16,
-        argc: u16,
-        direct: bool,
-    ) -> Result<usize, RuntimeError> {
-        let base = self.tier_base(pc + 1)?;
-        let (nregs, mut entry) = match self.funcs.get(f as usize) {
-            Some(Some(c)) => match check_arity(c, argc as usize) {
-                Ok(()) => (c.proto.nregs as usize, c.tier_entry.get()),
-                Err(msg) => return Err(self.raise(msg, pc + 1)),
-            },
-            _ => {
-                let msg = format!("function '{}' was removed by an update", self.func_names[f as usize]);
-                return Err(self.raise(msg, pc + 1));
-            }
-        };
-        let (new_base, ret) = (base + b as usize, base + dst as usize);
-        if entry == 0
-            && let Some(Some(c)) = self.funcs.get(f as usize)
-            && c.jit.get().is_none()
-        {
-            let c = c.clone();
-            self.compiled_code(&c);
-            entry = c.tier_entry.get();
-        }
-        if let Err(msg) = self.before_frame(new_base + nregs) {
-            return Err(self.raise(msg, pc + 1));
-        }
-        // Pushed from the table slot itself: no reference count changes in a recursion.
-        if let Some(Some(c)) = self.funcs.get(f as usize) {
-            self.frames.push_ref(c, new_base, ret);
-        }
-        if entry != 0 && direct {
-            return Ok(entry);
-        }
-        let depth = self.frames.len() - 1;
-        if entry != 0 {
-            let func = self.frames[depth].func.clone();
-            if let Some(exit) = self.run_compiled(&func, new_base, 0) {
-                return self.tier_call_exit(exit).map(|()| 0);
-            }
-        }
-        self.execute_interpreted(depth).map(|_| 0)
-    }
-
-    /// The pc of the top frame, for compiled code that made it real (see `tier_push_frame`).
-    pub fn tier_set_top_pc(&mut self, pc: usize) {
-        if let Some(f) = self.frames.last_mut() {
-            f.pc = pc;
-        }
-    }
-
-    /// An interpreter frame for an activation compiled code started without one (a direct
-    /// call of the function in `slot`, which has not changed since): registers at `base`,
-    /// result into `ret`, at `pc`.
-    pub fn tier_push_frame(&mut self, slot: u32, base: usize, ret: usize, pc: usize) -> Result<(), RuntimeError> {
-        match self.funcs.get(slot as usize) {
-            Some(Some(f)) => {
-                self.frames.push_ref(f, base, ret);
-                self.tier_set_top_pc(pc);
-                Ok(())
-            }
-            _ => Err(RuntimeError::new("internal error: a compiled call of a removed function")),
-        }
-    }
-
-    /// Whether compiled code must leave record field access to the VM: instances owe lazy
-    /// conversions, or writes are guarded (an update is running Molt code).
-    pub fn tier_heap_slow(&self) -> bool {
-        !self.lazy_slots.is_empty() || !matches!(self.heap.guard, crate::heap::WriteGuard::Off)
-    }
-
-    /// For compiled code after each call into the VM: raises `Signals::COLLECT` when the
-    /// heap is due a collection, so its next inline safepoint takes the slow path.
-    #[inline]
-    pub fn tier_poll(&self) {
-        if self.heap.should_collect() {
-            self.signals.set_collect(true);
-        }
-    }
-
-    /// How a callee entered by `tier_call_func` left its compiled code: a return pops its
-    /// frame into the caller's destination register; a resume finishes it in the interpreter.
-    pub fn tier_call_exit(&mut self, exit: Exit) -> Result<(), RuntimeError> {
-        match exit {
-            Exit::Returned(src) => {
-                self.tier_return(Some(src));
-                Ok(())
-            }
-            Exit::ReturnedNil => {
-                self.tier_return(None);
-                Ok(())
-            }
-            Exit::Error(e) => Err(e),
-            Exit::Resume(at) => {
-                let depth = self.frames.len() - 1;
-                self.frames[depth].pc = at;
-                self.execute_interpreted(depth).map(|_| ())
-            }
-        }
-    }
-
-    /// A callee entered by `tier_call_func` returned (the value in register `src`, or nil):
-    /// pops its frame into the caller's destination register.
-    #[inline]
-    pub fn tier_return(&mut self, src: Option<u16>) {
-        if let Some(done) = self.frames.pop() {
-            self.stack[done.ret] = match src {
-                Some(r) => self.stack[done.base + r as usize],
-                None => Value::Nil,
-            };
-        }
-    }
-
-    /// `GetIndex` at `pc` of the top frame, for compiled code.
-    pub fn tier_get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) -> Result<(), RuntimeError> {
-        let base = self.tier_base(pc + 1)?;
-        let (o, i) = (self.stack[base + obj as usize], self.stack[base + index as usize]);
-        match self.get_index(o, i) {
-            Ok(v) => {
-                self.stack[base + dst as usize] = v;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
-    }
-
-    /// `CallNative` at `pc` of the top frame, for compiled code.
-    pub fn tier_call_native(
-        &mut self,
-        pc: usize,
-        dst: u16,
-        native: u32,
-        b: u16,
-        argc: u16,
-    ) -> Result<(), RuntimeError> {
-        let base = self.tier_base(pc + 1)?;
-        match self.call_native(native, base + b as usize, argc as usize) {
-            Ok(v) => {
-                self.stack[base + dst as usize] = v;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
     }
 
     /// `R[obj].name` for the instruction before `pc` (its inline cache).
@@ -344,54 +131,6 @@ impl Vm {
             }
         }
         Err(self.field_error(v, name, "set"))
-    }
-
-    /// The top frame's register base, for the tier entry points. Saves `pc` (after the
-    /// instruction) in the frame, as the interpreter would have it.
-    fn tier_base(&mut self, pc: usize) -> Result<usize, RuntimeError> {
-        let f = self.frames.last_mut().ok_or_else(|| RuntimeError::new("no frame to run"))?;
-        f.pc = pc;
-        Ok(f.base)
-    }
-
-    /// `tier_base`, and the top frame's function (for its inline caches).
-    fn tier_frame(&mut self, pc: usize) -> Result<(Rc<Function>, usize), RuntimeError> {
-        let base = self.tier_base(pc)?;
-        Ok((self.frames[self.frames.len() - 1].func.clone(), base))
-    }
-
-    /// `GetField` at `pc` of the top frame, for compiled code (as `tier_step`, without the
-    /// interpreter loop's entry cost).
-    pub fn tier_get_field(&mut self, pc: usize, dst: u16, obj: u16, name: u32) -> Result<(), RuntimeError> {
-        let (func, base) = self.tier_frame(pc + 1)?;
-        let v = self.stack[base + obj as usize];
-        match self.get_field(&func, pc + 1, v, name) {
-            Ok(x) => {
-                self.stack[base + dst as usize] = x;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
-    }
-
-    /// `SetField` at `pc` of the top frame, for compiled code.
-    pub fn tier_set_field(&mut self, pc: usize, obj: u16, name: u32, src: u16) -> Result<(), RuntimeError> {
-        let (func, base) = self.tier_frame(pc + 1)?;
-        let (v, val) = (self.stack[base + obj as usize], self.stack[base + src as usize]);
-        self.set_field(&func, pc + 1, v, name, val).map_err(|msg| self.raise(msg, pc + 1))
-    }
-
-    /// Runs the one instruction at `pc` of the top frame in the interpreter, for compiled code
-    /// that does not handle it itself; returns the pc to continue at. A call runs the callee
-    /// to completion. Never used for `Return` or update points (they change frames).
-    pub fn tier_step(&mut self, pc: usize) -> Result<usize, RuntimeError> {
-        let depth = self.frames.len();
-        match self.frames.last_mut() {
-            Some(f) => f.pc = pc,
-            None => return Err(RuntimeError::new("no frame to run")),
-        }
-        self.execute_impl::<true>(depth, true)?;
-        Ok(self.frames.last().map_or(pc, |f| f.pc))
     }
 
     /// Records reachable from `roots` that still owe a lazy conversion.

@@ -105,8 +105,10 @@ pub struct RunOptions {
     pub trace: Trace,
     /// `--watch`: the program's source files, watched for changes.
     pub watch: Option<Vec<std::path::PathBuf>>,
-    /// `--jit off|on|always`.
+    /// `--jit off|on|always` (the `molt` binary's default is `on`).
     pub jit: molt_vm::tier::JitMode,
+    /// `--jit` was given: say so when the machine has no JIT.
+    pub jit_asked: bool,
     /// `--self-update` (a testing aid): the program itself is pushed as an update at every
     /// update point; a correct engine never changes the program's output (except `version()`).
     pub self_update: bool,
@@ -200,7 +202,8 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
                 vm.jit_mode = opts.jit;
                 vm.signals.set_tier(opts.jit == molt_vm::tier::JitMode::On);
             }
-            Err(e) => report!("warning: the JIT is not available here ({e}); running interpreted"),
+            Err(e) if opts.jit_asked => report!("warning: the JIT is not available here ({e}); running interpreted"),
+            Err(_) => {}
         }
     }
     let trace = opts.trace;

@@ -12,7 +12,8 @@ const USAGE: &str = "usage:
       --policy strict|relaxed      frames of changed functions: wait for them, or let them finish
       --transform eager|lazy       convert changed records at the update, or at first use
       --watch                      apply each saved edit of the program's files
-      --jit off|on|always          the compiled tier (default off; `always` compiles at first call)
+      --jit off|on|always          the compiled tier (default on: hot code compiles; `always`
+                                   compiles every function at its first call)
       --trace-updates[=json]       print every update event on stderr
   molt check FILE                  compile only; report every error
   molt compile FILE -o OUT.mbc     write versioned bytecode
@@ -44,7 +45,8 @@ fn cmd_run(args: &[String]) -> ExitCode {
     use molt_vm::tier::JitMode;
     use molt_vm::update::{Policy, TransformMode};
     let mut file = None;
-    let mut opts = molt::RunOptions::default();
+    // The compiled tier is on unless asked otherwise (hot functions and loops compile).
+    let mut opts = molt::RunOptions { jit: JitMode::On, ..Default::default() };
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -76,8 +78,8 @@ fn cmd_run(args: &[String]) -> ExitCode {
             "--trace-updates=human" => opts.trace = molt::Trace::Human,
             "--jit" => match value(i) {
                 Some("off") => opts.jit = JitMode::Off,
-                Some("on") => opts.jit = JitMode::On,
-                Some("always") => opts.jit = JitMode::Always,
+                Some("on") => (opts.jit, opts.jit_asked) = (JitMode::On, true),
+                Some("always") => (opts.jit, opts.jit_asked) = (JitMode::Always, true),
                 _ => return usage_error("--jit takes `off`, `on` or `always`"),
             },
             "--watch" => opts.watch = Some(Vec::new()),

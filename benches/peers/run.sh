@@ -72,7 +72,7 @@ cmd_for() { # program impl size -> command line, or nothing when there is none
   local b=$1 i=$2 n=$3 d=$PEERS_DIR/$1 jf
   jf=$d/$b.lua; [ -f "$d/$b.luajit.lua" ] && jf=$d/$b.luajit.lua
   case $i in
-    molt)        echo "$MOLT run $ROOT/benches/programs/$b.molt -- $n" ;;
+    molt)        echo "$MOLT run $ROOT/benches/programs/$b.molt --jit off -- $n" ;;
     molt-jit)    echo "$MOLT run $ROOT/benches/programs/$b.molt --jit on -- $n" ;;
     lua5.4)      [ -n "${HAVE[lua5.4]:-}" ] && [ -f "$d/$b.lua" ] && echo "lua5.4 $d/$b.lua $n" ;;
     luajit)      [ -n "${HAVE[luajit]:-}" ] && [ -f "$jf" ] && echo "luajit $jf $n" ;;

@@ -320,7 +320,10 @@ impl Vm {
             }
         }
         if self.dsu.settings.mode == TransformMode::Lazy {
-            // Lazy: nothing is converted now; each instance is at its first use.
+            // Lazy: nothing is converted now; each instance is at its first use. Transformers
+            // (Molt code) may read other instances: keep what conversions replace.
+            self.dsu.lazy_old.clear();
+            self.dsu.keep_old = work.iter().any(|(name, ..)| transforms.contains_key(name.as_str()));
             for (name, old_slot, new_slot) in work {
                 let transform = transforms.get(name.as_str()).copied();
                 self.types[old_slot as usize].forward = Some(Forward { type_name: name, new_slot, transform });
@@ -463,10 +466,31 @@ impl Vm {
             }
         };
         let old = std::mem::replace(self.heap.get_mut(r), Obj::Record { ty, fields });
-        if let (true, Obj::Record { ty, fields }) = (self.dsu.updating, old) {
-            self.dsu.undo.push((r, ty, fields));
+        if let Obj::Record { ty, fields } = old {
+            if self.dsu.keep_old {
+                self.dsu.lazy_old.insert(r.0, (ty, fields.clone()));
+            }
+            if self.dsu.updating {
+                self.dsu.undo.push((r, ty, fields));
+            }
         }
         Ok(())
+    }
+
+    /// Inside a lazy transformer: field `name` of `v` as it was before the update, when `v`
+    /// is a record that an earlier conversion already replaced (`None` otherwise).
+    pub(crate) fn field_before_update(&self, v: Value, name: u32) -> Option<Result<Value, String>> {
+        let Value::Obj(o) = v else { return None };
+        let (ty, fields) = self.dsu.lazy_old.get(&o.0)?;
+        // The slot may hold an object born since (the converted one was collected).
+        if !self.heap.born_before(o, self.dsu.epoch) {
+            return None;
+        }
+        let ty = &self.types[*ty as usize];
+        Some(match ty.fields.get(&name) {
+            Some(&i) => Ok(fields[i as usize]),
+            None => Err(format!("{} has no field '{}'", ty.name, self.syms[name as usize])),
+        })
     }
 
     /// Converts every instance still owed a lazy conversion (before a built-in sees values,
@@ -485,6 +509,7 @@ impl Vm {
             self.types[slot as usize].forward = None;
             self.lazy_slots.pop();
         }
+        self.dsu.lazy_old = Default::default();
         Ok(())
     }
 
@@ -626,6 +651,7 @@ impl Vm {
         self.types = snap.types;
         self.type_slots = snap.type_slots;
         self.lazy_slots = snap.lazy_slots;
+        self.dsu.lazy_old.clear();
         self.dsu.updating = false;
         self.version = snap.version;
         // Frames above the update point (transformers, migrate) were unwound by call_slot.

@@ -61,6 +61,9 @@ struct Run {
     compiled: usize,
     /// Heap objects alive (not yet collected) at the end.
     live: usize,
+    /// Machine code in memory at the end, and compiled in all.
+    code_bytes: usize,
+    code_compiled: usize,
 }
 
 /// Runs on a thread with a large stack, as the `molt` binary does: compiled code calling
@@ -88,7 +91,9 @@ fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode, mo
     let applied = vm.dsu.events.iter().filter(|e| e.kind == EventKind::Applied).count();
     let compiled = vm.jit.as_ref().map_or(0, |j| j.report().len());
     let text = String::from_utf8(out.0.borrow().clone()).expect("utf-8 output");
-    Run { out: text, error, applied, compiled, live: vm.heap.live() }
+    let code_bytes = vm.jit.as_ref().map_or(0, |j| j.live_code_bytes());
+    let code_compiled = vm.jit.as_ref().map_or(0, |j| j.report().iter().map(|(_, _, b)| b).sum());
+    Run { out: text, error, applied, compiled, live: vm.heap.live(), code_bytes, code_compiled }
 }
 
 /// Runs under the interpreter and under `--jit always`; both must agree exactly.
@@ -253,4 +258,17 @@ fn main() {{
     let r = same_both_ways(program("7"), vec![program("5"), program("7")], 999);
     assert_eq!(r.applied, 999);
     assert!(r.out.starts_with("1000 "), "{}", r.out);
+}
+
+#[test]
+fn code_of_dead_versions_is_freed() {
+    // 1,500 updates, each a new body for the hot function: 1,500 distinct pieces of code
+    // compiled, and almost all of them dead (no frame, table slot or closure uses them).
+    let versions: Vec<&'static str> = (0..1500).map(|k| hot_program(&format!("i * {k} + 1"))).collect();
+    let r = same_both_ways(hot_program("i * 3 + 1"), versions, 1500);
+    assert_eq!(r.applied, 1500);
+    assert!(r.compiled >= 1500, "{} compiled", r.compiled);
+    // What is left in memory: the live versions and a window of recent ones (a few modules),
+    // not everything ever compiled.
+    assert!(r.code_bytes * 5 < r.code_compiled, "{} bytes live of {} compiled", r.code_bytes, r.code_compiled);
 }

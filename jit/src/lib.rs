@@ -11,22 +11,19 @@
 //! engine. So compiled and interpreted code behave the same, and DSU rules hold unchanged:
 //! compiled code belongs to one `Function` (one version of the code) and is dropped with it.
 
+mod code;
 mod translate;
 
-use std::collections::HashMap;
+pub use code::Jit;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 
-use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
-use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::FunctionBuilderContext;
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use molt_vm::func_table::TierSlot;
 use molt_vm::heap::Obj;
-use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
-use molt_vm::{InlineCache, MAX_FRAMES, Proto, RuntimeError, Value, Vm};
+use molt_vm::tier::{CompiledCode, Exit};
+use molt_vm::{InlineCache, MAX_FRAMES, RuntimeError, Value, Vm};
 
 /// What compiled code gets: one pointer to this, at the offsets below (compiled code reads
 /// them, and builds a callee's ctx for a direct call itself); the helpers use the rest.
@@ -172,7 +169,7 @@ impl HeapLayout {
 }
 
 /// The signature every compiled function has: (ctx) -> exit code (see `decode_exit`).
-type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
+pub(crate) type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
 
 /// Exit codes: kind in the high 32 bits, register or pc in the low 32.
 pub(crate) const EXIT_RETURNED: u64 = 0;
@@ -337,7 +334,7 @@ extern "C" fn molt_jit_builtin_method(ctx: *mut Ctx, pc: u64, a: u64, b: u64) ->
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 
 /// Every helper by name, in `Helpers` order.
-const HELPERS: [(&str, Helper); 10] = [
+pub(crate) const HELPERS: [(&str, Helper); 10] = [
     ("molt_jit_step", molt_jit_step),
     ("molt_jit_get_field", molt_jit_get_field),
     ("molt_jit_set_field", molt_jit_set_field),
@@ -350,16 +347,17 @@ const HELPERS: [(&str, Helper); 10] = [
     ("molt_jit_builtin_method", molt_jit_builtin_method),
 ];
 
-/// One compiled function. Its machine code lives in the compiler's module, which is never
-/// freed (Cranelift frees memory per module only); functions with the same linked code share
-/// it (see `Jit::by_content`), so the code of a program updated any number of times grows
-/// with the distinct versions of its functions, not with the updates.
-struct Compiled {
+/// One compiled function, shared by every `Function` with the same linked code (see
+/// `code::Jit`). Its machine code lives in a module of a batch of functions, freed when the
+/// last of them is dropped (`code::CodeModule`).
+pub(crate) struct Compiled {
     entry: Entry,
     nregs: usize,
     /// Instructions (one inline cache each).
     ncode: usize,
     size: usize,
+    /// Keeps the machine code's module alive.
+    _module: Rc<code::CodeModule>,
 }
 
 impl CompiledCode for Compiled {
@@ -418,175 +416,6 @@ impl CompiledCode for Compiled {
     fn direct_entry(&self) -> usize {
         self.entry as usize
     }
-}
-
-/// The Cranelift compiler.
-pub struct Jit {
-    module: JITModule,
-    heap: HeapLayout,
-    /// The `HELPERS`, declared once in the module.
-    helpers: Vec<FuncId>,
-    /// Compiled code by content (`content_key`): an update relinks every function, and
-    /// unchanged ones get their code back without compiling again.
-    by_content: HashMap<Vec<u8>, Rc<Compiled>>,
-    fctx: FunctionBuilderContext,
-    /// Functions compiled so far, and their total code size (for reports).
-    pub compiled: usize,
-    pub code_bytes: usize,
-    /// (function, compile time in microseconds, code bytes), in compile order.
-    log: Vec<(String, u64, usize)>,
-}
-
-impl Jit {
-    /// A compiler for the host machine, or why there is none.
-    pub fn new() -> Result<Jit, String> {
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| format!("{k}: {e}"));
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| format!("this machine is not supported by the JIT: {e}"))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| e.to_string())?;
-        if isa.pointer_type() != types::I64 {
-            return Err("the JIT needs a 64-bit machine".into());
-        }
-        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-        for (name, f) in HELPERS {
-            builder.symbol(name, f as *const u8);
-        }
-        let mut module = JITModule::new(builder);
-        let mut sig = module.make_signature();
-        sig.params.extend([AbiParam::new(types::I64); 4]);
-        sig.returns.push(AbiParam::new(types::I64));
-        let mut helpers = Vec::new();
-        for (name, _) in HELPERS {
-            helpers.push(module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?);
-        }
-        Ok(Jit {
-            heap: HeapLayout::probe()?,
-            module,
-            helpers,
-            by_content: HashMap::new(),
-            fctx: FunctionBuilderContext::new(),
-            compiled: 0,
-            code_bytes: 0,
-            log: Vec::new(),
-        })
-    }
-
-    fn try_compile(&mut self, proto: &Proto, consts: &[Value]) -> Result<Compiled, String> {
-        let mut sig = self.module.make_signature();
-        sig.params.push(AbiParam::new(types::I64));
-        sig.returns.push(AbiParam::new(types::I64));
-        let id = self.module.declare_anonymous_function(&sig).map_err(|e| e.to_string())?;
-        let mut ctx = self.module.make_context();
-        ctx.func.signature = sig;
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let refs: Vec<_> = self.helpers.iter().map(|&h| self.module.declare_func_in_func(h, &mut ctx.func)).collect();
-        let helpers = translate::Helpers {
-            step: refs[0],
-            get_field: refs[1],
-            set_field: refs[2],
-            call_func: refs[3],
-            get_index: refs[4],
-            call_native: refs[5],
-            call_exit: refs[6],
-            sync: refs[7],
-            arith: refs[8],
-            builtin_method: refs[9],
-        };
-        translate::build(
-            &mut ctx.func,
-            &mut self.fctx,
-            proto,
-            consts,
-            self.module.target_config(),
-            helpers,
-            self.heap,
-        )?;
-        // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.
-        let disasm = std::env::var_os("MOLT_JIT_DISASM").is_some();
-        ctx.set_disasm(disasm);
-        self.module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
-        if let Some(text) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| disasm) {
-            eprintln!("; {} ({} registers)\n{text}", proto.name, proto.nregs);
-        }
-        let size = ctx.compiled_code().map_or(0, |c| c.code_info().total_size as usize);
-        self.module.clear_context(&mut ctx);
-        self.module.finalize_definitions().map_err(|e| e.to_string())?;
-        let ptr = self.module.get_finalized_function(id);
-        // SAFETY: `ptr` is the finalized code of a function declared with exactly the
-        // signature `Entry` mirrors (one pointer parameter, one i64 result, the host's
-        // default call convention, which is what `extern "C"` uses).
-        let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(ptr) };
-        self.compiled += 1;
-        self.code_bytes += size;
-        Ok(Compiled { entry, nregs: proto.nregs as usize, ncode: proto.code.len(), size })
-    }
-}
-
-/// Compiled code shared by every `Function` with the same linked code.
-struct SharedCode(Rc<Compiled>);
-
-impl CompiledCode for SharedCode {
-    fn run(&self, vm: &mut Vm, caches: &[InlineCache], base: usize, entry: usize) -> Exit {
-        self.0.run(vm, caches, base, entry)
-    }
-
-    fn code_size(&self) -> usize {
-        self.0.size
-    }
-
-    fn direct_entry(&self) -> usize {
-        self.0.entry as usize
-    }
-}
-
-/// What compiled code depends on: the linked instructions, the constants (ints and floats are
-/// built into the code) and the register count.
-fn content_key(proto: &Proto, consts: &[Value]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(proto.code.len() * 8 + consts.len() * 9 + 2);
-    key.extend_from_slice(&proto.nregs.to_le_bytes());
-    for ins in &proto.code {
-        ins.encode(&mut key);
-    }
-    for c in consts {
-        match c {
-            Value::Int(i) => {
-                key.push(1);
-                key.extend_from_slice(&i.to_le_bytes());
-            }
-            Value::Float(f) => {
-                key.push(2);
-                key.extend_from_slice(&f.to_bits().to_le_bytes());
-            }
-            _ => key.push(0), // loaded through the VM, not built in
-        }
-    }
-    key
-}
-
-impl TierCompiler for Jit {
-    fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>> {
-        let key = content_key(proto, consts);
-        if let Some(code) = self.by_content.get(&key) {
-            return Some(Box::new(SharedCode(code.clone())));
-        }
-        let started = std::time::Instant::now();
-        let compiled = Rc::new(self.try_compile(proto, consts).ok()?);
-        self.log.push((proto.name.clone(), started.elapsed().as_micros() as u64, compiled.size));
-        self.by_content.insert(key, compiled.clone());
-        Some(Box::new(SharedCode(compiled)))
-    }
-
-    fn report(&self) -> Vec<(String, u64, usize)> {
-        self.log.clone()
-    }
-
-    // `worth_compiling`: the default (every hot function). Calls, field and list access
-    // are inline now, so call-heavy code gains too.
 }
 
 #[cfg(test)]

@@ -55,6 +55,10 @@ pub trait TierCompiler {
     fn report(&self) -> Vec<(String, u64, usize)> {
         Vec::new()
     }
+    /// Bytes of machine code in memory now (code of dead versions is freed).
+    fn live_code_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// `molt run --jit off|on|always`.

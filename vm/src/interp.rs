@@ -263,8 +263,8 @@ impl Vm {
                     let ret: usize = $ret;
                     match callee {
                         Value::Func(slot) => {
-                            let target = match &self.funcs[slot as usize] {
-                                Some(c) => c.clone(),
+                            let target = match self.callee(slot) {
+                                Some(c) => c,
                                 None => throw!(format!(
                                     "function '{}' was removed by an update",
                                     self.func_names[slot as usize]
@@ -452,8 +452,8 @@ impl Vm {
                         tri!(self.set_index(o, i, v));
                     }
                     Instr::CallFunc { dst, f, base: b, argc } => {
-                        let callee = match &self.funcs[f as usize] {
-                            Some(c) => c.clone(),
+                        let callee = match self.callee(f) {
+                            Some(c) => c,
                             None => {
                                 throw!(format!("function '{}' was removed by an update", self.func_names[f as usize]))
                             }
@@ -489,8 +489,8 @@ impl Vm {
                                     };
                                     match slot {
                                         Some(slot) => {
-                                            let callee = match &self.funcs[slot as usize] {
-                                                Some(c) => c.clone(),
+                                            let callee = match self.callee(slot) {
+                                                Some(c) => c,
                                                 None => throw!(format!(
                                                     "method '{}' was removed by an update",
                                                     self.syms[name as usize]

@@ -176,6 +176,10 @@ pub struct Vm {
     /// Functions an update took from frames while compiled code was running, which may
     /// still read them; dropped when the outermost compiled activation returns.
     pub(crate) retired: Vec<Rc<Function>>,
+    /// The last version of each function an update removed, by slot: old code (a closure, a
+    /// function value, a frame finishing in old code) that still calls it runs that version
+    /// (DSU.md: old code stays alive as long as something uses it).
+    pub(crate) removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
     /// Dynamic software updating: settings, the pending update, events.
     pub dsu: update::UpdateState,
     /// Old type slots whose instances still wait for a lazy conversion.
@@ -211,6 +215,7 @@ impl Vm {
             jit: None,
             tier_depth: 0,
             retired: Vec::new(),
+            removed_funcs: Default::default(),
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),
             lazy_slots: Vec::new(),

@@ -48,6 +48,16 @@ impl Vm {
         RuntimeError { message, trace }
     }
 
+    /// The function a call of table slot `slot` runs: the newest version, or for a function
+    /// an update removed, its last version (only old code can still call it).
+    #[inline(always)]
+    pub(super) fn callee(&self, slot: u32) -> Option<Rc<Function>> {
+        match &self.funcs[slot as usize] {
+            Some(c) => Some(c.clone()),
+            None => self.removed_funcs.get(&slot).cloned(),
+        }
+    }
+
     pub(super) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
         let f = self.natives[n as usize].f;
         self.call_native_fn(f, start, argc)

@@ -88,10 +88,7 @@ impl Vm {
                 Ok(()) => (c.proto.nregs as usize, c.tier_entry.get()),
                 Err(msg) => return Err(self.raise(msg, pc + 1)),
             },
-            _ => {
-                let msg = format!("function '{}' was removed by an update", self.func_names[f as usize]);
-                return Err(self.raise(msg, pc + 1));
-            }
+            _ => return self.tier_call_removed(pc, f, base + b as usize, argc, base + dst as usize).map(|()| 0),
         };
         let (new_base, ret) = (base + b as usize, base + dst as usize);
         if entry == 0
@@ -120,6 +117,28 @@ impl Vm {
             }
         }
         self.execute_interpreted(depth).map(|_| 0)
+    }
+
+    /// A call of a function an update removed, by old code: runs its last version (see
+    /// `Vm::removed_funcs`) to completion, or fails as the interpreter does.
+    fn tier_call_removed(
+        &mut self,
+        pc: usize,
+        f: u32,
+        new_base: usize,
+        argc: u16,
+        ret: usize,
+    ) -> Result<(), RuntimeError> {
+        let Some(callee) = self.callee(f) else {
+            let msg = format!("function '{}' was removed by an update", self.func_names[f as usize]);
+            return Err(self.raise(msg, pc + 1));
+        };
+        let entered = check_arity(&callee, argc as usize).and_then(|()| self.enter_frame(callee, new_base, ret));
+        if let Err(msg) = entered {
+            return Err(self.raise(msg, pc + 1));
+        }
+        let depth = self.frames.len() - 1;
+        self.execute(depth).map(|_| ())
     }
 
     /// The pc of the top frame, for compiled code that made it real (see `tier_push_frame`).

@@ -46,6 +46,7 @@ fn is_constant_thunk(f: &Function) -> bool {
 /// Everything a rollback restores.
 struct Snapshot {
     funcs: crate::func_table::FuncTable,
+    removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
     func_names: usize,
     globals: Vec<Value>,
     global_names: usize,
@@ -118,6 +119,7 @@ impl Vm {
 
         let snap = Snapshot {
             funcs: self.funcs.clone(),
+            removed_funcs: self.removed_funcs.clone(),
             func_names: self.func_names.len(),
             globals: self.globals.clone(),
             global_names: self.global_names.len(),
@@ -271,9 +273,13 @@ impl Vm {
             let slot = f.slot as usize;
             installed[slot] = true;
             self.funcs.set(slot, Some(Rc::new(f)));
+            self.removed_funcs.remove(&(slot as u32));
         }
         for (slot, done) in installed.iter().enumerate() {
             if !done {
+                if let Some(old) = self.funcs[slot].clone() {
+                    self.removed_funcs.insert(slot as u32, old);
+                }
                 self.funcs.set(slot, None); // removed: a tombstone
             }
         }
@@ -645,6 +651,7 @@ impl Vm {
         // The initialisers' writes came first: undone last.
         std::mem::replace(&mut self.dsu.init_journal, WriteGuard::Off).restore(&mut self.heap);
         self.funcs = snap.funcs;
+        self.removed_funcs = snap.removed_funcs;
         self.func_names.truncate(snap.func_names);
         self.globals = snap.globals;
         self.global_names.truncate(snap.global_names);

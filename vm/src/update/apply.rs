@@ -351,9 +351,22 @@ impl Vm {
             match transforms.get(name.as_str()) {
                 Some(&tf) => {
                     for r in self.heap.records_of(old_slot) {
+                        // Each call starts a generation: the record it returns must be born
+                        // during the call ("fresh"), as in lazy mode, not one an earlier call
+                        // or an initialiser made.
+                        let call = self.heap.new_generation();
                         let v = self
                             .call_slot(tf, &[Value::Obj(r)])
                             .map_err(|e| format!("transform {name} failed: {}", describe(&e)))?;
+                        if let Value::Obj(o) = v
+                            && self.heap.born_before(o, call)
+                        {
+                            let what = if new_slot.is_some() { name.as_str() } else { "new-version" };
+                            return Err(format!(
+                                "transform {name} must return a fresh {what} record of the new version, not {}",
+                                self.repr(v)
+                            ));
+                        }
                         let (ty, fields) = self.check_transformed(&name, new_slot, v)?;
                         replacements.push((r, ty, fields));
                     }

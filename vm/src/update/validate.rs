@@ -75,6 +75,11 @@ impl Vm {
             return Some(why);
         }
         for ins in &func.proto.code {
+            if let Instr::CallMethod { name, argc, .. } = *ins
+                && let Some(why) = self.method_arity_conflict(func, new, who, name, argc)
+            {
+                return Some(why);
+            }
             let Instr::CallFunc { f, argc, .. } = *ins else { continue };
             let Some(name) = self.func_names.get_index(f as usize) else { continue };
             let Some(nf) = new.functions.iter().find(|p| &p.name == name) else { continue };
@@ -88,5 +93,33 @@ impl Vm {
             }
         }
         None
+    }
+
+    /// A method call `x.m(...)` with `argc` arguments in `func`'s code, when the new version
+    /// changes the arity of a method `m` (of any type: the receiver's type is known only at run
+    /// time) so that the call would no longer fit.
+    fn method_arity_conflict(
+        &self,
+        func: &crate::Function,
+        new: &Program,
+        who: &str,
+        name: u32,
+        argc: u16,
+    ) -> Option<String> {
+        let old = self.dsu.program.as_ref()?;
+        let method = self.syms.get_index(name as usize)?;
+        let suffix = format!(".{method}");
+        let nf = new.functions.iter().find(|nf| {
+            nf.name.ends_with(&suffix)
+                && nf.arity != argc + 1
+                && old.functions.iter().any(|of| of.name == nf.name && of.arity != nf.arity)
+        })?;
+        let takes = nf.arity - 1;
+        Some(format!(
+            "{who} ({}) calls method '{method}' with {argc} argument{}, but the new version of '{}' takes {takes}",
+            func.proto.name,
+            if argc == 1 { "" } else { "s" },
+            nf.name
+        ))
     }
 }

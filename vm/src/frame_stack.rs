@@ -13,6 +13,8 @@ use crate::{Frame, Function};
 pub struct FrameStack {
     slots: Vec<Frame>,
     len: usize,
+    /// Frames pushed so far (each frame's `serial`).
+    pushed: u64,
 }
 
 /// Where a popped frame's registers were and its result goes.
@@ -31,9 +33,11 @@ impl FrameStack {
             f.pc = 0;
             f.base = base;
             f.ret = ret;
+            f.serial = self.pushed;
         } else {
-            self.slots.push(Frame { func, pc: 0, base, ret });
+            self.slots.push(Frame { func, pc: 0, base, ret, serial: self.pushed });
         }
+        self.pushed += 1;
         self.len += 1;
     }
 
@@ -48,9 +52,11 @@ impl FrameStack {
             f.pc = 0;
             f.base = base;
             f.ret = ret;
+            f.serial = self.pushed;
         } else {
-            self.slots.push(Frame { func: func.clone(), pc: 0, base, ret });
+            self.slots.push(Frame { func: func.clone(), pc: 0, base, ret, serial: self.pushed });
         }
+        self.pushed += 1;
         self.len += 1;
     }
 

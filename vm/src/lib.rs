@@ -137,6 +137,8 @@ pub struct Frame {
     pub base: usize,
     /// Absolute stack index where the result goes.
     pub ret: usize,
+    /// Distinguishes this frame from earlier ones at the same depth (`FrameStack::push`).
+    pub serial: u64,
 }
 
 /// Deepest call nesting before `stack overflow`.
@@ -173,9 +175,13 @@ pub struct Vm {
     pub jit_mode: tier::JitMode,
     /// Compiled activations running now (see `tier::MAX_TIER_DEPTH`).
     pub(crate) tier_depth: u32,
-    /// Functions an update took from frames while compiled code was running, which may
-    /// still read them; dropped when the outermost compiled activation returns.
-    pub(crate) retired: Vec<Rc<Function>>,
+    /// Functions an update took from frames while compiled code was running, by frame (depth
+    /// and serial): a compiled activation suspended in that frame may still run their code and
+    /// read their inline caches. At most one per depth (the one the frame's activation started
+    /// with); dropped when a compiled activation starts at that depth or below (the suspended
+    /// ones there have ended), when another frame takes the depth, or when no compiled code
+    /// runs at all.
+    pub(crate) retired: Vec<(usize, u64, Rc<Function>)>,
     /// The last version of each function an update removed, by slot: old code (a closure, a
     /// function value, a frame finishing in old code) that still calls it runs that version
     /// (DSU.md: old code stays alive as long as something uses it).

@@ -59,6 +59,10 @@ impl Vm {
         if self.tier_depth >= MAX_TIER_DEPTH || self.stack.len() < base + func.proto.nregs as usize {
             return None;
         }
+        if !self.retired.is_empty() {
+            let depth = self.frames.len().saturating_sub(1);
+            self.retired.retain(|(d, _, _)| *d < depth);
+        }
         self.tier_depth += 1;
         let exit = code.run(self, &func.caches, base, pc);
         self.tier_depth -= 1;

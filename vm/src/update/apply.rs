@@ -645,13 +645,19 @@ impl Vm {
         }
     }
 
-    /// Frame `i` runs `new` from now on. Compiled code suspended in that frame may still use
-    /// its old function (its inline caches): kept alive until no compiled code runs.
+    /// Frame `i` runs `new` from now on. Compiled code suspended in that frame may still run
+    /// its old function's code and read its inline caches: kept (see `Vm::retired`). Per frame
+    /// the first is the one a suspended activation can use: a compiled activation starts
+    /// only with a new frame (a direct call) or through `run_compiled` (which drops the
+    /// frame's earlier one), so later ones were never run compiled in this frame.
     fn replace_frame_func(&mut self, i: usize, new: Rc<Function>) {
+        let serial = self.frames[i].serial;
         let old = std::mem::replace(&mut self.frames[i].func, new);
-        if self.tier_depth > 0 {
-            self.retired.push(old);
+        if self.tier_depth == 0 || self.retired.iter().any(|&(d, s, _)| d == i && s == serial) {
+            return;
         }
+        self.retired.retain(|&(d, _, _)| d != i); // an earlier frame's, at this depth
+        self.retired.push((i, serial, old));
     }
 
     fn rollback(&mut self, snap: Snapshot) {

@@ -130,6 +130,7 @@ impl Jit {
             sync: refs[7],
             arith: refs[8],
             builtin_method: refs[9],
+            new_record: refs[10],
         };
         translate::build(&mut ctx.func, &mut self.fctx, proto, consts, module.target_config(), helpers, self.heap)?;
         // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.

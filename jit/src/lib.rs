@@ -331,10 +331,16 @@ extern "C" fn molt_jit_builtin_method(ctx: *mut Ctx, pc: u64, a: u64, b: u64) ->
     with_vm(ctx, |vm| vm.tier_builtin_method(pc as usize, dst, base, b as u32, argc).map(u64::from))
 }
 
+/// `NewRecord`: a = dst | base << 16 | n << 32, b = the type slot.
+extern "C" fn molt_jit_new_record(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64 {
+    let (dst, base, n) = (a as u16, (a >> 16) as u16, (a >> 32) as u16);
+    with_vm(ctx, |vm| vm.tier_new_record(pc as usize, dst, b as u32, base, n).map(|()| 0))
+}
+
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 
 /// Every helper by name, in `Helpers` order.
-pub(crate) const HELPERS: [(&str, Helper); 10] = [
+pub(crate) const HELPERS: [(&str, Helper); 11] = [
     ("molt_jit_step", molt_jit_step),
     ("molt_jit_get_field", molt_jit_get_field),
     ("molt_jit_set_field", molt_jit_set_field),
@@ -345,6 +351,7 @@ pub(crate) const HELPERS: [(&str, Helper); 10] = [
     ("molt_jit_sync", molt_jit_sync),
     ("molt_jit_arith", molt_jit_arith),
     ("molt_jit_builtin_method", molt_jit_builtin_method),
+    ("molt_jit_new_record", molt_jit_new_record),
 ];
 
 /// One compiled function, shared by every `Function` with the same linked code (see

@@ -53,6 +53,7 @@ pub struct Helpers {
     pub sync: FuncRef,
     pub arith: FuncRef,
     pub builtin_method: FuncRef,
+    pub new_record: FuncRef,
 }
 
 struct Gen<'a, 'b> {
@@ -1004,6 +1005,7 @@ impl Gen<'_, '_> {
                 self.b.ins().jump(next, &[]);
             }
             IterNext { base, var, exit } => self.iter_next(pc, base, var, exit),
+            NewRecord { dst, ty, base, n } => self.helper_op(self.helpers.new_record, pc, [dst, base, n], ty),
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
             }

@@ -418,22 +418,7 @@ impl Vm {
                         r!(dst) = Value::Obj(self.heap.alloc(Obj::Map(Box::new(m))));
                     }
                     Instr::NewRecord { dst, ty, base: b, n } => {
-                        let start = base + b as usize;
-                        let n = n as usize;
-                        if n != self.types[ty as usize].field_names.len() {
-                            throw!(format!(
-                                "record layout of {} changed under running code",
-                                self.types[ty as usize].name
-                            ));
-                        }
-                        let fields: Box<[Value]> = self.stack[start..start + n].into();
-                        let obj = self.heap.alloc(Obj::Record { ty, fields });
-                        // Old code (an old frame, a live closure) building a type that an update
-                        // changed: the record is converted at once, so no code sees its old shape.
-                        if self.types[ty as usize].forward.is_some() {
-                            tri!(self.convert_new_record(obj));
-                        }
-                        r!(dst) = Value::Obj(obj);
+                        r!(dst) = tri!(self.new_record(ty, base + b as usize, n as usize));
                     }
                     Instr::GetField { dst, obj, name } => {
                         let v = r!(obj);

@@ -58,6 +58,22 @@ impl Vm {
         }
     }
 
+    /// A record of type slot `ty` whose `n` fields are the registers from `start`.
+    #[inline]
+    pub(super) fn new_record(&mut self, ty: u32, start: usize, n: usize) -> Res<Value> {
+        if n != self.types[ty as usize].field_names.len() {
+            return Err(format!("record layout of {} changed under running code", self.types[ty as usize].name));
+        }
+        let fields: Box<[Value]> = self.stack[start..start + n].into();
+        let obj = self.heap.alloc(Obj::Record { ty, fields });
+        // Old code (an old frame, a live closure) building a type that an update changed: the
+        // record is converted at once, so no code sees its old shape.
+        if self.types[ty as usize].forward.is_some() {
+            self.convert_new_record(obj)?;
+        }
+        Ok(Value::Obj(obj))
+    }
+
     pub(super) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
         let f = self.natives[n as usize].f;
         self.call_native_fn(f, start, argc)

@@ -342,4 +342,16 @@ impl Vm {
             Err(msg) => Err(self.raise(msg, pc + 1)),
         }
     }
+
+    /// `NewRecord` at `pc` for compiled code.
+    pub fn tier_new_record(&mut self, pc: usize, dst: u16, ty: u32, b: u16, n: u16) -> Result<(), RuntimeError> {
+        let base = self.tier_base(pc + 1)?;
+        match self.new_record(ty, base + b as usize, n as usize) {
+            Ok(v) => {
+                self.stack[base + dst as usize] = v;
+                Ok(())
+            }
+            Err(msg) => Err(self.raise(msg, pc + 1)),
+        }
+    }
 }

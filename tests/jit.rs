@@ -154,3 +154,29 @@ fn jit_on_compiles_hot_loops_in_place_and_hot_functions() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("jit: 0 functions compiled"), "{err}");
 }
+
+/// `--jit always` compiles every function: a function the tier fails to translate would run
+/// interpreted without a word (it did for every function computing `==` as a value, until
+/// session 9), so the lang suite's functions must all compile.
+#[test]
+fn every_function_of_the_lang_programs_compiles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    for entry in walkdir::WalkDir::new(root.join("tests/lang")).into_iter().filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "molt") {
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_molt"))
+            .current_dir(root)
+            .env("MOLT_JIT_REPORT", "1")
+            .args(["run", "--jit", "always", &rel])
+            .stdin(Stdio::null())
+            .output()
+            .expect("molt runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        failures.extend(err.lines().filter(|l| l.contains("not compiled")).map(|l| format!("{rel}: {l}")));
+    }
+    assert!(failures.is_empty(), "{} functions not compiled:\n{}", failures.len(), failures.join("\n"));
+}

@@ -230,7 +230,15 @@ impl TierCompiler for Jit {
             return Some(Box::new(SharedCode(code)));
         }
         let started = std::time::Instant::now();
-        let compiled = Rc::new(self.try_compile(proto, consts).ok()?);
+        let compiled = match self.try_compile(proto, consts) {
+            Ok(c) => Rc::new(c),
+            Err(e) => {
+                if std::env::var_os("MOLT_JIT_REPORT").is_some() {
+                    eprintln!("jit: {} not compiled: {e}", proto.name);
+                }
+                return None;
+            }
+        };
         self.log.push((proto.name.clone(), started.elapsed().as_micros() as u64, compiled.size));
         if self.by_content.len() >= 2 * RECENT && self.by_content.len().is_power_of_two() {
             self.by_content.retain(|_, code| code.strong_count() > 0);

@@ -161,10 +161,16 @@ impl Gen<'_, '_> {
         self.b.ins().store(flags(), v, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
     }
 
+    /// `c`: a truth value, as an i8 (a comparison's result) or a wider int.
     fn store_bool(&mut self, r: u16, c: ir::Value) {
         self.set_tag(r, tag::BOOL);
         let regs = self.regs();
-        self.b.ins().istore8(flags(), c, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        // `istore8` takes a wider int only; an i8 is stored as it is (one byte either way).
+        if self.b.func.dfg.value_type(c) == types::I8 {
+            self.b.ins().store(flags(), c, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        } else {
+            self.b.ins().istore8(flags(), c, regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        }
     }
 
     fn exit(&mut self, kind: u64, low: u64) {

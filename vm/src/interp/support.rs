@@ -243,8 +243,7 @@ impl Vm {
                 if j == 0 {
                     return Err("division by zero".into());
                 }
-                // The minimum % -1 is 0 (only its quotient overflows).
-                let r = if modulo { Some(i.wrapping_rem(j)) } else { i.checked_div(j) };
+                let r = if modulo { i.checked_rem(j) } else { i.checked_div(j) };
                 return r.map(Value::Int).ok_or_else(|| "integer overflow".into());
             }
             (Value::Float(p), Value::Float(q)) => (p, q),

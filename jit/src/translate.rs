@@ -500,13 +500,7 @@ impl Gen<'_, '_> {
         let obj_block = self.b.create_block();
         self.b.ins().brif(ok, obj_block, &[], fail, &[]);
         self.b.switch_to_block(obj_block);
-        let regs = self.regs();
-        let handle = self.b.ins().uload32(flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET);
-        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
-        let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
-        let obj = self.b.ins().iadd(objs, offset);
-        let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
-        let is_record = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.record_tag as i64);
+        let (obj, is_record) = self.heap_object(r, self.heap.record_tag);
         let ty = self.b.ins().uload32(flags(), obj, h.ty_offset);
         let caches = self.b.ins().load(types::I64, flags(), self.ctx, CTX_CACHES);
         let at = (pc * std::mem::size_of::<InlineCache>()) as i32;
@@ -534,13 +528,7 @@ impl Gen<'_, '_> {
         let obj_block = self.b.create_block();
         self.b.ins().brif(ok, obj_block, &[], slow, &[]);
         self.b.switch_to_block(obj_block);
-        let regs = self.regs();
-        let handle = self.b.ins().uload32(flags(), regs, Self::off(obj) + tag::PAYLOAD_OFFSET);
-        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
-        let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
-        let o = self.b.ins().iadd(objs, offset);
-        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
-        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.list_tag as i64);
+        let (o, is_list) = self.heap_object(obj, self.heap.list_tag);
         let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
         let i = self.payload(index);
         // Unsigned: a negative index is out of range too.
@@ -596,13 +584,7 @@ impl Gen<'_, '_> {
         let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
         self.b.ins().brif(is_obj, list, &[], slow, &[]);
         self.b.switch_to_block(list);
-        let regs = self.regs();
-        let handle = self.b.ins().uload32(flags(), regs, Self::off(base) + tag::PAYLOAD_OFFSET);
-        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
-        let offset = self.b.ins().imul_imm_s(handle, h.obj_size);
-        let o = self.b.ins().iadd(objs, offset);
-        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
-        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.list_tag as i64);
+        let (o, is_list) = self.heap_object(base, self.heap.list_tag);
         let list_block = self.b.create_block();
         self.b.ins().brif(is_list, list_block, &[], slow, &[]);
         self.b.switch_to_block(list_block);
@@ -618,6 +600,19 @@ impl Gen<'_, '_> {
         self.store_value(var, lo, hi);
         self.store_int(base + 1, nxt);
         self.b.ins().jump(next, &[]);
+    }
+
+    /// The heap object register `r` (which holds a `Value::Obj`) refers to: its address in the
+    /// slot array, and whether its tag is `want`.
+    fn heap_object(&mut self, r: u16, want: u8) -> (ir::Value, ir::Value) {
+        let regs = self.regs();
+        let handle = self.b.ins().uload32(flags(), regs, Self::off(r) + tag::PAYLOAD_OFFSET);
+        let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
+        let offset = self.b.ins().imul_imm_s(handle, self.heap.obj_size);
+        let obj = self.b.ins().iadd(objs, offset);
+        let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
+        let is = self.b.ins().icmp_imm_u(IntCC::Equal, otag, want as i64);
+        (obj, is)
     }
 
     /// The address of field `index` of the record at `obj`.

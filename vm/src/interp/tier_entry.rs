@@ -218,13 +218,8 @@ impl Vm {
     pub fn tier_get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) -> Result<(), RuntimeError> {
         let base = self.tier_base(pc + 1)?;
         let (o, i) = (self.stack[base + obj as usize], self.stack[base + index as usize]);
-        match self.get_index(o, i) {
-            Ok(v) => {
-                self.stack[base + dst as usize] = v;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
+        let result = self.get_index(o, i);
+        self.tier_store(pc, base + dst as usize, result)
     }
 
     /// `CallNative` at `pc` of the top frame, for compiled code.
@@ -237,13 +232,8 @@ impl Vm {
         argc: u16,
     ) -> Result<(), RuntimeError> {
         let base = self.tier_base(pc + 1)?;
-        match self.call_native(native, base + b as usize, argc as usize) {
-            Ok(v) => {
-                self.stack[base + dst as usize] = v;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
+        let result = self.call_native(native, base + b as usize, argc as usize);
+        self.tier_store(pc, base + dst as usize, result)
     }
 
     /// The top frame's register base, for the tier entry points. Saves `pc` (after the
@@ -265,13 +255,8 @@ impl Vm {
     pub fn tier_get_field(&mut self, pc: usize, dst: u16, obj: u16, name: u32) -> Result<(), RuntimeError> {
         let (func, base) = self.tier_frame(pc + 1)?;
         let v = self.stack[base + obj as usize];
-        match self.get_field(&func, pc + 1, v, name) {
-            Ok(x) => {
-                self.stack[base + dst as usize] = x;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
+        let result = self.get_field(&func, pc + 1, v, name);
+        self.tier_store(pc, base + dst as usize, result)
     }
 
     /// `SetField` at `pc` of the top frame, for compiled code.
@@ -300,13 +285,8 @@ impl Vm {
         let base = self.tier_base(pc + 1)?;
         let sym = ["+", "-", "*"].get(op as usize).copied().unwrap_or("?");
         let (x, y) = (self.stack[base + a as usize], self.stack[base + b as usize]);
-        match self.arith_slow(sym, x, y) {
-            Ok(v) => {
-                self.stack[base + dst as usize] = v;
-                Ok(())
-            }
-            Err(msg) => Err(self.raise(msg, pc + 1)),
-        }
+        let result = self.arith_slow(sym, x, y);
+        self.tier_store(pc, base + dst as usize, result)
     }
 
     /// `CallMethod` at `pc` for compiled code, when the receiver is a string, list, map or
@@ -346,9 +326,16 @@ impl Vm {
     /// `NewRecord` at `pc` for compiled code.
     pub fn tier_new_record(&mut self, pc: usize, dst: u16, ty: u32, b: u16, n: u16) -> Result<(), RuntimeError> {
         let base = self.tier_base(pc + 1)?;
-        match self.new_record(ty, base + b as usize, n as usize) {
+        let result = self.new_record(ty, base + b as usize, n as usize);
+        self.tier_store(pc, base + dst as usize, result)
+    }
+
+    /// The result of the instruction at `pc` (compiled code's), into the register at `at`, or
+    /// its error raised there.
+    fn tier_store(&mut self, pc: usize, at: usize, result: Result<Value, String>) -> Result<(), RuntimeError> {
+        match result {
             Ok(v) => {
-                self.stack[base + dst as usize] = v;
+                self.stack[at] = v;
                 Ok(())
             }
             Err(msg) => Err(self.raise(msg, pc + 1)),

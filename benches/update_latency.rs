@@ -137,6 +137,8 @@ fn transform_by_records(c: &mut Criterion) {
         ("default", compile("records_default.molt", RECORDS_DEFAULT, 2), TransformMode::Eager),
         ("explicit", compile("records_explicit.molt", RECORDS_EXPLICIT, 2), TransformMode::Eager),
         ("lazy_commit", compile("records_default.molt", RECORDS_DEFAULT, 2), TransformMode::Lazy),
+        // An explicit transformer that reads only its instance stays lazy (`lazy_safe`).
+        ("lazy_commit_explicit", compile("records_explicit.molt", RECORDS_EXPLICIT, 2), TransformMode::Lazy),
     ];
     let sizes: &[usize] = if smoke() { &[1000] } else { &[1000, 10_000, 100_000, 1_000_000] };
     for &n in sizes {

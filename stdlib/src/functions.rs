@@ -4,31 +4,32 @@ use std::io::BufRead;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use molt_vm::{NativeCtx, NativeFn, Obj, Value};
+use molt_vm::{NativeCtx, NativeFn, Obj, Reads, Value};
 
 use crate::args::{count, number};
 
-pub const FUNCTIONS: &[(&str, NativeFn)] = &[
-    ("print", print),
-    ("str", str_),
-    ("int", int),
-    ("float", float),
-    ("len", len),
-    ("type_of", type_of),
-    ("assert", assert),
-    ("error", error),
-    ("clock", clock),
-    ("sleep", sleep),
-    ("read_line", read_line),
-    ("args", args),
-    ("version", version),
-    ("sqrt", sqrt),
-    ("abs", abs),
-    ("floor", floor),
-    ("ceil", ceil),
-    ("min", min),
-    ("max", max),
-    ("pow", pow),
+/// Each built-in with what it reads (see `Reads`: lazy updates depend on it being right).
+pub const FUNCTIONS: &[(&str, NativeFn, Reads)] = &[
+    ("print", print, Reads::World),
+    ("str", str_, Reads::Contents),
+    ("int", int, Reads::Values),
+    ("float", float, Reads::Values),
+    ("len", len, Reads::Contents),
+    ("type_of", type_of, Reads::Contents),
+    ("assert", assert, Reads::Contents),
+    ("error", error, Reads::Contents),
+    ("clock", clock, Reads::World),
+    ("sleep", sleep, Reads::World),
+    ("read_line", read_line, Reads::World),
+    ("args", args, Reads::World),
+    ("version", version, Reads::Values),
+    ("sqrt", sqrt, Reads::Values),
+    ("abs", abs, Reads::Values),
+    ("floor", floor, Reads::Values),
+    ("ceil", ceil, Reads::Values),
+    ("min", min, Reads::Values),
+    ("max", max, Reads::Values),
+    ("pow", pow, Reads::Values),
 ];
 
 fn print(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {

@@ -16,8 +16,8 @@ pub const PRELUDE_NAME: &str = molt_vm::PRELUDE_FILE;
 
 /// Registers every built-in function and method with `vm`.
 pub fn install(vm: &mut Vm) {
-    for (name, f) in functions::FUNCTIONS {
-        vm.register_native(NativeDef { name, f: *f });
+    for (name, f, reads) in functions::FUNCTIONS {
+        vm.register_native(NativeDef { name, f: *f, reads: *reads });
     }
     for (name, f) in list::METHODS {
         vm.register_method(BuiltinKind::List, name, MethodImpl::Native(*f));
@@ -34,5 +34,5 @@ pub fn install(vm: &mut Vm) {
 
 /// The names of the built-in functions.
 pub fn builtin_names() -> Vec<String> {
-    functions::FUNCTIONS.iter().map(|(n, _)| n.to_string()).collect()
+    functions::FUNCTIONS.iter().map(|(n, ..)| n.to_string()).collect()
 }

@@ -27,6 +27,21 @@ pub type NativeFn = fn(&mut NativeCtx, &[Value]) -> Result<Value, String>;
 pub struct NativeDef {
     pub name: &'static str,
     pub f: NativeFn,
+    pub reads: Reads,
+}
+
+/// What a built-in function looks at. A lazy update needs it: a conversion that runs after
+/// the update must not see anything the program changed since (`update/lazy_safe.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Only its arguments' plain values (numbers, strings), failing on anything else; it
+    /// returns a number, a string, a bool or nil (`int`, `sqrt`, `min`).
+    Values,
+    /// The contents of its arguments, lists and maps included; it returns a number, a
+    /// string, a bool or nil (`str`, `len`).
+    Contents,
+    /// Something besides its arguments, or it has an effect (`print`, `clock`, `read_line`).
+    World,
 }
 
 /// The kinds of built-in values that have methods.

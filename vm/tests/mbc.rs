@@ -1079,11 +1079,11 @@ fn rejects_bad_types_and_duplicate_names() {
 /// interrupt flag is raised before each call, so the first loop back-edge ends it; recursion
 /// ends in `stack overflow`. Runtime errors are expected; a panic fails the test.
 fn run_everything(q: &Program) {
-    use molt_vm::{NativeDef, Value, Vm};
+    use molt_vm::{NativeDef, Reads, Value, Vm};
     let mut vm = Vm::new();
     vm.out = Box::new(std::io::sink());
-    vm.register_native(NativeDef { name: "print", f: |_, _| Ok(Value::Nil) });
-    vm.register_native(NativeDef { name: "len", f: |_, _| Ok(Value::Int(1)) });
+    vm.register_native(NativeDef { name: "print", f: |_, _| Ok(Value::Nil), reads: Reads::World });
+    vm.register_native(NativeDef { name: "len", f: |_, _| Ok(Value::Int(1)), reads: Reads::Contents });
     if vm.load(q).is_err() {
         return; // an unknown built-in
     }

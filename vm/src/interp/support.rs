@@ -115,11 +115,6 @@ impl Vm {
     #[inline(always)]
     pub(super) fn get_field(&mut self, func: &Function, pc: usize, v: Value, name: u32) -> Res<Value> {
         if !self.lazy_slots.is_empty() {
-            if self.dsu.converting
-                && let Some(old) = self.field_before_update(v, name)
-            {
-                return old;
-            }
             self.lazy_touch(v, pc)?;
         }
         let cache = &func.caches[pc - 1];

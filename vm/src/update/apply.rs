@@ -75,7 +75,13 @@ impl Vm {
                 .with_reason(format!("finishing the previous update's lazy conversions failed: {e}"));
             return self.emit(e);
         }
-        let lazy = self.dsu.settings.mode == TransformMode::Lazy;
+        // Lazy mode converts later only what gives the same result later (DSU.md: both modes
+        // "must give the same results"); anything else converts now, and the event says why.
+        let eager_because = match self.dsu.settings.mode {
+            TransformMode::Lazy => self.lazy_blocker(&pending.program, &pending.plan),
+            TransformMode::Eager => None,
+        };
+        let lazy = self.dsu.settings.mode == TransformMode::Lazy && eager_because.is_none();
         let wait_us = t0.duration_since(pending.requested).as_micros() as u64;
 
         // 1. Which frames block, and how the top frame moves. Nothing changes yet.
@@ -131,7 +137,7 @@ impl Vm {
         self.heap.pause_gc = true;
         self.dsu.updating = true;
         self.dsu.transform_time = None;
-        let result = self.prepare(&pending);
+        let result = self.prepare(&pending, lazy);
         match result {
             Ok((objects, transform_us)) => {
                 self.heap.guard = WriteGuard::Off;
@@ -151,6 +157,11 @@ impl Vm {
                 e.wait_us = wait_us;
                 e.transform_us = transform_us;
                 e.pause_us = t0.elapsed().as_micros() as u64;
+                if let Some(why) = eager_because {
+                    e.reason = Some(format!(
+                        "converted eagerly, not lazily: {why}; converting later could give another result"
+                    ));
+                }
                 self.emit(e);
             }
             Err(reason) => {
@@ -233,7 +244,7 @@ impl Vm {
 
     /// Loads the new code, initialises new globals, runs transformers and `migrate`.
     /// Returns the number of instances transformed and the time in transformers.
-    fn prepare(&mut self, pending: &Pending) -> Result<(usize, u64), String> {
+    fn prepare(&mut self, pending: &Pending, lazy: bool) -> Result<(usize, u64), String> {
         let program = &pending.program;
         let plan = &pending.plan;
         // New code: every function relinked (unchanged ones too: they may build records of a
@@ -325,11 +336,9 @@ impl Vm {
                 work.push((name.clone(), old_slots[name], None));
             }
         }
-        if self.dsu.settings.mode == TransformMode::Lazy {
-            // Lazy: nothing is converted now; each instance is at its first use. Transformers
-            // (Molt code) may read other instances: keep what conversions replace.
-            self.dsu.lazy_old.clear();
-            self.dsu.keep_old = work.iter().any(|(name, ..)| transforms.contains_key(name.as_str()));
+        if lazy {
+            // Lazy: nothing is converted now; each instance is at its first use (its
+            // conversion reads nothing the program can change since: `lazy_safe`).
             for (name, old_slot, new_slot) in work {
                 let transform = transforms.get(name.as_str()).copied();
                 self.types[old_slot as usize].forward = Some(Forward { type_name: name, new_slot, transform });
@@ -486,30 +495,11 @@ impl Vm {
         };
         let old = std::mem::replace(self.heap.get_mut(r), Obj::Record { ty, fields });
         if let Obj::Record { ty, fields } = old {
-            if self.dsu.keep_old {
-                self.dsu.lazy_old.insert(r.0, (ty, fields.clone()));
-            }
             if self.dsu.updating {
                 self.dsu.undo.push((r, ty, fields));
             }
         }
         Ok(())
-    }
-
-    /// Inside a lazy transformer: field `name` of `v` as it was before the update, when `v`
-    /// is a record that an earlier conversion already replaced (`None` otherwise).
-    pub(crate) fn field_before_update(&self, v: Value, name: u32) -> Option<Result<Value, String>> {
-        let Value::Obj(o) = v else { return None };
-        let (ty, fields) = self.dsu.lazy_old.get(&o.0)?;
-        // The slot may hold an object born since (the converted one was collected).
-        if !self.heap.born_before(o, self.dsu.epoch) {
-            return None;
-        }
-        let ty = &self.types[*ty as usize];
-        Some(match ty.fields.get(&name) {
-            Some(&i) => Ok(fields[i as usize]),
-            None => Err(format!("{} has no field '{}'", ty.name, self.syms[name as usize])),
-        })
     }
 
     /// Converts every instance still owed a lazy conversion (before a built-in sees values,
@@ -528,7 +518,6 @@ impl Vm {
             self.types[slot as usize].forward = None;
             self.lazy_slots.pop();
         }
-        self.dsu.lazy_old = Default::default();
         Ok(())
     }
 
@@ -677,7 +666,6 @@ impl Vm {
         self.types = snap.types;
         self.type_slots = snap.type_slots;
         self.lazy_slots = snap.lazy_slots;
-        self.dsu.lazy_old.clear();
         self.dsu.updating = false;
         self.version = snap.version;
         // Frames above the update point (transformers, migrate) were unwound by call_slot.

@@ -92,10 +92,16 @@ impl UpdateEvent {
             EventKind::Requested if self.summary.is_empty() => format!("update requested (version {from} -> {to})"),
             EventKind::Requested => format!("update requested (version {from} -> {to}): {}", self.summary),
             EventKind::Waiting => format!("update waiting (version {from} -> {to}): {reason}"),
-            EventKind::Applied => format!(
-                "update applied (version {from} -> {to}): {}, {} objects transformed; waited {} us, paused {} us ({} us in transformers)",
-                self.summary, self.objects_transformed, self.wait_us, self.pause_us, self.transform_us
-            ),
+            EventKind::Applied => {
+                let mut line = format!(
+                    "update applied (version {from} -> {to}): {}, {} objects transformed; waited {} us, paused {} us ({} us in transformers)",
+                    self.summary, self.objects_transformed, self.wait_us, self.pause_us, self.transform_us
+                );
+                if let Some(note) = &self.reason {
+                    line.push_str(&format!(" [{note}]"));
+                }
+                line
+            }
             EventKind::Rejected => format!("update rejected (version {from} -> {to}): {reason}"),
             EventKind::RolledBack => format!("update rolled back (version {from} -> {to}): {reason}"),
         }

@@ -6,6 +6,7 @@
 mod apply;
 pub mod event;
 mod frames;
+mod lazy_safe;
 pub mod plan;
 mod validate;
 
@@ -110,12 +111,6 @@ pub struct UpdateState {
     pub(crate) updating: bool,
     /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).
     pub(crate) converting: bool,
-    /// Lazy mode with explicit transformers: the old contents (type slot, fields) of the
-    /// records converted so far, by heap slot, so that a transformer reading a neighbour that
-    /// was converted first still sees it as it was before the update, as in eager mode. Kept
-    /// until the update's conversions are all done.
-    pub(crate) lazy_old: rustc_hash::FxHashMap<u32, (u32, Box<[crate::Value]>)>,
-    pub(crate) keep_old: bool,
 }
 
 impl Vm {

@@ -1,0 +1,333 @@
+//! Which conversions may run lazily. DSU.md: eager and lazy "must give the same results". A
+//! lazy conversion runs at the instance's first use, so its code must not be able to see
+//! anything the program can change after the update: globals, records other than the instance
+//! being converted, containers it did not make, output, the clock. This module reads the
+//! bytecode of a transformer (or of a field's default) and of the functions it calls, and
+//! answers with the first thing that could make the lazy result differ. An update whose
+//! conversions are not all safe converts eagerly even in lazy mode, and says why in its
+//! `applied` event (docs/dsu.md, "Lazy mode").
+//!
+//! The analysis is flow-insensitive and conservative: each register gets the weakest class
+//! of all the values written to it.
+
+use rustc_hash::FxHashSet;
+
+use super::UpdatePlan;
+use crate::native::{MethodImpl, Reads};
+use crate::{Instr, Program, Vm};
+
+/// What the analysis knows about a register's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Nothing code outside this call can change, all the way down: numbers, strings, ranges,
+    /// functions, and lists and maps this call built from such values.
+    Sealed,
+    /// A list, map or record this call made: only this call can change it, but it may hold
+    /// anything.
+    Fresh,
+    /// The instance being converted (a transformer's parameter): its fields may be read.
+    Old,
+    /// Anything (a field of the instance, an argument, a value read from a fresh container).
+    Unknown,
+}
+
+fn join(a: Class, b: Class) -> Class {
+    match (a, b) {
+        (x, y) if x == y => x,
+        (Class::Sealed, Class::Fresh) | (Class::Fresh, Class::Sealed) => Class::Fresh,
+        _ => Class::Unknown,
+    }
+}
+
+/// How deep the analysis follows calls before it gives up (the answer is then "not safe").
+const MAX_DEPTH: usize = 8;
+
+impl Vm {
+    /// Why the conversions of `plan` (transformers and field defaults of the new `program`)
+    /// could give another result when run lazily than when run during the update, or None.
+    /// It reads the program before it is linked, so it can decide before anything changes.
+    pub(crate) fn lazy_blocker(&self, program: &Program, plan: &UpdatePlan) -> Option<String> {
+        let mut scan = Scan { vm: self, program, active: FxHashSet::default(), safe: FxHashSet::default() };
+        for t in &program.transforms {
+            if let Err(why) = scan.function(t.func, true, 0) {
+                return Some(format!("transform {} {why}", t.type_name));
+            }
+        }
+        for change in &plan.types_changed {
+            if program.transforms.iter().any(|t| t.type_name == change.name) {
+                continue;
+            }
+            let Some(ty) = program.types.iter().find(|t| t.name == change.name) else { continue };
+            for field in &change.fields_added {
+                let i = ty.fields.iter().position(|f| f == field);
+                if let Some(Some(d)) = i.and_then(|i| ty.defaults.get(i).copied())
+                    && let Err(why) = scan.function(d, false, 0)
+                {
+                    return Some(format!("the default of {}.{field} {why}", ty.name));
+                }
+            }
+        }
+        None
+    }
+}
+
+struct Scan<'a> {
+    vm: &'a Vm,
+    program: &'a Program,
+    /// Functions on the analysis' own call path (recursion is assumed safe there: each
+    /// function is checked on its own terms).
+    active: FxHashSet<u32>,
+    safe: FxHashSet<u32>,
+}
+
+impl Scan<'_> {
+    /// Checks function `index` of the program. `old_param`: register 0 is the instance being
+    /// converted (a transformer), whose fields it may read.
+    fn function(&mut self, index: u32, old_param: bool, depth: usize) -> Result<(), String> {
+        if self.safe.contains(&index) || self.active.contains(&index) {
+            return Ok(());
+        }
+        let program = self.program;
+        let Some(f) = program.functions.get(index as usize) else {
+            return Err("calls a function the program does not have".into());
+        };
+        if depth > MAX_DEPTH {
+            return Err(format!("calls '{}' through more than {MAX_DEPTH} levels of functions", f.name));
+        }
+        self.active.insert(index);
+        let states = classify(&f.code, f.arity, old_param, self.vm, program);
+        let name = |table: &[String], i: u32| table.get(i as usize).cloned().unwrap_or_else(|| "?".into());
+        for (pc, i) in f.code.iter().enumerate() {
+            let Some(classes) = &states[pc] else { continue }; // unreachable
+            let class = |r: u16| classes.get(r as usize).copied().unwrap_or(Class::Unknown);
+            let line = f.lines.get(pc).copied().unwrap_or(f.line);
+            let at = |what: String| format!("{what} (line {line})");
+            let own = |r: u16| matches!(class(r), Class::Sealed | Class::Fresh);
+            let sealed = |base: u16, n: u16| (base..base + n).all(|r| class(r) == Class::Sealed);
+            match *i {
+                Instr::GetGlobal { g, .. } => {
+                    let g = name(&program.globals, g);
+                    return Err(at(format!("reads global '{g}', which the program can change after the update")));
+                }
+                Instr::SetGlobal { g, .. } => {
+                    return Err(at(format!("writes global '{}'", name(&program.globals, g))));
+                }
+                Instr::GetField { obj, .. } if !(own(obj) || class(obj) == Class::Old) => {
+                    return Err(at("reads a field of a record other than the one it converts".into()));
+                }
+                Instr::GetIndex { obj, .. } | Instr::IterPrep { src: obj, .. } if !own(obj) => {
+                    return Err(at("reads a list or map it did not make".into()));
+                }
+                Instr::SetField { obj, src, .. } | Instr::SetIndex { obj, src, .. }
+                    if !(class(obj) == Class::Fresh || (class(obj) == Class::Sealed && sealed(src, 1))) =>
+                {
+                    return Err(at("writes to an object it did not make".into()));
+                }
+                Instr::Call { .. } => return Err(at("calls a function value".into())),
+                Instr::CallFunc { f: callee, .. } => {
+                    let callee_name = program.functions.get(callee as usize).map_or("?", |p| p.name.as_str());
+                    self.function(callee, false, depth + 1)
+                        .map_err(|why| at(format!("calls '{callee_name}', which {why}")))?;
+                }
+                Instr::CallNative { native, base, argc, .. } => {
+                    let n = name(&program.natives, native);
+                    match self.vm.native_reads(&n) {
+                        Reads::Values => {}
+                        Reads::Contents if sealed(base, argc) => {}
+                        Reads::Contents => {
+                            return Err(at(format!("calls {n}() on a value the program can change after the update")));
+                        }
+                        Reads::World => return Err(at(format!("calls {n}()"))),
+                    }
+                }
+                Instr::CallMethod { base, name: m, argc, .. } => {
+                    let m = name(&program.names, m);
+                    if self.vm.molt_method(&m) || !sealed(base, argc + 1) {
+                        return Err(at(format!("calls method '{m}' of a value it did not make")));
+                    }
+                }
+                Instr::Update { .. } | Instr::UpdateLoop { .. } | Instr::UpdateForLoop { .. } => {
+                    return Err(at("has an update point".into()));
+                }
+                _ => {}
+            }
+        }
+        self.active.remove(&index);
+        self.safe.insert(index);
+        Ok(())
+    }
+}
+
+impl Vm {
+    /// What built-in `name` reads (an unknown one: everything).
+    fn native_reads(&self, name: &str) -> Reads {
+        self.native_index(name).map_or(Reads::World, |i| self.natives[i as usize].reads)
+    }
+
+    /// Whether a built-in type's method `name` is written in Molt (it may call anything).
+    fn molt_method(&self, name: &str) -> bool {
+        let Some(sym) = self.syms.get_index_of(name) else { return false };
+        self.builtin_methods.iter().any(|((_, s), m)| *s as usize == sym && matches!(m, MethodImpl::Molt(_)))
+    }
+}
+
+/// Calls `w` with each register `i` writes.
+fn for_each_write(i: &Instr, mut w: impl FnMut(u16)) {
+    match *i {
+        Instr::Move { dst, .. }
+        | Instr::LoadNil { dst }
+        | Instr::LoadTrue { dst }
+        | Instr::LoadFalse { dst }
+        | Instr::LoadInt { dst, .. }
+        | Instr::LoadConst { dst, .. }
+        | Instr::GetGlobal { dst, .. }
+        | Instr::LoadFunc { dst, .. }
+        | Instr::LoadNative { dst, .. }
+        | Instr::Closure { dst, .. }
+        | Instr::Add { dst, .. }
+        | Instr::Sub { dst, .. }
+        | Instr::Mul { dst, .. }
+        | Instr::Div { dst, .. }
+        | Instr::Mod { dst, .. }
+        | Instr::AddImm { dst, .. }
+        | Instr::Neg { dst, .. }
+        | Instr::Not { dst, .. }
+        | Instr::Eq { dst, .. }
+        | Instr::Ne { dst, .. }
+        | Instr::Lt { dst, .. }
+        | Instr::Le { dst, .. }
+        | Instr::Gt { dst, .. }
+        | Instr::Ge { dst, .. }
+        | Instr::Range { dst, .. }
+        | Instr::NewList { dst, .. }
+        | Instr::NewMap { dst, .. }
+        | Instr::NewRecord { dst, .. }
+        | Instr::GetField { dst, .. }
+        | Instr::GetIndex { dst, .. }
+        | Instr::Call { dst, .. }
+        | Instr::CallFunc { dst, .. }
+        | Instr::CallMethod { dst, .. }
+        | Instr::CallNative { dst, .. } => w(dst),
+        Instr::IterPrep { base, .. } => {
+            w(base);
+            w(base + 1);
+        }
+        Instr::IterNext { base, var, .. } => {
+            w(base + 1);
+            w(var);
+        }
+        Instr::ForPrep { base, var, .. }
+        | Instr::ForLoop { base, var, .. }
+        | Instr::UpdateForLoop { base, var, .. } => {
+            w(base + 1);
+            w(var);
+        }
+        _ => {}
+    }
+}
+
+/// The class of every register before each instruction (None: unreachable), by a forward
+/// data-flow pass to a fixpoint: registers are reused by unrelated temporaries, so a
+/// register's class is known only at a given point.
+fn classify(code: &[Instr], arity: u16, old_param: bool, vm: &Vm, program: &Program) -> Vec<Option<Vec<Class>>> {
+    let n = code.iter().fold(arity as usize, |n, i| {
+        let mut m = n;
+        for_each_write(i, |r| m = m.max(r as usize + 1));
+        m
+    });
+    let mut entry = vec![Class::Unknown; n];
+    if old_param && arity >= 1 {
+        entry[0] = Class::Old;
+    }
+    let mut states: Vec<Option<Vec<Class>>> = vec![None; code.len()];
+    let mut work = vec![0usize];
+    if !code.is_empty() {
+        states[0] = Some(entry);
+    }
+    while let Some(pc) = work.pop() {
+        let Some(before) = states[pc].clone() else { continue };
+        let after = transfer(&code[pc], before, vm, program);
+        for next in successors(&code[pc], pc) {
+            if next >= code.len() {
+                continue;
+            }
+            let merged = match &states[next] {
+                None => after.clone(),
+                Some(s) => s.iter().zip(&after).map(|(a, b)| join(*a, *b)).collect(),
+            };
+            if states[next].as_ref() != Some(&merged) {
+                states[next] = Some(merged);
+                work.push(next);
+            }
+        }
+    }
+    states
+}
+
+/// The registers' classes after `i` runs.
+fn transfer(i: &Instr, mut c: Vec<Class>, vm: &Vm, program: &Program) -> Vec<Class> {
+    let get = |c: &[Class], r: u16| c.get(r as usize).copied().unwrap_or(Class::Unknown);
+    let sealed_if = |all: bool| if all { Class::Sealed } else { Class::Unknown };
+    let all_sealed = |c: &[Class], base: u16, n: u16| (base..base + n).all(|r| get(c, r) == Class::Sealed);
+    let writes: [(u16, Class); 2] = match *i {
+        Instr::Move { dst, src } => [(dst, get(&c, src)); 2],
+        Instr::NewList { dst, base, n } | Instr::NewMap { dst, base, n } => {
+            [(dst, if all_sealed(&c, base, n) { Class::Sealed } else { Class::Fresh }); 2]
+        }
+        Instr::NewRecord { dst, .. } => [(dst, Class::Fresh); 2],
+        Instr::GetField { dst, obj, .. } | Instr::GetIndex { dst, obj, .. } => {
+            [(dst, sealed_if(get(&c, obj) == Class::Sealed)); 2]
+        }
+        Instr::CallNative { dst, native, .. } => {
+            let n = program.natives.get(native as usize).map_or("", String::as_str);
+            [(dst, sealed_if(vm.native_reads(n) != Reads::World)); 2]
+        }
+        // A native method of a sealed value, given sealed values, makes sealed values (the
+        // other calls are refused).
+        Instr::CallMethod { dst, base, argc, .. } => [(dst, sealed_if(all_sealed(&c, base, argc + 1))); 2],
+        Instr::GetGlobal { dst, .. } | Instr::Call { dst, .. } | Instr::CallFunc { dst, .. } => {
+            [(dst, Class::Unknown); 2]
+        }
+        // A loop's state: the iterated value (or an end) and an index.
+        Instr::IterPrep { base, src } => [(base, get(&c, src)), (base + 1, Class::Sealed)],
+        Instr::IterNext { base, var, .. } => {
+            [(base + 1, Class::Sealed), (var, sealed_if(get(&c, base) == Class::Sealed))]
+        }
+        Instr::ForPrep { base, var, .. }
+        | Instr::ForLoop { base, var, .. }
+        | Instr::UpdateForLoop { base, var, .. } => [(base + 1, Class::Sealed), (var, Class::Sealed)],
+        _ => {
+            // Constants, arithmetic, comparisons, ranges, functions: sealed.
+            let mut dst = None;
+            for_each_write(i, |r| dst = Some(r));
+            match dst {
+                Some(d) => [(d, Class::Sealed); 2],
+                None => return c,
+            }
+        }
+    };
+    for (r, k) in writes {
+        if let Some(slot) = c.get_mut(r as usize) {
+            *slot = k;
+        }
+    }
+    c
+}
+
+/// Where control can go after the instruction at `pc` (an over-approximation is safe).
+fn successors(i: &Instr, pc: usize) -> Vec<usize> {
+    match *i {
+        Instr::Return { .. } | Instr::ReturnNil {} => vec![],
+        Instr::Jump { target } | Instr::Loop { target } | Instr::UpdateLoop { target, .. } => vec![target as usize],
+        Instr::JumpIfFalse { target, .. }
+        | Instr::JumpIfTrue { target, .. }
+        | Instr::JumpIfNotLt { target, .. }
+        | Instr::JumpIfNotLe { target, .. }
+        | Instr::JumpIfNotGt { target, .. }
+        | Instr::JumpIfNotGe { target, .. }
+        | Instr::ForLoop { target, .. } => vec![pc + 1, target as usize],
+        Instr::IterNext { exit, .. } | Instr::ForPrep { exit, .. } => vec![pc + 1, exit as usize],
+        Instr::UpdateForLoop { target, .. } => vec![pc + 1, pc + 2, target as usize],
+        _ => vec![pc + 1],
+    }
+}

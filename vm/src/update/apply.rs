@@ -407,14 +407,26 @@ impl Vm {
             }
         }
         for (old_slot, new_slot, plan) in in_place {
+            // The new contents: a template with the constant defaults, then the kept fields
+            // copied in (one allocation and a copy per record, no per-field dispatch).
+            let template: Box<[Value]> = plan
+                .iter()
+                .map(|s| match s {
+                    FieldSource::Value(v) => *v,
+                    FieldSource::Copy(..) | FieldSource::Default(..) => Value::Nil, // excluded above
+                })
+                .collect();
+            let copies: Vec<(usize, usize)> = plan
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| if let FieldSource::Copy(j) = s { Some((i, *j)) } else { None })
+                .collect();
             let convert = |old: &[Value]| -> Box<[Value]> {
-                plan.iter()
-                    .map(|s| match s {
-                        FieldSource::Copy(j) => old[*j],
-                        FieldSource::Value(v) => *v,
-                        FieldSource::Default(..) => Value::Nil, // excluded above
-                    })
-                    .collect()
+                let mut new = template.clone();
+                for &(i, j) in &copies {
+                    new[i] = old[j];
+                }
+                new
             };
             // Only `migrate` can fail after this point: without one, nothing needs the old
             // contents (freeing them as we go keeps the pause's memory traffic down).

@@ -23,7 +23,7 @@ use std::sync::atomic::AtomicU32;
 use molt_vm::func_table::TierSlot;
 use molt_vm::heap::Obj;
 use molt_vm::tier::{CompiledCode, Exit};
-use molt_vm::{InlineCache, MAX_FRAMES, RuntimeError, Value, Vm};
+use molt_vm::{InlineCache, RuntimeError, Value, Vm};
 
 /// What compiled code gets: one pointer to this, at the offsets below (compiled code reads
 /// them, and builds a callee's ctx for a direct call itself); the helpers use the rest.
@@ -372,7 +372,7 @@ impl CompiledCode for Compiled {
         if vm.stack.len() < base + self.nregs || caches.len() < self.ncode {
             return Exit::Resume(0);
         }
-        let budget = MAX_DIRECT_DEPTH.min(MAX_FRAMES.saturating_sub(vm.frames.len()));
+        let budget = MAX_DIRECT_DEPTH.min(vm.frame_limit.saturating_sub(vm.frames.len()));
         let mut error = None;
         let mut shared = Shared {
             signals: std::ptr::null(),

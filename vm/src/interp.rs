@@ -133,10 +133,16 @@ impl Vm {
             // tag and the payload separately (not copying the 16-byte value first) lets each
             // load be forwarded from the store that wrote it, and keeps values out of memory
             // temporaries. Everything else goes to a cold path.
+            // The operands of an operation's slow path (strings, errors). An instance that
+            // owes a lazy conversion is converted first, so that an error names its new type.
             macro_rules! slow_args {
-                ($a:expr, $b:expr) => {
+                ($a:expr, $b:expr) => {{
+                    if !self.lazy_slots.is_empty() {
+                        tri!(self.lazy_touch(r!($a), pc));
+                        tri!(self.lazy_touch(r!($b), pc));
+                    }
                     (r!($a), r!($b))
-                };
+                }};
             }
             macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:tt, $checked:ident, $sym:expr) => {{
@@ -335,11 +341,11 @@ impl Vm {
                     Instr::Sub { dst, a, b } => arith!(dst, a, b, -, checked_sub, "-"),
                     Instr::Mul { dst, a, b } => arith!(dst, a, b, *, checked_mul, "*"),
                     Instr::Div { dst, a, b } => {
-                        let (x, y) = (r!(a), r!(b));
+                        let (x, y) = slow_args!(a, b);
                         r!(dst) = tri!(self.divide(x, y, false));
                     }
                     Instr::Mod { dst, a, b } => {
-                        let (x, y) = (r!(a), r!(b));
+                        let (x, y) = slow_args!(a, b);
                         r!(dst) = tri!(self.divide(x, y, true));
                     }
                     Instr::AddImm { dst, a, value } => {
@@ -350,7 +356,10 @@ impl Vm {
                                 None => throw!("integer overflow"),
                             },
                             Value::Float(p) => Value::Float(p + value as f64),
-                            _ => tri!(self.arith_slow("+", x, Value::Int(value as i64))),
+                            _ => {
+                                let (x, _) = slow_args!(a, a);
+                                tri!(self.arith_slow("+", x, Value::Int(value as i64)))
+                            }
                         };
                     }
                     Instr::Neg { dst, a } => {
@@ -360,7 +369,10 @@ impl Vm {
                                 None => throw!("integer overflow"),
                             },
                             Value::Float(f) => Value::Float(-f),
-                            v => throw!(format!("cannot apply '-' to {}", self.type_of(v))),
+                            v => {
+                                let _ = slow_args!(a, a);
+                                throw!(format!("cannot apply '-' to {}", self.type_of(v)))
+                            }
                         };
                     }
                     Instr::Not { dst, a } => r!(dst) = Value::Bool(!r!(a).truthy()),

@@ -105,13 +105,25 @@ pub struct TypeRt {
 }
 
 /// How an instance of an outdated layout becomes an instance of the new one (lazy mode).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Forward {
     pub type_name: String,
     /// The new slot (None: a removed type renamed by its transformer).
     pub new_slot: Option<u32>,
-    /// The explicit transformer's function slot (None: the default transformer).
-    pub transform: Option<u32>,
+    /// The explicit transformer (None: the default transformer): this version's function,
+    /// kept even if a later update removes or replaces the transformer, since records that
+    /// old code builds later are converted through it.
+    pub transform: Option<Rc<Function>>,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("type_name", &self.type_name)
+            .field("new_slot", &self.new_slot)
+            .field("transform", &self.transform.as_ref().map(|t| &t.proto.name))
+            .finish()
+    }
 }
 
 impl TypeRt {
@@ -175,6 +187,10 @@ pub struct Vm {
     pub jit_mode: tier::JitMode,
     /// Compiled activations running now (see `tier::MAX_TIER_DEPTH`).
     pub(crate) tier_depth: u32,
+    /// Frames and registers past which a call is a `stack overflow`: `MAX_FRAMES` and
+    /// `64 * MAX_FRAMES`, except while a lazy conversion runs (see `convert_lazy`).
+    pub frame_limit: usize,
+    pub(crate) register_limit: usize,
     /// Functions an update took from frames while compiled code was running, by frame (depth
     /// and serial): a compiled activation suspended in that frame may still run their code and
     /// read their inline caches. At most one per depth (the one the frame's activation started
@@ -220,6 +236,8 @@ impl Vm {
             signals: Arc::new(signals::Signals::new()),
             jit: None,
             tier_depth: 0,
+            frame_limit: MAX_FRAMES,
+            register_limit: 64 * MAX_FRAMES,
             retired: Vec::new(),
             removed_funcs: Default::default(),
             jit_mode: tier::JitMode::Off,
@@ -284,7 +302,12 @@ impl Vm {
         let stack = &self.stack[..top];
         let funcs = self.funcs.iter().flatten().flat_map(|f| f.consts.iter().copied());
         let frames = self.frames.iter().flat_map(|f| f.func.consts.iter().copied());
+        // Code that old code can still run: removed functions and outdated layouts' transformers.
+        let removed = self.removed_funcs.values().flat_map(|f| f.consts.iter().copied());
+        let forwards = self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.as_ref());
+        let forwards = forwards.flat_map(|f| f.consts.iter().copied());
         let roots = stack.iter().copied().chain(self.globals.iter().copied()).chain(funcs).chain(frames);
+        let roots = roots.chain(removed).chain(forwards);
         self.heap.collect(roots);
     }
 
@@ -294,6 +317,11 @@ impl Vm {
             Some(Some(f)) => f.clone(),
             _ => return Err(RuntimeError::new("call of a removed function")),
         };
+        self.call_function(func, args)
+    }
+
+    /// Calls `func` (this very version of it) with `args` and runs it to completion.
+    pub fn call_function(&mut self, func: Rc<Function>, args: &[Value]) -> Result<Value, RuntimeError> {
         if func.proto.arity as usize != args.len() {
             return Err(RuntimeError::new(format!(
                 "<fn {}> expects {} but got {}",

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::heap::Obj;
 use crate::native::NativeCtx;
 use crate::signals::Signals;
-use crate::{Function, MAX_FRAMES, RuntimeError, TraceFrame, Value, Vm};
+use crate::{Function, RuntimeError, TraceFrame, Value, Vm};
 
 /// A runtime error message from a slow path.
 pub(crate) type Res<T> = Result<T, String>;
@@ -93,14 +93,14 @@ impl Vm {
     /// callee's registers.
     #[inline(always)]
     pub(super) fn before_frame(&mut self, top: usize) -> Res<()> {
-        if self.frames.len() >= MAX_FRAMES {
+        if self.frames.len() >= self.frame_limit {
             return Err("stack overflow".into());
         }
         if self.signals.load() & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
             return Err("interrupted".into());
         }
         if self.stack.len() <= top {
-            if top >= 64 * MAX_FRAMES {
+            if top >= self.register_limit {
                 return Err("stack overflow".into());
             }
             self.stack.resize((top + 1).max(self.stack.len() * 2), Value::Nil);

@@ -285,6 +285,13 @@ impl Vm {
         let base = self.tier_base(pc + 1)?;
         let sym = ["+", "-", "*"].get(op as usize).copied().unwrap_or("?");
         let (x, y) = (self.stack[base + a as usize], self.stack[base + b as usize]);
+        if !self.lazy_slots.is_empty() {
+            for v in [x, y] {
+                if let Err(e) = self.lazy_touch(v, pc + 1) {
+                    return self.tier_store(pc, base + dst as usize, Err(e));
+                }
+            }
+        }
         let result = self.arith_slow(sym, x, y);
         self.tier_store(pc, base + dst as usize, result)
     }

@@ -71,8 +71,10 @@ impl Vm {
         let t0 = Instant::now();
         // Conversions still owed by an earlier lazy update are finished first.
         if let Err(e) = self.flush_lazy() {
-            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan))
-                .with_reason(format!("finishing the previous update's lazy conversions failed: {e}"));
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(format!(
+                "finishing the previous update's lazy conversions failed: {e}; the instance stays as it was \
+                     (using it raises this error) and updates are rejected while it is alive"
+            ));
             return self.emit(e);
         }
         // Lazy mode converts later only what gives the same result later (DSU.md: both modes
@@ -339,8 +341,13 @@ impl Vm {
         if lazy {
             // Lazy: nothing is converted now; each instance is at its first use (its
             // conversion reads nothing the program can change since: `lazy_safe`).
+            let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
+            self.dsu.lazy_room = Some((
+                crate::MAX_FRAMES.saturating_sub(self.frames.len()),
+                (64 * crate::MAX_FRAMES).saturating_sub(top),
+            ));
             for (name, old_slot, new_slot) in work {
-                let transform = transforms.get(name.as_str()).copied();
+                let transform = transforms.get(name.as_str()).and_then(|&tf| self.funcs[tf as usize].clone());
                 self.types[old_slot as usize].forward = Some(Forward { type_name: name, new_slot, transform });
                 self.lazy_slots.push(old_slot);
             }
@@ -355,7 +362,7 @@ impl Vm {
         for (name, old_slot, new_slot) in work {
             // Records of the old layout that old code builds from now on are converted as they
             // are made (see `NewRecord`).
-            let transform = transforms.get(name.as_str()).copied();
+            let transform = transforms.get(name.as_str()).and_then(|&tf| self.funcs[tf as usize].clone());
             self.types[old_slot as usize].forward = Some(Forward { type_name: name.clone(), new_slot, transform });
             match transforms.get(name.as_str()) {
                 Some(&tf) => {
@@ -470,7 +477,14 @@ impl Vm {
             return Ok(()); // a transformer sees every instance in its old shape, as in eager mode
         }
         self.dsu.converting = true;
+        let limits = (self.frame_limit, self.register_limit);
+        if let Some((frames, registers)) = self.dsu.lazy_room {
+            let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
+            self.frame_limit = self.frames.len() + frames;
+            self.register_limit = top + registers;
+        }
         let result = self.convert_one(r);
+        (self.frame_limit, self.register_limit) = limits;
         self.dsu.converting = false;
         result
     }
@@ -485,7 +499,7 @@ impl Vm {
                 // the transformer runs, and it must return a record it built.
                 let call = self.heap.new_generation();
                 let outer = std::mem::replace(&mut self.heap.guard, WriteGuard::Frozen { generation: self.dsu.epoch });
-                let result = self.call_slot(tf, &[Value::Obj(r)]);
+                let result = self.call_function(tf, &[Value::Obj(r)]);
                 self.heap.guard = outer;
                 let v = result.map_err(|e| format!("transform {} failed: {}", fwd.type_name, describe(&e)))?;
                 if let Value::Obj(o) = v {
@@ -527,9 +541,11 @@ impl Vm {
             for r in self.heap.records_of(slot) {
                 self.convert_lazy(r)?;
             }
-            self.types[slot as usize].forward = None;
+            // `forward` stays: a record of this layout that old code builds from now on is
+            // converted as it is made (`NewRecord`), as after an eager update.
             self.lazy_slots.pop();
         }
+        self.dsu.lazy_room = None;
         Ok(())
     }
 
@@ -678,6 +694,7 @@ impl Vm {
         self.types = snap.types;
         self.type_slots = snap.type_slots;
         self.lazy_slots = snap.lazy_slots;
+        self.dsu.lazy_room = None; // the previous update's conversions were all done first
         self.dsu.updating = false;
         self.version = snap.version;
         // Frames above the update point (transformers, migrate) were unwound by call_slot.

@@ -22,9 +22,10 @@ enum Class {
     /// Nothing code outside this call can change, all the way down: numbers, strings, ranges,
     /// functions, and lists and maps this call built from such values.
     Sealed,
-    /// A list, map or record this call made: only this call can change it, but it may hold
-    /// anything.
+    /// A list or map this call made: only this call can change it, but it may hold anything.
     Fresh,
+    /// A record this call made (as `Fresh`, but its methods are Molt code).
+    FreshRecord,
     /// The instance being converted (a transformer's parameter): its fields may be read.
     Old,
     /// Anything (a field of the instance, an argument, a value read from a fresh container).
@@ -34,10 +35,14 @@ enum Class {
 fn join(a: Class, b: Class) -> Class {
     match (a, b) {
         (x, y) if x == y => x,
-        (Class::Sealed, Class::Fresh) | (Class::Fresh, Class::Sealed) => Class::Fresh,
+        // Not `Fresh` for a sealed list and a fresh one: a write through the joined register
+        // would reach a list another register still holds as sealed.
         _ => Class::Unknown,
     }
 }
+
+/// What a refused operation is given (or looks into), in the reasons.
+const CHANGING: &str = "a value the program can change after the update";
 
 /// How deep the analysis follows calls before it gives up (the answer is then "not safe").
 const MAX_DEPTH: usize = 8;
@@ -48,7 +53,11 @@ impl Vm {
     /// It reads the program before it is linked, so it can decide before anything changes.
     pub(crate) fn lazy_blocker(&self, program: &Program, plan: &UpdatePlan) -> Option<String> {
         let mut scan = Scan { vm: self, program, active: FxHashSet::default(), safe: FxHashSet::default() };
-        for t in &program.transforms {
+        // Only the transformers this update runs (a `transform` of an unchanged type is not).
+        let runs = |name: &str| {
+            plan.types_changed.iter().any(|c| c.name == name) || plan.types_removed.iter().any(|t| t == name)
+        };
+        for t in program.transforms.iter().filter(|t| runs(&t.type_name)) {
             if let Err(why) = scan.function(t.func, true, 0) {
                 return Some(format!("transform {} {why}", t.type_name));
             }
@@ -102,7 +111,7 @@ impl Scan<'_> {
             let class = |r: u16| classes.get(r as usize).copied().unwrap_or(Class::Unknown);
             let line = f.lines.get(pc).copied().unwrap_or(f.line);
             let at = |what: String| format!("{what} (line {line})");
-            let own = |r: u16| matches!(class(r), Class::Sealed | Class::Fresh);
+            let own = |r: u16| matches!(class(r), Class::Sealed | Class::Fresh | Class::FreshRecord);
             let sealed = |base: u16, n: u16| (base..base + n).all(|r| class(r) == Class::Sealed);
             match *i {
                 Instr::GetGlobal { g, .. } => {
@@ -118,11 +127,12 @@ impl Scan<'_> {
                 Instr::GetIndex { obj, .. } | Instr::IterPrep { src: obj, .. } if !own(obj) => {
                     return Err(at("reads a list or map it did not make".into()));
                 }
-                Instr::SetField { obj, src, .. } | Instr::SetIndex { obj, src, .. }
-                    if !(class(obj) == Class::Fresh || (class(obj) == Class::Sealed && sealed(src, 1))) =>
-                {
-                    return Err(at("writes to an object it did not make".into()));
-                }
+                Instr::SetField { obj, src, .. } | Instr::SetIndex { obj, src, .. } => match class(obj) {
+                    Class::Fresh | Class::FreshRecord => {}
+                    Class::Sealed if sealed(src, 1) => {}
+                    Class::Sealed => return Err(at(format!("puts {CHANGING} into a list or map of constants"))),
+                    _ => return Err(at("writes to an object it did not make".into())),
+                },
                 Instr::Call { .. } => return Err(at("calls a function value".into())),
                 Instr::CallFunc { f: callee, .. } => {
                     let callee_name = program.functions.get(callee as usize).map_or("?", |p| p.name.as_str());
@@ -134,16 +144,21 @@ impl Scan<'_> {
                     match self.vm.native_reads(&n) {
                         Reads::Values => {}
                         Reads::Contents if sealed(base, argc) => {}
-                        Reads::Contents => {
-                            return Err(at(format!("calls {n}() on a value the program can change after the update")));
-                        }
+                        Reads::Contents => return Err(at(format!("calls {n}() on {CHANGING}"))),
                         Reads::World => return Err(at(format!("calls {n}()"))),
                     }
                 }
                 Instr::CallMethod { base, name: m, argc, .. } => {
                     let m = name(&program.names, m);
-                    if self.vm.molt_method(&m) || !sealed(base, argc + 1) {
-                        return Err(at(format!("calls method '{m}' of a value it did not make")));
+                    if self.vm.molt_method(&m) {
+                        return Err(at(format!("calls method '{m}', which is written in Molt")));
+                    }
+                    match class(base) {
+                        Class::Sealed if sealed(base + 1, argc) => {}
+                        Class::Sealed => return Err(at(format!("calls method '{m}' with {CHANGING}"))),
+                        // Its own list or map: any built-in method but those reading the items.
+                        Class::Fresh if !matches!(m.as_str(), "join" | "sort") => {}
+                        _ => return Err(at(format!("calls method '{m}' of a value it did not make"))),
                     }
                 }
                 Instr::Update { .. } | Instr::UpdateLoop { .. } | Instr::UpdateForLoop { .. } => {
@@ -271,10 +286,11 @@ fn transfer(i: &Instr, mut c: Vec<Class>, vm: &Vm, program: &Program) -> Vec<Cla
     let all_sealed = |c: &[Class], base: u16, n: u16| (base..base + n).all(|r| get(c, r) == Class::Sealed);
     let writes: [(u16, Class); 2] = match *i {
         Instr::Move { dst, src } => [(dst, get(&c, src)); 2],
+        // An empty list or map is to be filled: fresh, not sealed.
         Instr::NewList { dst, base, n } | Instr::NewMap { dst, base, n } => {
-            [(dst, if all_sealed(&c, base, n) { Class::Sealed } else { Class::Fresh }); 2]
+            [(dst, if n > 0 && all_sealed(&c, base, n) { Class::Sealed } else { Class::Fresh }); 2]
         }
-        Instr::NewRecord { dst, .. } => [(dst, Class::Fresh); 2],
+        Instr::NewRecord { dst, .. } => [(dst, Class::FreshRecord); 2],
         Instr::GetField { dst, obj, .. } | Instr::GetIndex { dst, obj, .. } => {
             [(dst, sealed_if(get(&c, obj) == Class::Sealed)); 2]
         }

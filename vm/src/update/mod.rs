@@ -111,6 +111,10 @@ pub struct UpdateState {
     pub(crate) updating: bool,
     /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).
     pub(crate) converting: bool,
+    /// The frames and registers a transformer had room for at the update point of the lazy
+    /// update whose conversions are owed: a lazy conversion gets the same room wherever it
+    /// runs, so that it overflows the stack exactly when the eager one would.
+    pub(crate) lazy_room: Option<(usize, usize)>,
 }
 
 impl Vm {

@@ -85,6 +85,19 @@ pub struct Heap {
     since_gc: usize,
     next_gc: usize,
     pub collections: u64,
+    /// Set by the VM while removed functions or globals may still be reachable by old code:
+    /// the next collection records the code that live values refer to (`seen`).
+    pub trace_code: bool,
+    pub seen: SeenCode,
+}
+
+/// Code that live values refer to, found by a collection with `trace_code` set.
+#[derive(Default)]
+pub struct SeenCode {
+    /// Function values (`Value::Func`), by slot.
+    pub func_values: rustc_hash::FxHashSet<u32>,
+    /// The functions of live closures (one per distinct function).
+    pub closures: Vec<Rc<crate::Function>>,
 }
 
 impl Default for Heap {
@@ -107,6 +120,8 @@ impl Heap {
             since_gc: 0,
             next_gc: MIN_GC_THRESHOLD,
             collections: 0,
+            trace_code: false,
+            seen: SeenCode::default(),
         }
     }
 
@@ -284,14 +299,21 @@ impl Heap {
     /// Marks everything reachable from `roots` and frees the rest.
     pub fn collect(&mut self, roots: impl Iterator<Item = Value>) {
         let mut stack: Vec<u32> = Vec::new();
-        let push = |v: Value, marks: &mut Vec<bool>, stack: &mut Vec<u32>| {
-            if let Value::Obj(r) = v {
+        let trace = self.trace_code;
+        let mut seen = SeenCode::default();
+        let mut closures_seen = rustc_hash::FxHashSet::default();
+        let mut push = |v: Value, marks: &mut Vec<bool>, stack: &mut Vec<u32>| match v {
+            Value::Obj(r) => {
                 let i = r.0 as usize;
                 if i < marks.len() && !marks[i] {
                     marks[i] = true;
                     stack.push(r.0);
                 }
             }
+            Value::Func(slot) if trace => {
+                seen.func_values.insert(slot);
+            }
+            _ => {}
         };
         for v in roots {
             push(v, &mut self.marks, &mut stack);
@@ -304,9 +326,15 @@ impl Heap {
                 Obj::Closure { captures, func } => {
                     captures.iter().for_each(|v| push(*v, &mut self.marks, &mut stack));
                     func.consts.iter().for_each(|v| push(*v, &mut self.marks, &mut stack));
+                    if trace && closures_seen.insert(Rc::as_ptr(func)) {
+                        seen.closures.push(func.clone());
+                    }
                 }
                 Obj::Str(_) | Obj::Range(..) | Obj::Free(_) => {}
             }
+        }
+        if trace {
+            self.seen = seen;
         }
         let mut live = 0;
         for i in 0..self.objs.len() {

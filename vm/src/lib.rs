@@ -202,6 +202,9 @@ pub struct Vm {
     /// function value, a frame finishing in old code) that still calls it runs that version
     /// (DSU.md: old code stays alive as long as something uses it).
     pub(crate) removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
+    /// Global slots an update removed whose value old code may still read (dropped when
+    /// none can: `update/old_code.rs`).
+    pub(crate) removed_globals: rustc_hash::FxHashSet<u32>,
     /// Dynamic software updating: settings, the pending update, events.
     pub dsu: update::UpdateState,
     /// Old type slots whose instances still wait for a lazy conversion.
@@ -240,6 +243,7 @@ impl Vm {
             register_limit: 64 * MAX_FRAMES,
             retired: Vec::new(),
             removed_funcs: Default::default(),
+            removed_globals: Default::default(),
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),
             lazy_slots: Vec::new(),
@@ -309,6 +313,9 @@ impl Vm {
         let roots = stack.iter().copied().chain(self.globals.iter().copied()).chain(funcs).chain(frames);
         let roots = roots.chain(removed).chain(forwards);
         self.heap.collect(roots);
+        if self.heap.trace_code {
+            self.drop_unreachable_old_code();
+        }
     }
 
     /// Calls function slot `slot` with `args` and runs it to completion.

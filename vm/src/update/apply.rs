@@ -47,6 +47,7 @@ fn is_constant_thunk(f: &Function) -> bool {
 struct Snapshot {
     funcs: crate::func_table::FuncTable,
     removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
+    removed_globals: rustc_hash::FxHashSet<u32>,
     func_names: usize,
     globals: Vec<Value>,
     global_names: usize,
@@ -128,6 +129,7 @@ impl Vm {
         let snap = Snapshot {
             funcs: self.funcs.clone(),
             removed_funcs: self.removed_funcs.clone(),
+            removed_globals: self.removed_globals.clone(),
             func_names: self.func_names.len(),
             globals: self.globals.clone(),
             global_names: self.global_names.len(),
@@ -148,9 +150,8 @@ impl Vm {
                 free_later(std::mem::take(&mut self.dsu.undo));
                 self.dsu.init_journal = WriteGuard::Off;
                 self.commit_frames(&pending, moves);
-                // Removed globals keep their values: new code cannot name them, but old frames
-                // and live closures of old code may still read them (DSU.md: dropped once no
-                // old code can read it; the slot is simply never read again).
+                // Removed globals keep their values while old code may read them (new code
+                // cannot name them); collections drop them after that (`old_code.rs`).
                 let plan = pending.plan.clone();
                 self.dsu.program = Some(pending.program);
                 self.dsu.history.push(plan.clone());
@@ -298,6 +299,19 @@ impl Vm {
         }
         self.link_lambdas(map.funcs.clone().into_iter());
         self.version += 1;
+        // Removed globals keep their value while old code may read them (`old_code.rs`); a
+        // global declared again is new (its initialiser runs below).
+        for g in &plan.globals_removed {
+            if let Some(slot) = self.global_names.get_index_of(g) {
+                self.removed_globals.insert(slot as u32);
+            }
+        }
+        for g in &plan.globals_added {
+            if let Some(slot) = self.global_names.get_index_of(g) {
+                self.removed_globals.remove(&(slot as u32));
+            }
+        }
+        self.heap.trace_code = !self.removed_funcs.is_empty() || !self.removed_globals.is_empty();
 
         // "Before the update", for every write guard of this update and for transformers that
         // run later (lazy mode, records old code builds after the commit).
@@ -688,6 +702,8 @@ impl Vm {
         std::mem::replace(&mut self.dsu.init_journal, WriteGuard::Off).restore(&mut self.heap);
         self.funcs = snap.funcs;
         self.removed_funcs = snap.removed_funcs;
+        self.removed_globals = snap.removed_globals;
+        self.heap.trace_code = !self.removed_funcs.is_empty() || !self.removed_globals.is_empty();
         self.func_names.truncate(snap.func_names);
         self.globals = snap.globals;
         self.global_names.truncate(snap.global_names);

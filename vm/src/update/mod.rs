@@ -7,6 +7,7 @@ mod apply;
 pub mod event;
 mod frames;
 mod lazy_safe;
+mod old_code;
 pub mod plan;
 mod validate;
 

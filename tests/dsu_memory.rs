@@ -1,0 +1,134 @@
+//! DSU.md: "Old code stays alive exactly as long as a frame or a closure still uses it", and
+//! "a removed global is dropped once no old code can read it". Through the embedding API:
+//! what an update removes is kept while old code (a closure, a function value) can still
+//! use it, and released at the first collection after the last user is gone.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+
+use molt_vm::update::{EventKind, UpdateSource};
+use molt_vm::{Program, Vm};
+
+#[derive(Clone, Default)]
+struct Buffer(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn compile(src: &str, version: u32) -> Program {
+    let out = molt_compiler::compile_source("memory.molt", src, &molt::compile_options(version));
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>());
+    out.program.expect("a program")
+}
+
+struct Versions(Vec<&'static str>, usize);
+
+impl UpdateSource for Versions {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        let src = self.0.get(self.1)?;
+        self.1 += 1;
+        Some(Ok(compile(src, self.1 as u32 + 1)))
+    }
+    fn has_more(&self) -> bool {
+        self.1 < self.0.len()
+    }
+}
+
+/// Runs `v1` with the later versions applied at its update points; the VM afterwards.
+fn run(v1: &str, later: Vec<&'static str>) -> (Vm, String) {
+    let mut vm: Vm = molt::new_vm();
+    let out = Buffer::default();
+    vm.out = Box::new(out.clone());
+    let n = later.len();
+    vm.set_update_source(Box::new(Versions(later, 0)));
+    if let Err(e) = vm.run_program(&compile(v1, 1)) {
+        panic!("{e}");
+    }
+    let applied = vm.dsu.events.iter().filter(|e| e.kind == EventKind::Applied).count();
+    assert_eq!(applied, n, "{:?}", vm.dsu.events);
+    // A collection finds what old code can no longer use and drops it; the next one frees
+    // the objects only a dropped global held.
+    vm.collect_garbage(0);
+    vm.collect_garbage(0);
+    let text = String::from_utf8(out.0.borrow().clone()).unwrap();
+    (vm, text)
+}
+
+const V1: &str = "
+let big = [];
+let keep = nil;
+fn total() { let s = 0; for x in big { s += x[0]; } return s; }
+fn main() {
+    for i in 0..20000 { big.push([i]); }
+    keep = fn() { return total(); };
+    print(keep());
+    for r in 0..3 { update; }
+}
+";
+
+/// v2: `big` and `total` are gone; the v1 closure in `keep` still reads them.
+const V2_KEEPS: &str = "
+let keep = nil;
+fn main() {
+    for r in 0..3 {
+        update;
+        let junk = [];
+        for i in 0..5000 { junk.push([i]); }
+        print(keep());
+    }
+}
+";
+
+/// v3: the closure is dropped: nothing can read `big` or call `total` any more.
+const V3_DROPS: &str = "
+let keep = nil;
+fn main() {
+    for r in 0..3 {
+        update;
+        keep = nil;
+        let junk = [];
+        for i in 0..5000 { junk.push([i]); }
+    }
+    print(\"v3\");
+}
+";
+
+#[test]
+fn removed_code_and_globals_stay_while_old_code_can_use_them() {
+    let (vm, out) = run(V1, vec![V2_KEEPS]);
+    assert_eq!(out, "199990000\n199990000\n199990000\n199990000\n");
+    assert_eq!(vm.old_code_kept(), (1, 1), "the closure still calls total() and reads big");
+    assert!(vm.heap.live() > 20000, "big's lists are alive: {}", vm.heap.live());
+}
+
+#[test]
+fn removed_code_and_globals_are_dropped_when_no_old_code_can_use_them() {
+    let (vm, out) = run(V1, vec![V2_KEEPS, V3_DROPS]);
+    assert_eq!(out, "199990000\n199990000\nv3\n");
+    assert_eq!(vm.old_code_kept(), (0, 0), "nothing can call total() or read big");
+    assert!(vm.heap.live() < 1000, "big's lists were freed: {} objects live", vm.heap.live());
+}
+
+#[test]
+fn a_removed_function_held_as_a_value_stays() {
+    let v1 = "
+let f = nil;
+fn hello() { return \"hello\"; }
+fn main() { f = hello; for r in 0..2 { update; } }
+";
+    let v2 = "
+let f = nil;
+fn main() { for r in 0..2 { update; let junk = []; for i in 0..3000 { junk.push([i]); } print(f()); } }
+";
+    let (vm, out) = run(v1, vec![v2]);
+    assert_eq!(out, "hello\nhello\n");
+    assert_eq!(vm.old_code_kept(), (1, 0));
+}

@@ -1,0 +1,74 @@
+//! Dropping what only old code could use, once no old code can. DSU.md: "Old code stays alive
+//! exactly as long as a frame or a closure still uses it", and "a removed global is dropped
+//! once no old code can read it". After an update removes functions or globals, collections
+//! trace the code that live values refer to (`Heap::trace_code`); this pass then follows that
+//! code, and the code it can call, to the removed functions and globals it names. The rest is
+//! dropped: a removed function's last version is released, a removed global's value is
+//! cleared (its objects become garbage).
+
+use std::rc::Rc;
+
+use rustc_hash::FxHashSet;
+
+use crate::{Function, Instr, Value, Vm};
+
+impl Vm {
+    /// Runs after a collection that traced code (see the module comment).
+    pub(crate) fn drop_unreachable_old_code(&mut self) {
+        let seen = std::mem::take(&mut self.heap.seen);
+        let mut work: Vec<Rc<Function>> = Vec::new();
+        // Code that can run: frames, functions pinned for compiled frames, closures, layouts'
+        // transformers (records old code builds later), and removed functions held as values.
+        work.extend(self.frames.iter().map(|f| f.func.clone()));
+        work.extend(self.retired.iter().map(|(_, _, f)| f.clone()));
+        work.extend(seen.closures);
+        work.extend(self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.clone()));
+        let mut live_funcs: FxHashSet<u32> = FxHashSet::default();
+        for slot in seen.func_values {
+            if let Some(f) = self.removed_funcs.get(&slot) {
+                live_funcs.insert(slot);
+                work.push(f.clone());
+            }
+        }
+        let mut live_globals: FxHashSet<u32> = FxHashSet::default();
+        let mut visited: FxHashSet<*const Function> = FxHashSet::default();
+        while let Some(f) = work.pop() {
+            if !visited.insert(Rc::as_ptr(&f)) {
+                continue;
+            }
+            if let Some(lambdas) = f.lambdas.get() {
+                work.extend(lambdas.iter().map(|(_, l)| l.clone()));
+            }
+            for i in &f.proto.code {
+                match *i {
+                    Instr::CallFunc { f: s, .. } | Instr::LoadFunc { f: s, .. } | Instr::Closure { f: s, .. } => {
+                        if let Some(r) = self.removed_funcs.get(&s)
+                            && live_funcs.insert(s)
+                        {
+                            work.push(r.clone());
+                        }
+                    }
+                    Instr::GetGlobal { g, .. } | Instr::SetGlobal { g, .. } if self.removed_globals.contains(&g) => {
+                        live_globals.insert(g);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.removed_funcs.retain(|s, _| live_funcs.contains(s));
+        let dead: Vec<u32> = self.removed_globals.iter().copied().filter(|g| !live_globals.contains(g)).collect();
+        for g in dead {
+            self.globals[g as usize] = Value::Nil;
+            self.removed_globals.remove(&g);
+        }
+        self.heap.trace_code = !self.removed_funcs.is_empty() || !self.removed_globals.is_empty();
+    }
+}
+
+impl Vm {
+    /// How many removed functions and removed globals are still kept for old code (for
+    /// tests and tools; they are dropped at the collection after the last user goes).
+    pub fn old_code_kept(&self) -> (usize, usize) {
+        (self.removed_funcs.len(), self.removed_globals.len())
+    }
+}

@@ -132,3 +132,45 @@ fn main() { for r in 0..2 { update; let junk = []; for i in 0..3000 { junk.push(
     assert_eq!(out, "hello\nhello\n");
     assert_eq!(vm.old_code_kept(), (1, 0));
 }
+
+fn forwards(vm: &Vm) -> usize {
+    vm.types.iter().filter(|t| t.forward.is_some()).count()
+}
+
+const P1: &str = "
+type P { a }
+let ps = [];
+let mk = nil;
+fn main() {
+    mk = fn(a) { return P { a: a }; };
+    ps.push(mk(1));
+    for r in 0..3 { update; }
+}
+";
+
+/// v2: P gains b through a transformer; the v1 closure in `mk` can still build v1 records.
+const P2_KEEPS: &str = "
+type P { a, b }
+let ps = [];
+let mk = nil;
+transform P(old) { return P { a: old.a, b: old.a * 10 }; }
+fn main() { for r in 0..3 { update; ps.push(mk(r + 2)); print(ps); } }
+";
+
+/// v3: the closure is dropped: no code can build a v1 P, so its conversion is released.
+const P3_DROPS: &str = "
+type P { a, b }
+let ps = [];
+let mk = nil;
+fn main() { for r in 0..3 { update; mk = nil; } print(ps); }
+";
+
+#[test]
+fn a_layouts_transformer_stays_while_old_code_can_build_it_and_goes_after() {
+    let (vm, out) = run(P1, vec![P2_KEEPS]);
+    assert!(out.ends_with("P { a: 3, b: 30 }, P { a: 4, b: 40 }]\n"), "{out}");
+    assert_eq!(forwards(&vm), 1, "the v1 closure can still build a v1 P");
+    let (vm, out) = run(P1, vec![P2_KEEPS, P3_DROPS]);
+    assert!(out.ends_with("[P { a: 1, b: 10 }, P { a: 2, b: 20 }]\n"), "{out}");
+    assert_eq!(forwards(&vm), 0, "no code can build a v1 P any more");
+}

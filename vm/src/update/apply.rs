@@ -150,6 +150,8 @@ impl Vm {
                 free_later(std::mem::take(&mut self.dsu.undo));
                 self.dsu.init_journal = WriteGuard::Off;
                 self.commit_frames(&pending, moves);
+                // From now on collections look for old code's last users (`old_code.rs`).
+                self.heap.trace_code = self.keeps_old_code();
                 // Removed globals keep their values while old code may read them (new code
                 // cannot name them); collections drop them after that (`old_code.rs`).
                 let plan = pending.plan.clone();
@@ -311,7 +313,6 @@ impl Vm {
                 self.removed_globals.remove(&(slot as u32));
             }
         }
-        self.heap.trace_code = !self.removed_funcs.is_empty() || !self.removed_globals.is_empty();
 
         // "Before the update", for every write guard of this update and for transformers that
         // run later (lazy mode, records old code builds after the commit).
@@ -703,7 +704,7 @@ impl Vm {
         self.funcs = snap.funcs;
         self.removed_funcs = snap.removed_funcs;
         self.removed_globals = snap.removed_globals;
-        self.heap.trace_code = !self.removed_funcs.is_empty() || !self.removed_globals.is_empty();
+        self.heap.trace_code = self.keeps_old_code();
         self.func_names.truncate(snap.func_names);
         self.globals = snap.globals;
         self.global_names.truncate(snap.global_names);

@@ -31,6 +31,8 @@ impl Vm {
             }
         }
         let mut live_globals: FxHashSet<u32> = FxHashSet::default();
+        // Outdated layouts that old code can still build (`NewRecord` of an old type slot).
+        let mut built: FxHashSet<u32> = FxHashSet::default();
         let mut visited: FxHashSet<*const Function> = FxHashSet::default();
         while let Some(f) = work.pop() {
             if !visited.insert(Rc::as_ptr(&f)) {
@@ -51,6 +53,9 @@ impl Vm {
                     Instr::GetGlobal { g, .. } | Instr::SetGlobal { g, .. } if self.removed_globals.contains(&g) => {
                         live_globals.insert(g);
                     }
+                    Instr::NewRecord { ty, .. } => {
+                        built.insert(ty);
+                    }
                     _ => {}
                 }
             }
@@ -61,7 +66,22 @@ impl Vm {
             self.globals[g as usize] = Value::Nil;
             self.removed_globals.remove(&g);
         }
-        self.heap.trace_code = !self.removed_funcs.is_empty() || !self.removed_globals.is_empty();
+        // A layout no code can build and no instance still owes a conversion from needs no
+        // forwarding: its transformer (old code) is released.
+        for (slot, t) in self.types.iter_mut().enumerate() {
+            let slot = slot as u32;
+            if t.forward.is_some() && !built.contains(&slot) && !self.lazy_slots.contains(&slot) {
+                t.forward = None;
+            }
+        }
+        self.heap.trace_code = self.keeps_old_code();
+    }
+
+    /// Whether anything is kept only for old code (collections then trace code).
+    pub(crate) fn keeps_old_code(&self) -> bool {
+        !self.removed_funcs.is_empty()
+            || !self.removed_globals.is_empty()
+            || self.types.iter().any(|t| t.forward.is_some())
     }
 }
 

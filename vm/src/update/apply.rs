@@ -227,6 +227,16 @@ impl Vm {
                         Some(new) => plan_move(&f.func.proto, new, p),
                         None => Err(format!("'{name}' is removed by the update")),
                     };
+                    // A general `for` loop's state goes into a counting loop only when it is
+                    // iterating a range.
+                    let attempt = attempt.and_then(|m| match m.need_int.iter().find(|(r, _)| {
+                        !matches!(self.stack.get(f.base + *r as usize), Some(Value::Int(_)))
+                    }) {
+                        Some((_, var)) => Err(format!(
+                            "the `for` loop over {var} iterates a list, map or string here and counts a range in the new code: its position cannot carry over"
+                        )),
+                        None => Ok(m),
+                    });
                     match attempt {
                         Ok(m) => {
                             top_move = Some(m);
@@ -623,7 +633,10 @@ impl Vm {
     fn check_transformed(&self, name: &str, new_slot: Option<u32>, v: Value) -> Result<(u32, Box<[Value]>), String> {
         if let Value::Obj(o) = v {
             if let Obj::Record { ty, fields } = self.heap.get(o) {
-                let current = self.type_slots.values().any(|s| s == ty);
+                // Another type of the new version; or, when a record old code builds is
+                // converted after later updates, a layout of that type a later update changed
+                // in turn (the conversion goes on from there: `convert_new_record`).
+                let current = self.type_slots.values().any(|s| s == ty) || self.types[*ty as usize].forward.is_some();
                 let right = match new_slot {
                     Some(s) => *ty == s,
                     None => current,
@@ -667,6 +680,11 @@ impl Vm {
                         }
                         for ((nr, _), v) in m.carry.iter().zip(old) {
                             self.stack[base + *nr as usize] = v;
+                        }
+                        for &(nr, delta) in &m.adjust {
+                            if let Value::Int(i) = self.stack[base + nr as usize] {
+                                self.stack[base + nr as usize] = Value::Int(i.saturating_add(delta));
+                            }
                         }
                         self.replace_frame_func(i, new);
                         self.frames[i].pc = m.pc;

@@ -56,6 +56,17 @@ impl Vm {
                     Instr::NewRecord { ty, .. } => {
                         built.insert(ty);
                     }
+                    // A method is found by name on the receiver (and remembered by the call's
+                    // inline cache): any removed method of that name may be what it runs.
+                    Instr::CallMethod { name, .. } => {
+                        let Some(m) = self.syms.get_index(name as usize) else { continue };
+                        for (&s, r) in &self.removed_funcs {
+                            let named = self.func_names.get_index(s as usize).and_then(|n| n.rsplit_once('.'));
+                            if named.is_some_and(|(_, method)| method == m) && live_funcs.insert(s) {
+                                work.push(r.clone());
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -54,7 +54,10 @@ impl Vm {
         };
         let before = self.dsu.program.as_ref().map(arity).unwrap_or_default();
         let after = arity(new);
-        let arity_changes = plan.functions_changed.iter().any(|name| before.get(name) != after.get(name));
+        // A function an earlier update removed and this one adds again counts too: old code
+        // may still call its last version (with that version's arity).
+        let arity_changes = plan.functions_changed.iter().any(|name| before.get(name) != after.get(name))
+            || plan.functions_added.iter().any(|name| self.func_names.contains(name));
         if !arity_changes {
             return Ok(());
         }
@@ -109,10 +112,13 @@ impl Vm {
         let old = self.dsu.program.as_ref()?;
         let method = self.syms.get_index(name as usize)?;
         let suffix = format!(".{method}");
+        // A method whose arity changes, or one an earlier update removed and this one adds
+        // again (old code may have been calling its last version).
         let nf = new.functions.iter().find(|nf| {
+            let readded = self.func_names.contains(&nf.name) && !old.functions.iter().any(|of| of.name == nf.name);
             nf.name.ends_with(&suffix)
                 && nf.arity != argc + 1
-                && old.functions.iter().any(|of| of.name == nf.name && of.arity != nf.arity)
+                && (readded || old.functions.iter().any(|of| of.name == nf.name && of.arity != nf.arity))
         })?;
         let takes = nf.arity - 1;
         Some(format!(

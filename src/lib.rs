@@ -216,9 +216,8 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
             Trace::Off if always => report!("{}", e.human()),
             Trace::Off => {}
         }
-        if trace == Trace::Json && always {
-            report!("{}", e.human());
-        }
+        // Under `=json` the JSON line (with its `reason`) is the one line a rejection or a
+        // rollback gets (DSU.md: "one line each"); a person reading it sees the reason there.
     }));
     if opts.self_update {
         vm.set_update_source(Box::new(SelfUpdate(program.clone())));

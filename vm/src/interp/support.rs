@@ -263,7 +263,17 @@ impl Vm {
         if let Value::Obj(o) = v
             && let Obj::Record { ty, .. } = self.heap.get(o)
         {
-            return format!("{} has no field '{field}'", self.types[*ty as usize].name);
+            let t = &self.types[*ty as usize];
+            if t.forward.is_some() {
+                // A transformer's `old` (or an instance it reached): new code, such as a
+                // method of the new version, reading it as if it had the new fields.
+                return format!(
+                    "{} has no field '{field}': this instance still has its fields from before the update ({}); a transformer sees `old` that way, so read its old fields directly rather than through the new version's methods",
+                    t.name,
+                    t.field_names.join(", ")
+                );
+            }
+            return format!("{} has no field '{field}'", t.name);
         }
         format!("cannot {verb} field '{field}' of {}", self.type_of(v))
     }

@@ -74,6 +74,11 @@ impl UpdateEvent {
             e.types_changed = p.types_changed.len();
             e.types_removed = p.types_removed.len();
             e.summary = p.summary();
+            // A request carries the plan's warnings (a transformer that will not run, a field
+            // that will be rejected, a likely rename) as its reason.
+            if kind == EventKind::Requested && !p.warnings.is_empty() {
+                e.reason = Some(p.warnings.iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>().join("; "));
+            }
         }
         e
     }
@@ -90,6 +95,9 @@ impl UpdateEvent {
         let reason = self.reason.as_deref().unwrap_or("");
         match self.kind {
             EventKind::Requested if self.summary.is_empty() => format!("update requested (version {from} -> {to})"),
+            EventKind::Requested if self.reason.is_some() => {
+                format!("update requested (version {from} -> {to}): {} [{reason}]", self.summary)
+            }
             EventKind::Requested => format!("update requested (version {from} -> {to}): {}", self.summary),
             EventKind::Waiting => format!("update waiting (version {from} -> {to}): {reason}"),
             EventKind::Applied => {

@@ -101,7 +101,7 @@ impl Scan<'_> {
             return Err("calls a function the program does not have".into());
         };
         if depth > MAX_DEPTH {
-            return Err(format!("calls '{}' through more than {MAX_DEPTH} levels of functions", f.name));
+            return Err(format!("goes more than {MAX_DEPTH} calls deep (not followed further)"));
         }
         self.active.insert(index);
         let states = classify(&f.code, f.arity, old_param, self.vm, program);
@@ -137,7 +137,7 @@ impl Scan<'_> {
                 Instr::CallFunc { f: callee, .. } => {
                     let callee_name = program.functions.get(callee as usize).map_or("?", |p| p.name.as_str());
                     self.function(callee, false, depth + 1)
-                        .map_err(|why| at(format!("calls '{callee_name}', which {why}")))?;
+                        .map_err(|why| format!("calls '{callee_name}' (line {line}), which {why}"))?;
                 }
                 Instr::CallNative { native, base, argc, .. } => {
                     let n = name(&program.natives, native);

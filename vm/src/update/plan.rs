@@ -110,7 +110,21 @@ impl UpdatePlan {
                 Some(o) => {
                     let added: Vec<String> = t.fields.iter().filter(|f| !o.fields.contains(f)).cloned().collect();
                     let removed: Vec<String> = o.fields.iter().filter(|f| !t.fields.contains(f)).cloned().collect();
-                    let reordered = added.is_empty() && removed.is_empty();
+                    // The fields both versions have, in a different order (with or without
+                    // others added or removed).
+                    let kept_old: Vec<&String> = o.fields.iter().filter(|f| t.fields.contains(f)).collect();
+                    let kept_new: Vec<&String> = t.fields.iter().filter(|f| o.fields.contains(f)).collect();
+                    let reordered = kept_old != kept_new;
+                    let transformed = new.transforms.iter().any(|x| x.type_name == t.name);
+                    for f in &added {
+                        let i = t.fields.iter().position(|x| x == f).unwrap_or(0);
+                        if !transformed && t.defaults.get(i).copied().flatten().is_none() {
+                            plan.warnings.push(format!(
+                                "type {}: new field '{f}' has no default and no transformer: the update will be rejected",
+                                t.name
+                            ));
+                        }
+                    }
                     if !added.is_empty() && !removed.is_empty() && !new.transforms.iter().any(|x| x.type_name == t.name)
                     {
                         plan.warnings.push(format!(
@@ -149,7 +163,20 @@ impl UpdatePlan {
                 plan.globals_removed.push(g.clone());
             }
         }
-        plan.transforms = new.transforms.iter().map(|t| t.type_name.clone()).collect();
+        // A transformer runs when its type's fields change (or the type is removed): one kept
+        // in the file for a type this update leaves alone does not run again.
+        for t in &new.transforms {
+            let runs = plan.types_changed.iter().any(|c| c.name == t.type_name)
+                || plan.types_removed.contains(&t.type_name);
+            if runs {
+                plan.transforms.push(t.type_name.clone());
+            } else if old.types.iter().any(|o| o.name == t.type_name) {
+                plan.warnings.push(format!(
+                    "transform {0} does not run: the fields of type {0} are the same in both versions (a transformer runs when its type's fields change; to retype a field, give it a new name)",
+                    t.type_name
+                ));
+            }
+        }
         plan.migrate = new.migrate.is_some();
         plan
     }
@@ -214,6 +241,17 @@ impl fmt::Display for UpdatePlan {
         list(f, "functions changed", &self.functions_changed)?;
         list(f, "functions removed", &self.functions_removed)?;
         writeln!(f, "  functions unchanged: {}", visible(&self.functions_unchanged))?;
+        // A lambda's code is not part of its function's: show whose lambdas changed.
+        let mut owners: Vec<&str> = self
+            .functions_changed
+            .iter()
+            .filter_map(|n| n.split_once(".<lambda").map(|(owner, _)| owner))
+            .filter(|o| is_visible(o))
+            .collect();
+        owners.dedup();
+        if !owners.is_empty() {
+            writeln!(f, "  lambdas changed in: {}", owners.join(", "))?;
+        }
         list(f, "types added", &self.types_added)?;
         for t in &self.types_changed {
             let mut parts = Vec::new();

@@ -13,6 +13,7 @@ impl Vm {
                 return Err(format!("transform {}: no type of that name in either version", t.type_name));
             }
         }
+        let mut missing = Vec::new();
         for change in &plan.types_changed {
             if new.transforms.iter().any(|t| t.type_name == change.name) {
                 continue;
@@ -21,12 +22,15 @@ impl Vm {
             for f in &change.fields_added {
                 let i = t.fields.iter().position(|x| x == f).unwrap_or(0);
                 if t.defaults.get(i).copied().flatten().is_none() {
-                    return Err(format!(
+                    missing.push(format!(
                         "type {}: new field '{f}' has no default and no transformer (give it a default or write `transform {}(old) {{ ... }}`)",
                         change.name, change.name
                     ));
                 }
             }
+        }
+        if !missing.is_empty() {
+            return Err(missing.join("; "));
         }
         Ok(())
     }

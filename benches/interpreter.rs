@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use molt_vm::tier::{CompiledCode, JitMode, TierCompiler};
-use molt_vm::{Proto, Value};
+use molt_vm::{NativeDef, Proto, Value};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -32,8 +32,8 @@ fn compile(name: &str) -> molt::Program {
 struct SharedJit(Rc<RefCell<molt_jit::Jit>>);
 
 impl TierCompiler for SharedJit {
-    fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>> {
-        self.0.borrow_mut().compile(proto, consts)
+    fn compile(&mut self, proto: &Proto, consts: &[Value], natives: &[NativeDef]) -> Option<Box<dyn CompiledCode>> {
+        self.0.borrow_mut().compile(proto, consts, natives)
     }
 }
 

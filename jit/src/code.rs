@@ -19,8 +19,9 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
-use molt_vm::{InlineCache, Proto, Value, Vm};
+use molt_vm::{InlineCache, NativeDef, Proto, Value, Vm};
 
+use crate::translate::Intrinsics;
 use crate::{Compiled, Entry, HELPERS, HeapLayout, translate};
 
 /// Functions compiled into one module before a new one is started.
@@ -104,7 +105,7 @@ impl Jit {
         })
     }
 
-    fn try_compile(&mut self, proto: &Proto, consts: &[Value]) -> Result<Compiled, String> {
+    fn try_compile(&mut self, proto: &Proto, consts: &[Value], intrinsics: Intrinsics) -> Result<Compiled, String> {
         if self.current.functions.get() >= FUNCTIONS_PER_MODULE {
             self.current = new_module(&self.isa, &self.live)?;
         }
@@ -132,7 +133,9 @@ impl Jit {
             builtin_method: refs[9],
             new_record: refs[10],
         };
-        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, module.target_config(), helpers, self.heap)?;
+        let target = module.target_config();
+        let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };
+        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, target, runtime)?;
         // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.
         let disasm = std::env::var_os("MOLT_JIT_DISASM").is_some();
         ctx.set_disasm(disasm);
@@ -224,13 +227,14 @@ fn content_key(proto: &Proto, consts: &[Value]) -> Vec<u8> {
 }
 
 impl TierCompiler for Jit {
-    fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>> {
+    fn compile(&mut self, proto: &Proto, consts: &[Value], natives: &[NativeDef]) -> Option<Box<dyn CompiledCode>> {
         let key = content_key(proto, consts);
         if let Some(code) = self.by_content.get(&key).and_then(Weak::upgrade) {
             return Some(Box::new(SharedCode(code)));
         }
         let started = std::time::Instant::now();
-        let compiled = match self.try_compile(proto, consts) {
+        let intrinsics = Intrinsics { sqrt: natives.iter().position(|n| n.name == "sqrt").map(|i| i as u32) };
+        let compiled = match self.try_compile(proto, consts, intrinsics) {
             Ok(c) => Rc::new(c),
             Err(e) => {
                 if std::env::var_os("MOLT_JIT_REPORT").is_some() {

@@ -56,6 +56,21 @@ pub struct Helpers {
     pub new_record: FuncRef,
 }
 
+/// What generated code calls and reads: the VM helpers, the heap's layout, the built-ins
+/// compiled inline.
+pub struct Runtime {
+    pub helpers: Helpers,
+    pub heap: HeapLayout,
+    pub intrinsics: Intrinsics,
+}
+
+/// Built-in functions compiled inline, by their index in the VM's table (the same for every
+/// function a `Jit` compiles: built-ins are registered once, before any code runs).
+#[derive(Clone, Copy, Default)]
+pub struct Intrinsics {
+    pub sqrt: Option<u32>,
+}
+
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     code: &'a [Instr],
@@ -79,6 +94,7 @@ struct Gen<'a, 'b> {
     /// Where a direct call builds the callee's ctx (made when first needed).
     callee_ctx: Option<ir::StackSlot>,
     heap: HeapLayout,
+    intrinsics: Intrinsics,
 }
 
 fn flags() -> MemFlagsData {
@@ -432,6 +448,21 @@ impl Gen<'_, '_> {
             }
             None => self.step(pc),
         }
+    }
+
+    /// `sqrt(R[a])` of an int or a float, inline (as the built-in: a float, NaN below zero);
+    /// anything else goes to the VM (the built-in's error).
+    fn sqrt(&mut self, pc: usize, dst: u16, a: u16) {
+        let t = self.tag(a);
+        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::INT as i64);
+        let is_float = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::FLOAT as i64);
+        let number = self.b.ins().bor(is_int, is_float);
+        self.guard(number, pc);
+        let x = self.as_float(a, is_int);
+        let r = self.b.ins().sqrt(x);
+        self.store_float(dst, r);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
     }
 
     /// Register `r`, a number, as a float (`is_int`: whether it holds an int).
@@ -1007,6 +1038,9 @@ impl Gen<'_, '_> {
             }
             IterNext { base, var, exit } => self.iter_next(pc, base, var, exit),
             NewRecord { dst, ty, base, n } => self.helper_op(self.helpers.new_record, pc, [dst, base, n], ty),
+            CallNative { dst, native, base, argc: 1 } if Some(native) == self.intrinsics.sqrt => {
+                self.sqrt(pc, dst, base)
+            }
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
             }
@@ -1022,9 +1056,9 @@ pub fn build(
     proto: &Proto,
     consts: &[Value],
     config: TargetFrontendConfig,
-    helpers: Helpers,
-    heap: HeapLayout,
+    runtime: Runtime,
 ) -> Result<(), String> {
+    let Runtime { helpers, heap, intrinsics } = runtime;
     if proto.code.is_empty() {
         return Err("empty function".into());
     }
@@ -1058,6 +1092,7 @@ pub fn build(
         entry_sig,
         callee_ctx: None,
         heap,
+        intrinsics,
     };
     // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
     let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_ENTRY);

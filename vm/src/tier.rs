@@ -45,7 +45,14 @@ pub trait CompiledCode {
 /// A compiler for the tier: `None` when it does not handle this function (it stays
 /// interpreted).
 pub trait TierCompiler {
-    fn compile(&mut self, proto: &Proto, consts: &[Value]) -> Option<Box<dyn CompiledCode>>;
+    /// `natives`: the VM's built-in functions (`CallNative` operands index them), so that a
+    /// tier may inline some (`sqrt`).
+    fn compile(
+        &mut self,
+        proto: &Proto,
+        consts: &[Value],
+        natives: &[crate::NativeDef],
+    ) -> Option<Box<dyn CompiledCode>>;
     /// Whether compiled code would beat the interpreter on this function (`--jit on` asks;
     /// `--jit always` compiles everything).
     fn worth_compiling(&self, _proto: &Proto) -> bool {

@@ -166,8 +166,8 @@ impl UpdatePlan {
         // A transformer runs when its type's fields change (or the type is removed): one kept
         // in the file for a type this update leaves alone does not run again.
         for t in &new.transforms {
-            let runs = plan.types_changed.iter().any(|c| c.name == t.type_name)
-                || plan.types_removed.contains(&t.type_name);
+            let runs =
+                plan.types_changed.iter().any(|c| c.name == t.type_name) || plan.types_removed.contains(&t.type_name);
             if runs {
                 plan.transforms.push(t.type_name.clone());
             } else if old.types.iter().any(|o| o.name == t.type_name) {

@@ -174,3 +174,24 @@ fn a_layouts_transformer_stays_while_old_code_can_build_it_and_goes_after() {
     assert!(out.ends_with("[P { a: 1, b: 10 }, P { a: 2, b: 20 }]\n"), "{out}");
     assert_eq!(forwards(&vm), 0, "no code can build a v1 P any more");
 }
+
+/// The embedding API in lazy mode: `Vm::show` converts what it shows (as `print` does), so an
+/// embedder never sees an instance in its old shape; `repr` shows the heap as it is.
+#[test]
+fn show_converts_instances_that_owe_a_lazy_conversion() {
+    let mut vm: Vm = molt::new_vm();
+    vm.dsu.settings.mode = molt_vm::update::TransformMode::Lazy;
+    vm.out = Box::new(Buffer::default());
+    let v1 = "type Acc { id, bal }\nlet accs = [Acc { id: 1, bal: 10 }];\nfn get() { return accs; }\nfn main() { }\n";
+    let v2 = "type Account { id, cents, currency = \"EUR\" }\n\
+              transform Acc(old) { return Account { id: old.id, cents: old.bal * 100 }; }\n\
+              let accs = [];\nfn get() { return accs; }\nfn main() { }\n";
+    vm.run_program(&compile(v1, 1)).expect("v1 runs");
+    let events = vm.request_update(compile(v2, 2));
+    assert!(events.iter().any(|e| e.kind == EventKind::Applied), "{events:?}");
+    let get = vm.func_slot("get").expect("get");
+    let accs = vm.call_slot(get, &[]).expect("get runs");
+    assert_eq!(vm.repr(accs), "[Acc { id: 1, bal: 10 }]", "not converted yet (lazy)");
+    assert_eq!(vm.show(accs).unwrap(), "[Account { id: 1, cents: 1000, currency: \"EUR\" }]");
+    assert_eq!(vm.repr(accs), "[Account { id: 1, cents: 1000, currency: \"EUR\" }]");
+}

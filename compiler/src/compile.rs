@@ -419,7 +419,12 @@ fn run(opts: &Options, entry: Option<(String, PathBuf, String)>) -> Output {
     c.declare();
     let (init, main, transforms, migrate) = c.compile_items();
     let mut diagnostics = std::mem::take(&mut c.diags);
-    diagnostics.sort_by_key(|d| (d.file, d.span.0));
+    // Files with syntax errors first (each in source order): a file that does not parse
+    // loses declarations, and the errors that follow in the files importing it (an imported
+    // function "undefined") are not the cause.
+    let broken: std::collections::HashSet<usize> =
+        diagnostics.iter().filter(|d| matches!(d.code, "E0001" | "E0002")).map(|d| d.file).collect();
+    diagnostics.sort_by_key(|d| (!broken.contains(&d.file), d.file, d.span.0));
     diagnostics.dedup();
     let program = if diagnostics.is_empty() {
         let types = c

@@ -281,6 +281,19 @@ impl Vm {
     }
 
     /// `str(v)`.
+    /// How `print` shows `v`, after converting the instances reachable from it that still
+    /// owe a lazy conversion (as a built-in does before it looks at values). For embedders:
+    /// `to_string` and `repr` show the heap as it is, where such an instance still has its
+    /// fields from before the update.
+    pub fn show(&mut self, v: Value) -> Result<String, String> {
+        if !self.lazy_slots.is_empty() {
+            for r in self.owed_conversions(&[v]) {
+                self.convert_lazy(r)?;
+            }
+        }
+        Ok(self.to_string(v))
+    }
+
     pub fn to_string(&self, v: Value) -> String {
         let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
         print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.to_string(v)

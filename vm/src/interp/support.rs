@@ -160,7 +160,7 @@ impl Vm {
     }
 
     /// Records reachable from `roots` that still owe a lazy conversion.
-    pub(super) fn owed_conversions(&self, roots: &[Value]) -> Vec<crate::ObjRef> {
+    pub(crate) fn owed_conversions(&self, roots: &[Value]) -> Vec<crate::ObjRef> {
         let mut seen = rustc_hash::FxHashSet::default();
         let mut stack: Vec<Value> = roots.to_vec();
         let mut owed = Vec::new();

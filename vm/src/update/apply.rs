@@ -115,8 +115,11 @@ impl Vm {
         }
 
         // 2. A collection, so that only live instances are transformed (and counted). A lazy
-        // update skips it (its pause must not depend on the heap) unless types are removed.
-        if !lazy || !pending.plan.types_removed.is_empty() {
+        // update skips it (its pause must not depend on the heap) unless the heap is scanned
+        // anyway: for live instances of removed types, for live closures when an arity changes
+        // (a dead closure must not block the update, as it does not in eager mode).
+        let scan = !pending.plan.types_removed.is_empty() || self.arity_changes(&pending.program, &pending.plan);
+        if !lazy || scan {
             let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
             self.collect_garbage(top);
         }

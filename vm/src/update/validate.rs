@@ -53,16 +53,7 @@ impl Vm {
         }
         // Code that keeps running after the commit (live closures) must not call a function
         // whose arity changes. (The heap scan is skipped when no arity changes.)
-        let arity = |p: &Program| -> std::collections::HashMap<String, u16> {
-            p.functions.iter().map(|f| (f.name.clone(), f.arity)).collect()
-        };
-        let before = self.dsu.program.as_ref().map(arity).unwrap_or_default();
-        let after = arity(new);
-        // A function an earlier update removed and this one adds again counts too: old code
-        // may still call its last version (with that version's arity).
-        let arity_changes = plan.functions_changed.iter().any(|name| before.get(name) != after.get(name))
-            || plan.functions_added.iter().any(|name| self.func_names.contains(name));
-        if !arity_changes {
+        if !self.arity_changes(new, plan) {
             return Ok(());
         }
         for obj in self.heap.objects() {
@@ -72,6 +63,20 @@ impl Vm {
             }
         }
         Ok(())
+    }
+
+    /// Whether the update changes a function's arity, which live closures must then be
+    /// checked against (a heap scan, after a collection so that only live ones count).
+    pub(crate) fn arity_changes(&self, new: &Program, plan: &UpdatePlan) -> bool {
+        let arity = |p: &Program| -> std::collections::HashMap<String, u16> {
+            p.functions.iter().map(|f| (f.name.clone(), f.arity)).collect()
+        };
+        let before = self.dsu.program.as_ref().map(arity).unwrap_or_default();
+        let after = arity(new);
+        // A function an earlier update removed and this one adds again counts too: old code
+        // may still call its last version (with that version's arity).
+        plan.functions_changed.iter().any(|name| before.get(name) != after.get(name))
+            || plan.functions_added.iter().any(|name| self.func_names.contains(name))
     }
 
     /// A direct call in `func`'s code to a function whose arity the new version changes.

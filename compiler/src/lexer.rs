@@ -16,6 +16,15 @@ pub enum LexError {
 }
 
 impl LexError {
+    /// The diagnostic code (docs/messages.md): a literal too large for an int is E0014
+    /// however large it is; the rest are E0002.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LexError::IntTooLarge => "E0014",
+            _ => "E0002",
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             LexError::Invalid => "invalid token".into(),

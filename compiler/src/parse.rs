@@ -16,7 +16,7 @@ pub fn parse_file(src: &str, file: usize, diags: &mut Vec<Diagnostic>) -> Vec<It
     let mut recovered = Vec::new();
     let result = ProgramParser::new().parse(&mut recovered, Lexer::new(src, lex_errors.clone()));
     for (e, span) in lex_errors.borrow().iter() {
-        diags.push(Diagnostic::new("E0002", e.message(), file, *span));
+        diags.push(Diagnostic::new(e.code(), e.message(), file, *span));
     }
     for r in recovered {
         if let Some(d) = convert(r.error, file, src.len()) {
@@ -76,6 +76,6 @@ fn convert(e: ParseError<usize, Tok, LexError>, file: usize, len: usize) -> Opti
         ParseError::ExtraToken { token: (l, tok, r) } => {
             Diagnostic::new("E0001", format!("syntax error: unexpected {}", tok.describe()), file, (l, r))
         }
-        ParseError::User { error } => Diagnostic::new("E0002", error.message(), file, (0, 0)),
+        ParseError::User { error } => Diagnostic::new(error.code(), error.message(), file, (0, 0)),
     })
 }

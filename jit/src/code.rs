@@ -24,6 +24,10 @@ use molt_vm::{InlineCache, NativeDef, Proto, Value, Vm};
 use crate::translate::Intrinsics;
 use crate::{Compiled, Entry, HELPERS, HeapLayout, translate};
 
+/// The longest function the tier compiles (about 0.2 s of compile time at this size; a
+/// function of 6,000 instructions took tens of seconds and gigabytes).
+const MAX_INSTRUCTIONS: usize = 1000;
+
 /// Functions compiled into one module before a new one is started.
 const FUNCTIONS_PER_MODULE: usize = 64;
 /// Compiled functions kept alive after their last user is gone (most recent first out last).
@@ -106,6 +110,15 @@ impl Jit {
     }
 
     fn try_compile(&mut self, proto: &Proto, consts: &[Value], intrinsics: Intrinsics) -> Result<Compiled, String> {
+        // Compile time grows faster than linearly with a function's size (every instruction
+        // can continue at any other through the dispatch block), and very long functions are
+        // rarely the hot ones: they stay interpreted.
+        if proto.code.len() > MAX_INSTRUCTIONS {
+            return Err(format!(
+                "too large ({} instructions, the tier compiles at most {MAX_INSTRUCTIONS})",
+                proto.code.len()
+            ));
+        }
         if self.current.functions.get() >= FUNCTIONS_PER_MODULE {
             self.current = new_module(&self.isa, &self.live)?;
         }

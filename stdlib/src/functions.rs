@@ -97,6 +97,14 @@ fn float_to_int(name: &str, f: f64) -> Result<Value, String> {
     Ok(Value::Int(f as i64))
 }
 
+/// Every `_` in `t` has a digit on each side.
+fn underscores_between_digits(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'_' || (i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+    })
+}
+
 fn molt_float(f: f64) -> String {
     let mut s = String::new();
     molt_vm::print::format_float(f, &mut s);
@@ -117,6 +125,8 @@ fn float(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
                 "inf" => Some(f64::INFINITY),
                 "-inf" => Some(f64::NEG_INFINITY),
                 "NaN" | "nan" => Some(f64::NAN),
+                // `_` only between digits, as in literals and in `int()` (`1_000.5`).
+                _ if !underscores_between_digits(t) => None,
                 _ => t.replace('_', "").parse::<f64>().ok().filter(|_| !t.is_empty()),
             };
             parsed.map(Value::Float).ok_or_else(|| format!("float() cannot convert {}", ctx.repr(v)))
@@ -131,11 +141,14 @@ fn len(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
             Obj::Str(s) => return Ok(Value::Int(s.chars().count() as i64)),
             Obj::List(items) => return Ok(Value::Int(items.len() as i64)),
             Obj::Map(m) => return Ok(Value::Int(m.len() as i64)),
-            Obj::Range(a, b) => return Ok(Value::Int(b.saturating_sub(*a).max(0))),
+            Obj::Range(a, b) => {
+                // The length of a range wider than the largest int does not fit one.
+                return b.checked_sub(*a).map(|n| Value::Int(n.max(0))).ok_or_else(|| "integer overflow".to_string());
+            }
             _ => {}
         }
     }
-    Err(format!("len() expects a string, list or map, not {}", ctx.type_of(args[0])))
+    Err(format!("len() expects a string, list, map or range, not {}", ctx.type_of(args[0])))
 }
 
 fn type_of(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {

@@ -609,11 +609,9 @@ impl Vm {
                                     let keys: Vec<Value> = m.iter().map(|(k, _)| k).collect();
                                     (self.heap.alloc_list(keys), Value::Int(0))
                                 }
-                                Obj::Str(s) => {
-                                    let chars: Vec<String> = s.chars().map(String::from).collect();
-                                    let items = chars.into_iter().map(|c| self.heap.alloc_string(c)).collect();
-                                    (self.heap.alloc_list(items), Value::Int(0))
-                                }
+                                // A string is iterated in place (it cannot change): the state
+                                // is the string and the byte offset of the next character.
+                                Obj::Str(_) => (v, Value::Int(0)),
                                 _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
                             },
                             _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
@@ -637,13 +635,20 @@ impl Vm {
                             }
                             Value::Obj(o) => {
                                 let item = match self.heap.get(o) {
-                                    Obj::List(items) => items.get(cur as usize).copied(),
+                                    Obj::List(items) => items.get(cur as usize).map(|x| (*x, cur + 1)),
+                                    Obj::Str(s) => match s.get(cur as usize..).and_then(|t| t.chars().next()) {
+                                        Some(c) => {
+                                            let next = cur + c.len_utf8() as i64;
+                                            Some((self.heap.alloc_str(c.encode_utf8(&mut [0; 4])), next))
+                                        }
+                                        None => None,
+                                    },
                                     _ => None,
                                 };
                                 match item {
-                                    Some(x) => {
+                                    Some((x, next)) => {
                                         r!(var) = x;
-                                        r!(b + 1) = Value::Int(cur + 1);
+                                        r!(b + 1) = Value::Int(next);
                                     }
                                     None => pc = exit as usize,
                                 }

@@ -35,6 +35,36 @@ pub enum Obj {
 const NONE: u32 = u32::MAX;
 /// Collect once this many objects were allocated since the last collection, at the least.
 const MIN_GC_THRESHOLD: usize = 1 << 18;
+/// Collect once this many bytes were allocated since the last collection, at the least (big
+/// strings are few objects: counting objects alone would let their garbage pile up).
+const MIN_GC_BYTES: usize = 64 << 20;
+/// What the heap counts for an object's slot: the `Obj` itself, its mark and birth.
+pub const SLOT_BYTES: usize = std::mem::size_of::<Obj>() + 8;
+const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+
+/// The bytes the heap counts for `obj`: its slot and what it owns (strings by length, lists
+/// by capacity). An estimate of the allocator's use, for the collector.
+pub fn obj_bytes(obj: &Obj) -> usize {
+    SLOT_BYTES
+        + match obj {
+            Obj::Str(s) => string_bytes(s.len()) - SLOT_BYTES,
+            Obj::List(items) => items.capacity() * VALUE_BYTES,
+            Obj::Map(m) => std::mem::size_of::<Map>() + m.heap_bytes(),
+            Obj::Record { fields, .. } => fields.len() * VALUE_BYTES,
+            Obj::Closure { captures, .. } => captures.len() * VALUE_BYTES,
+            Obj::Range(..) | Obj::Free(_) => 0,
+        }
+}
+
+/// The bytes a new string of `len` bytes is counted for (slot, reference counts, text).
+pub fn string_bytes(len: usize) -> usize {
+    SLOT_BYTES + 16 + len
+}
+
+/// The bytes a new list of `n` items is counted for.
+pub fn list_bytes(n: usize) -> usize {
+    SLOT_BYTES + n.saturating_mul(VALUE_BYTES)
+}
 
 /// A record's contents before an update converted it: (record, type slot, fields).
 pub type OldContents = (ObjRef, u32, Box<[Value]>);
@@ -83,7 +113,13 @@ pub struct Heap {
     free: u32,
     live: usize,
     since_gc: usize,
+    /// Objects allocated since the last collection that make the next one due (0: due now).
     next_gc: usize,
+    /// The bytes the heap's objects take (`obj_bytes`): exact after a collection, then every
+    /// allocation added (garbage included until the next collection).
+    bytes: usize,
+    /// When `bytes` reaches this, a collection is due.
+    gc_bytes: usize,
     pub collections: u64,
 }
 
@@ -107,14 +143,54 @@ impl Heap {
             live: 0,
             since_gc: 0,
             next_gc: MIN_GC_THRESHOLD,
+            bytes: 0,
+            gc_bytes: MIN_GC_BYTES, // as `schedule_gc` makes it
             collections: 0,
         }
     }
 
+    /// Sets when the next collection is due by bytes: once twice as many bytes as the heap
+    /// holds were allocated (as by objects: twice as many as live), at least `MIN_GC_BYTES`.
+    fn schedule_gc(&mut self) {
+        let allowance = self.bytes.saturating_mul(2).max(MIN_GC_BYTES);
+        self.gc_bytes = self.bytes.saturating_add(allowance);
+    }
+
+    /// Counts `n` more bytes in the heap; a collection is due at the next safepoint once the
+    /// count reaches `gc_bytes`.
+    #[inline]
+    fn account(&mut self, n: usize) {
+        // Cannot overflow: every count is of memory that exists.
+        self.bytes = self.bytes.wrapping_add(n);
+        if self.bytes >= self.gc_bytes {
+            self.next_gc = 0;
+        }
+    }
+
+    /// The bytes the heap's objects take (see `bytes`).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     #[inline]
     pub fn alloc(&mut self, obj: Obj) -> ObjRef {
+        let bytes = obj_bytes(&obj);
+        self.alloc_counted(obj, bytes)
+    }
+
+    /// A record of type slot `ty`.
+    #[inline]
+    pub fn alloc_record(&mut self, ty: u32, fields: Box<[Value]>) -> ObjRef {
+        let bytes = SLOT_BYTES + fields.len() * VALUE_BYTES;
+        self.alloc_counted(Obj::Record { ty, fields }, bytes)
+    }
+
+    /// `alloc`, with the object's `obj_bytes` known to the caller.
+    #[inline]
+    fn alloc_counted(&mut self, obj: Obj, bytes: usize) -> ObjRef {
         self.live += 1;
         self.since_gc += 1;
+        self.account(bytes);
         if self.free != NONE {
             let i = self.free;
             if let Obj::Free(next) = self.objs[i as usize] {
@@ -152,11 +228,12 @@ impl Heap {
     }
 
     pub fn alloc_str(&mut self, s: &str) -> Value {
-        Value::Obj(self.alloc(Obj::Str(Rc::from(s))))
+        Value::Obj(self.alloc_counted(Obj::Str(Rc::from(s)), string_bytes(s.len())))
     }
 
     pub fn alloc_string(&mut self, s: String) -> Value {
-        Value::Obj(self.alloc(Obj::Str(Rc::from(s))))
+        let bytes = string_bytes(s.len());
+        Value::Obj(self.alloc_counted(Obj::Str(Rc::from(s)), bytes))
     }
 
     /// `a + b` as a new string, with one allocation for short results (a stack buffer
@@ -179,7 +256,8 @@ impl Heap {
     }
 
     pub fn alloc_list(&mut self, items: Vec<Value>) -> Value {
-        Value::Obj(self.alloc(Obj::List(items)))
+        let bytes = list_bytes(items.capacity());
+        Value::Obj(self.alloc_counted(Obj::List(items), bytes))
     }
 
     #[inline]
@@ -203,6 +281,7 @@ impl Heap {
         self.live
     }
 
+    /// Whether a collection is due (by objects or bytes allocated since the last).
     #[inline]
     pub fn should_collect(&self) -> bool {
         self.since_gc >= self.next_gc && !self.pause_gc
@@ -305,8 +384,12 @@ impl Heap {
         for v in roots {
             push(v, &mut self.marks, &mut stack);
         }
+        // Live bytes are counted as objects are marked (each once, already in cache).
+        let mut bytes = 0usize;
         while let Some(i) = stack.pop() {
-            match &self.objs[i as usize] {
+            let obj = &self.objs[i as usize];
+            bytes = bytes.saturating_add(obj_bytes(obj));
+            match obj {
                 Obj::List(items) => items.iter().for_each(|v| push(*v, &mut self.marks, &mut stack)),
                 Obj::Map(m) => m.values_for_gc().for_each(|v| push(v, &mut self.marks, &mut stack)),
                 Obj::Record { fields, .. } => fields.iter().for_each(|v| push(*v, &mut self.marks, &mut stack)),
@@ -330,6 +413,8 @@ impl Heap {
         self.live = live;
         self.since_gc = 0;
         self.next_gc = (live * 2).max(MIN_GC_THRESHOLD);
+        self.bytes = bytes;
+        self.schedule_gc();
         self.collections += 1;
     }
 
@@ -375,5 +460,28 @@ impl Heap {
                 _ => None,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Big strings are few objects: their garbage makes a collection due by bytes long before
+    /// 2^18 objects were allocated.
+    #[test]
+    fn big_garbage_makes_a_collection_due() {
+        let mut heap = Heap::new();
+        let keep = heap.alloc_str("kept");
+        let big = "g".repeat(1 << 20);
+        let mut n = 0;
+        while !heap.should_collect() {
+            heap.alloc_str(&big);
+            n += 1;
+        }
+        assert!((60..=70).contains(&n), "due after {n} strings of 1 MiB");
+        heap.collect([keep].into_iter());
+        assert_eq!(heap.bytes(), string_bytes(4));
+        assert!(!heap.should_collect());
     }
 }

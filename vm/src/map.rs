@@ -126,6 +126,12 @@ impl Map {
         self.place(h, at);
     }
 
+    /// The bytes the map's tables take (by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.index.capacity() * std::mem::size_of::<u64>()
+            + self.entries.capacity() * std::mem::size_of::<Option<Entry>>()
+    }
+
     /// Puts entry `at` (hash `h`) in the first free slot of its probe sequence.
     fn place(&mut self, h: u64, at: usize) {
         let mask = self.index.len() - 1;

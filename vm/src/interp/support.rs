@@ -65,7 +65,7 @@ impl Vm {
             return Err(format!("record layout of {} changed under running code", self.types[ty as usize].name));
         }
         let fields: Box<[Value]> = self.stack[start..start + n].into();
-        let obj = self.heap.alloc(Obj::Record { ty, fields });
+        let obj = self.heap.alloc_record(ty, fields);
         // Old code (an old frame, a live closure) building a type that an update changed: the
         // record is converted at once, so no code sees its old shape.
         if self.types[ty as usize].forward.is_some() {

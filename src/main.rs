@@ -184,6 +184,14 @@ fn real_main() -> ExitCode {
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let Some(cmd) = args.first() else { return usage_error("no command given") };
     let rest = &args[1..];
+    // The size limits (`MOLT_TEST_LIMITS`, docs/messages.md): a bad value is reported before
+    // anything runs, as a bad option is.
+    if matches!(cmd.as_str(), "run" | "repl" | "demo") {
+        if let Err(e) = molt_vm::limits::Limits::from_env() {
+            molt::report!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match cmd.as_str() {
         "run" => cmd_run(rest),
         "check" => cmd_check(rest),

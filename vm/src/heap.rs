@@ -6,6 +6,7 @@
 
 use std::rc::Rc;
 
+use crate::limits::{self, Limits};
 use crate::map::{Key, Map};
 use crate::{Function, ObjRef, Value};
 
@@ -41,6 +42,9 @@ const MIN_GC_BYTES: usize = 64 << 20;
 /// What the heap counts for an object's slot: the `Obj` itself, its mark and birth.
 pub const SLOT_BYTES: usize = std::mem::size_of::<Obj>() + 8;
 const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+/// A string of this many bytes or more is probed with `try_reserve` before it is copied into
+/// its `Rc` (whose allocation cannot fail softly).
+const PROBE_BYTES: usize = 1 << 20;
 
 /// The bytes the heap counts for `obj`: its slot and what it owns (strings by length, lists
 /// by capacity). An estimate of the allocator's use, for the collector.
@@ -116,10 +120,12 @@ pub struct Heap {
     /// Objects allocated since the last collection that make the next one due (0: due now).
     next_gc: usize,
     /// The bytes the heap's objects take (`obj_bytes`): exact after a collection, then every
-    /// allocation added (garbage included until the next collection).
+    /// allocation and growth added (garbage included until the next collection).
     bytes: usize,
     /// When `bytes` reaches this, a collection is due.
     gc_bytes: usize,
+    /// The size limits (see `limits`): checked before strings, lists and maps are built.
+    pub limits: Limits,
     pub collections: u64,
 }
 
@@ -131,6 +137,7 @@ impl Default for Heap {
 
 impl Heap {
     pub fn new() -> Heap {
+        let limits = Limits::current();
         Heap {
             objs: Vec::new(),
             guard: WriteGuard::Off,
@@ -145,8 +152,14 @@ impl Heap {
             next_gc: MIN_GC_THRESHOLD,
             bytes: 0,
             gc_bytes: MIN_GC_BYTES, // as `schedule_gc` makes it
+            limits,
             collections: 0,
         }
+    }
+
+    /// Runs with `limits` from now on (tests; a VM takes `Limits::current()`).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Sets when the next collection is due by bytes: once twice as many bytes as the heap
@@ -172,6 +185,37 @@ impl Heap {
         self.bytes
     }
 
+    /// Checks, before it is built, that a string of `len` bytes (`None`: more than a `usize`
+    /// holds) may be made by `what` ("concatenation", "join()"): under the string limit.
+    /// Returns the length.
+    #[inline]
+    pub fn check_string(&self, len: Option<usize>, what: &str) -> Result<usize, String> {
+        self.limits.string(len, what)
+    }
+
+    /// Checks, before it is built, that a list of `n` items may be made by `what`: under the
+    /// list limit.
+    #[inline]
+    pub fn check_list(&self, n: usize, what: &str) -> Result<(), String> {
+        self.limits.list(n, what)
+    }
+
+    /// An empty `String` with room for `len` bytes, or the error when the system refuses it.
+    pub fn string_buffer(len: usize) -> Result<String, String> {
+        let mut s = String::new();
+        s.try_reserve_exact(len).map_err(|_| limits::refused(len))?;
+        Ok(s)
+    }
+
+    /// A `Vec` with room for `n` items, or the error when the system refuses it.
+    pub fn vec_buffer<T>(n: usize) -> Result<Vec<T>, String> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| limits::refused(n.saturating_mul(std::mem::size_of::<T>())))?;
+        Ok(v)
+    }
+
+    /// Stores `obj` in a slot. Infallible: what it stores was checked against the limits
+    /// before it was built (or is small: a record, a closure, a literal).
     #[inline]
     pub fn alloc(&mut self, obj: Obj) -> ObjRef {
         let bytes = obj_bytes(&obj);
@@ -236,28 +280,103 @@ impl Heap {
         Value::Obj(self.alloc_counted(Obj::Str(Rc::from(s)), bytes))
     }
 
+    /// A string built by a checked path (`check_string` first, then a `string_buffer`): a
+    /// big one is probed before it is copied into its `Rc`, so that a refusal is an error,
+    /// not an abort.
+    pub fn new_string(&mut self, s: String) -> Result<Value, String> {
+        if s.len() >= PROBE_BYTES {
+            Heap::string_buffer(s.len() + 16)?;
+        }
+        Ok(self.alloc_string(s))
+    }
+
     /// `a + b` as a new string, with one allocation for short results (a stack buffer
-    /// instead of a temporary `String`).
-    pub fn alloc_concat(&mut self, a: &str, b: &str) -> Value {
-        let n = a.len() + b.len();
+    /// instead of a temporary `String`). Fails past the string limit.
+    pub fn alloc_concat(&mut self, a: &str, b: &str) -> Result<Value, String> {
+        let n = self.check_string(a.len().checked_add(b.len()), "concatenation")?;
         if n <= 256 {
             let mut buf = [0u8; 256];
             buf[..a.len()].copy_from_slice(a.as_bytes());
             buf[a.len()..n].copy_from_slice(b.as_bytes());
             // Two valid UTF-8 strings joined are valid UTF-8.
             if let Ok(s) = std::str::from_utf8(&buf[..n]) {
-                return self.alloc_str(s);
+                return Ok(self.alloc_str(s));
             }
         }
-        let mut s = String::with_capacity(n);
+        let mut s = Heap::string_buffer(n)?;
         s.push_str(a);
         s.push_str(b);
-        self.alloc_string(s)
+        self.new_string(s)
     }
 
     pub fn alloc_list(&mut self, items: Vec<Value>) -> Value {
         let bytes = list_bytes(items.capacity());
         Value::Obj(self.alloc_counted(Obj::List(items), bytes))
+    }
+
+    /// Appends `v` to the list `r` (`what`: the operation, for the error); at `at` when given
+    /// (0..=len, checked by the caller). Fails past the list limit.
+    #[inline]
+    pub fn list_insert(&mut self, r: ObjRef, at: Option<usize>, v: Value, what: &str) -> Result<(), String> {
+        let limit = self.limits.list_items;
+        let Obj::List(items) = &mut self.objs[r.0 as usize] else { return Err(format!("{what} on a non-list")) };
+        let (len, cap) = (items.len(), items.capacity());
+        if len < cap && len < limit {
+            // Room without growing: nothing to check or count.
+            match at {
+                Some(i) => items.insert(i, v),
+                None => items.push(v),
+            }
+            return Ok(());
+        }
+        self.list_grow(r, at, v, what)
+    }
+
+    /// `list_insert` when the list must grow (or is at its limit).
+    #[cold]
+    fn list_grow(&mut self, r: ObjRef, at: Option<usize>, v: Value, what: &str) -> Result<(), String> {
+        let Obj::List(items) = &self.objs[r.0 as usize] else { return Err(format!("{what} on a non-list")) };
+        let (len, cap) = (items.len(), items.capacity());
+        self.limits.list(len + 1, what)?;
+        let grow = if len == cap { cap.max(4) * VALUE_BYTES } else { 0 };
+        let Obj::List(items) = &mut self.objs[r.0 as usize] else { return Ok(()) };
+        items.try_reserve(1).map_err(|_| limits::refused(grow))?;
+        let grown = (items.capacity() - cap) * VALUE_BYTES;
+        match at {
+            Some(i) => items.insert(i, v),
+            None => items.push(v),
+        }
+        if grown > 0 {
+            self.account(grown);
+        }
+        Ok(())
+    }
+
+    /// Sets `key` to `v` in the map `r`. Fails when a new key would pass the map limit.
+    #[inline]
+    pub fn map_insert(&mut self, r: ObjRef, key: Key, key_value: Value, v: Value) -> Result<(), String> {
+        let limit = self.limits.map_entries;
+        let Obj::Map(m) = &mut self.objs[r.0 as usize] else { return Err("cannot add a key to a non-map".into()) };
+        if m.len() < limit && m.growth_bytes() == 0 {
+            // Room without growing: nothing to check or count (and nothing can be refused).
+            return m.insert(key, key_value, v).map_err(|_| limits::refused(0));
+        }
+        self.map_grow(r, key, key_value, v)
+    }
+
+    /// `map_insert` when the map may grow (or is at its limit).
+    #[cold]
+    fn map_grow(&mut self, r: ObjRef, key: Key, key_value: Value, v: Value) -> Result<(), String> {
+        let Obj::Map(m) = &self.objs[r.0 as usize] else { return Err("cannot add a key to a non-map".into()) };
+        let (len, before, grow) = (m.len(), m.heap_bytes(), m.growth_bytes());
+        if len >= self.limits.map_entries && !m.contains(&key) {
+            return Err(self.limits.map_error(len + 1));
+        }
+        let Obj::Map(m) = &mut self.objs[r.0 as usize] else { return Ok(()) };
+        m.insert(key, key_value, v).map_err(|_| limits::refused(grow))?;
+        let after = m.heap_bytes();
+        self.account(after.saturating_sub(before));
+        Ok(())
     }
 
     #[inline]
@@ -467,6 +586,19 @@ impl Heap {
 mod tests {
     use super::*;
 
+    fn small() -> Heap {
+        let mut heap = Heap::new();
+        heap.set_limits(Limits { string_bytes: 1000, list_items: 10, map_entries: 10 });
+        heap
+    }
+
+    fn obj(v: Value) -> ObjRef {
+        match v {
+            Value::Obj(r) => r,
+            _ => panic!("not an object"),
+        }
+    }
+
     /// Big strings are few objects: their garbage makes a collection due by bytes long before
     /// 2^18 objects were allocated.
     #[test]
@@ -483,5 +615,41 @@ mod tests {
         heap.collect([keep].into_iter());
         assert_eq!(heap.bytes(), string_bytes(4));
         assert!(!heap.should_collect());
+    }
+
+    #[test]
+    fn concatenation_is_checked_before_it_allocates() {
+        let mut heap = small();
+        let a = "x".repeat(600);
+        let before = heap.bytes();
+        let err = heap.alloc_concat(&a, &a).unwrap_err();
+        assert_eq!(err, "string too long: concatenation would make 1200 bytes (limit 1000)");
+        assert_eq!(heap.bytes(), before, "nothing was allocated");
+        let s = heap.alloc_concat(&a, "y").unwrap();
+        assert_eq!(heap.str_of(s).map(|s| s.len()), Some(601));
+        assert_eq!(heap.bytes(), before + string_bytes(601));
+    }
+
+    #[test]
+    fn lists_and_maps_stop_at_their_limits() {
+        let mut heap = small();
+        let l = obj(heap.alloc_list(Vec::new()));
+        for i in 0..10 {
+            heap.list_insert(l, None, Value::Int(i), "push()").unwrap();
+        }
+        assert_eq!(
+            heap.list_insert(l, Some(0), Value::Nil, "insert()").unwrap_err(),
+            "list too long: insert() would make 11 items (limit 10)"
+        );
+        let m = heap.alloc(Obj::Map(Box::default()));
+        for i in 0..10 {
+            heap.map_insert(m, Key::Int(i), Value::Int(i), Value::Nil).unwrap();
+        }
+        // An existing key may be set; a new one may not.
+        heap.map_insert(m, Key::Int(3), Value::Int(3), Value::Bool(true)).unwrap();
+        assert_eq!(
+            heap.map_insert(m, Key::Int(10), Value::Int(10), Value::Nil).unwrap_err(),
+            "map too large: adding a key would make 11 entries (limit 10)"
+        );
     }
 }

@@ -404,6 +404,7 @@ impl Vm {
                     }
                     Instr::NewList { dst, base: b, n } => {
                         let start = base + b as usize;
+                        tri!(self.heap.check_list(n as usize, "a list literal"));
                         let items = self.stack[start..start + n as usize].to_vec();
                         r!(dst) = self.heap.alloc_list(items);
                     }
@@ -413,7 +414,10 @@ impl Vm {
                         for i in 0..n as usize {
                             let (k, v) = (self.stack[start + 2 * i], self.stack[start + 2 * i + 1]);
                             let key = tri!(self.key(k));
-                            m.insert(key, k, v);
+                            tri!(m.insert(key, k, v).map_err(|_| crate::limits::refused(m.growth_bytes())));
+                            if m.len() > self.heap.limits.map_entries {
+                                throw!(self.heap.limits.map_error(m.len()));
+                            }
                         }
                         r!(dst) = Value::Obj(self.heap.alloc(Obj::Map(Box::new(m))));
                     }
@@ -606,6 +610,8 @@ impl Vm {
                                 Obj::Range(a, z) => (Value::Int(*z), Value::Int(*a)),
                                 Obj::List(_) => (v, Value::Int(0)),
                                 Obj::Map(m) => {
+                                    // A snapshot of the keys.
+                                    tri!(self.heap.check_list(m.len(), "iterating over a map"));
                                     let keys: Vec<Value> = m.iter().map(|(k, _)| k).collect();
                                     (self.heap.alloc_list(keys), Value::Int(0))
                                 }

@@ -7,6 +7,7 @@ pub mod frame_stack;
 pub mod func_table;
 pub mod heap;
 mod interp;
+pub mod limits;
 pub mod link;
 pub mod map;
 pub mod mbc;
@@ -258,13 +259,13 @@ impl Vm {
         Some(slot)
     }
 
-    /// `str(v)`.
+    /// `str(v)`, cut at the string limit (with `...`) for messages and displays.
     pub fn to_string(&self, v: Value) -> String {
         let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
         print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.to_string(v)
     }
 
-    /// How `v` prints inside a container.
+    /// How `v` prints inside a container, cut at the string limit (with `...`).
     pub fn repr(&self, v: Value) -> String {
         let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
         print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.repr(v)

@@ -231,7 +231,7 @@ impl Vm {
     pub(super) fn arith_slow(&mut self, op: &str, x: Value, y: Value) -> Res<Value> {
         if let ("+", Some(a), Some(b)) = (op, self.heap.str_of(x), self.heap.str_of(y)) {
             let (a, b) = (a.clone(), b.clone());
-            return Ok(self.heap.alloc_concat(&a, &b));
+            return self.heap.alloc_concat(&a, &b);
         }
         Err(format!("cannot apply '{op}' to {} and {}", self.type_of(x), self.type_of(y)))
     }
@@ -314,10 +314,7 @@ impl Vm {
                 }
                 Obj::Map(_) => {
                     let key = self.key(i)?;
-                    if let Obj::Map(m) = self.heap.get_mut(r) {
-                        m.insert(key, i, v);
-                    }
-                    return Ok(());
+                    return self.heap.map_insert(r, key, i, v);
                 }
                 _ => {}
             }

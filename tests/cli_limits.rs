@@ -2,10 +2,11 @@
 //! with a runtime error (status 1, `error: MESSAGE` and the trace), never Rust's
 //! allocation-failure abort, the same under every `--jit` mode.
 //!
-//! The built-in limits are large (a 1 GiB string, 2^27 list items, 2^24 map entries), so the
-//! cases here lower them through the environment: `MOLT_TEST_LIMITS` (only for tests, it can
-//! only lower them). tests/lang/runtime_errors has the cases that reach the built-in limits
-//! without allocating much (`join`, `replace`).
+//! The built-in limits are large (a 1 GiB string, 2^27 list items, 2^24 map entries, half the
+//! machine's memory for the heap), so most cases here lower them through the environment:
+//! `MOLT_TEST_LIMITS` (only for tests, it can only lower the per-value limits) and
+//! `MOLT_MAX_HEAP` (the heap limit, for users too). tests/lang/runtime_errors has the cases
+//! that reach the built-in limits without allocating much (`join`, `replace`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ fn run(file: &Path, jit: &str, env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
         .current_dir(file.parent().unwrap_or(root()))
         .env("NO_COLOR", "1")
+        .env_remove("MOLT_MAX_HEAP")
         .env_remove("MOLT_TEST_LIMITS")
         .envs(env.iter().copied())
         .args(["run", file.file_name().and_then(|f| f.to_str()).unwrap_or(""), "--jit", jit])
@@ -84,6 +86,20 @@ fn doubling_a_string_stops_at_the_string_limit() {
         1,
         &lengths,
         "error: string too long: concatenation would make 2097152 bytes (limit 1048576)\n  at main (double.molt:3)\n",
+    );
+}
+
+#[test]
+fn doubling_a_string_stops_at_the_heap_limit() {
+    let src = "fn main() {\n    let s = \"ab\";\n    while true { s = s + s; }\n}\n";
+    check(
+        "double_heap.molt",
+        &[("MOLT_MAX_HEAP", "16M")],
+        src,
+        b"",
+        1,
+        "",
+        "error: out of memory: the heap limit of 16777216 bytes is reached (set MOLT_MAX_HEAP to raise it)\n  at main (double_heap.molt:3)\n",
     );
 }
 
@@ -269,10 +285,49 @@ fn read_line_stops_at_the_string_limit() {
     );
 }
 
+/// Live data past the heap limit: many medium strings kept in a list, or records and lists
+/// (allocated without a check each: the collection at the loop's back-edge finds them live).
+#[test]
+fn live_data_stops_at_the_heap_limit() {
+    let heap = ("MOLT_MAX_HEAP", "16M");
+    let message = |file: &str, line: u32| {
+        format!(
+            "error: out of memory: the heap limit of 16777216 bytes is reached (set MOLT_MAX_HEAP to raise it)\n  at main ({file}:{line})\n"
+        )
+    };
+    let keep = "fn main() {\n    let s = \"ab\";\n    while len(s) < 100000 { s = s + s; }\n    let keep = [];\n    while true { keep.push(s + str(len(keep))); }\n}\n";
+    check("keep.molt", &[heap], keep, b"", 1, "", &message("keep.molt", 5));
+    let records =
+        "type Node { next, a = 1 }\nfn main() {\n    let x = nil;\n    while true { x = Node { next: x }; }\n}\n";
+    check("records.molt", &[heap], records, b"", 1, "", &message("records.molt", 4));
+    let lists = "fn main() {\n    let x = [];\n    while true { x = [x, x, x, x]; }\n}\n";
+    check("lists.molt", &[heap], lists, b"", 1, "", &message("lists.molt", 3));
+    let closures =
+        "fn main() {\n    let fs = [];\n    while true { let n = len(fs); fs.push(fn() { return n; }); }\n}\n";
+    check("closures.molt", &[heap], closures, b"", 1, "", &message("closures.molt", 3));
+    // In a callee: its list literal finds no room.
+    let calls = "fn grow(x) { return [x, x, x]; }\nfn main() {\n    let x = [];\n    while true { x = grow(x); }\n}\n";
+    let in_grow = message("calls.molt", 4).replace("  at main", "  at grow (calls.molt:1)\n  at main");
+    check("calls.molt", &[heap], calls, b"", 1, "", &in_grow);
+}
+
+/// Garbage is collected by bytes, not only by objects: a loop making big garbage strings
+/// runs in a small heap limit (each iteration makes 2 MiB of garbage, 400 MiB in all).
+#[test]
+fn big_garbage_is_collected_in_time() {
+    let src = "fn main() {\n    let s = \"ab\";\n    while len(s) < 1048576 { s = s + s; }\n    let n = 0;\n    for i in 0..200 { let t = s + s; n += len(t); }\n    print(n);\n}\n";
+    check("garbage.molt", &[("MOLT_MAX_HEAP", "16M")], src, b"", 0, "419430400\n", "");
+}
+
 #[test]
 fn bad_limit_settings_are_usage_errors() {
     let file = program("ok.molt", "fn main() { print(1); }\n");
     for (env, message) in [
+        (
+            ("MOLT_MAX_HEAP", "lots"),
+            "error: MOLT_MAX_HEAP=lots: expected a size in bytes, or with K, M or G (`512M`, `8G`)\n",
+        ),
+        (("MOLT_MAX_HEAP", "100G"), "error: MOLT_MAX_HEAP=100G: the heap limit must be between 1M and 64G\n"),
         (
             ("MOLT_TEST_LIMITS", "strings=1"),
             "error: MOLT_TEST_LIMITS=strings=1: expected `string=N,list=N,map=N` (sizes may only go down)\n",
@@ -288,12 +343,20 @@ fn bad_limit_settings_are_usage_errors() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), message, "{env:?}");
     }
     // Sizes with K, M or G, any case, with or without a B: the program runs.
-    for size in ["string=1M", "string=1m,list=64K", "map=1KB", "list=2KiB", "string=67108864"] {
-        let out = run(&file, "on", &[("MOLT_TEST_LIMITS", size)], b"");
+    let sizes =
+        [("MOLT_MAX_HEAP", "64M"), ("MOLT_MAX_HEAP", "64m"), ("MOLT_MAX_HEAP", "64MB"), ("MOLT_MAX_HEAP", "64MiB")];
+    let more = [("MOLT_MAX_HEAP", "1G"), ("MOLT_MAX_HEAP", "67108864"), ("MOLT_TEST_LIMITS", "string=1M")];
+    let tests = [
+        ("MOLT_TEST_LIMITS", "string=1m,list=64K"),
+        ("MOLT_TEST_LIMITS", "map=1KB"),
+        ("MOLT_TEST_LIMITS", "list=2KiB"),
+    ];
+    for env in sizes.into_iter().chain(more).chain(tests) {
+        let out = run(&file, "on", &[env], b"");
         assert_eq!(
             (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned()),
             (Some(0), "1\n".into()),
-            "{size}"
+            "{env:?}"
         );
     }
 }

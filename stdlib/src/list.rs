@@ -126,7 +126,7 @@ fn slice(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("slice", &a[1..], 2, 2)?;
     let len = items(ctx, a[0]).len();
     let (x, y) = bounds(ctx, a, len)?;
-    ctx.heap.check_list(y - x, "slice()")?;
+    ctx.heap.check_list(y - x, 0, "slice()")?;
     let mut part = Heap::vec_buffer(y - x)?;
     part.extend_from_slice(&items(ctx, a[0])[x..y]);
     Ok(ctx.heap.alloc_list(part))

@@ -54,7 +54,7 @@ fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 fn keys(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("keys", &a[1..], 0, 0)?;
     let n = map_mut(ctx, a[0]).len();
-    ctx.heap.check_list(n, "keys()")?;
+    ctx.heap.check_list(n, 0, "keys()")?;
     let mut ks = Heap::vec_buffer(n)?;
     ks.extend(map_mut(ctx, a[0]).iter().map(|(k, _)| k));
     Ok(ctx.heap.alloc_list(ks))
@@ -63,7 +63,7 @@ fn keys(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 fn values(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("values", &a[1..], 0, 0)?;
     let n = map_mut(ctx, a[0]).len();
-    ctx.heap.check_list(n, "values()")?;
+    ctx.heap.check_list(n, 0, "values()")?;
     let mut vs = Heap::vec_buffer(n)?;
     vs.extend(map_mut(ctx, a[0]).iter().map(|(_, v)| v));
     Ok(ctx.heap.alloc_list(vs))

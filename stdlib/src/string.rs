@@ -1,5 +1,6 @@
 //! String methods. Lengths and indices count Unicode scalar values. The receiver is `args[0]`.
 
+use molt_vm::heap::string_bytes;
 use molt_vm::{Heap, NativeCtx, NativeFn, Value};
 
 use crate::args::{count, string};
@@ -36,7 +37,8 @@ fn split(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
         return chars_of(ctx, &s, "split()");
     }
     let n = s.matches(&*sep).count() + 1;
-    ctx.heap.check_list(n, "split()")?;
+    // The parts' text is at most the string's.
+    ctx.heap.check_list(n, n.saturating_mul(string_bytes(0)).saturating_add(s.len()), "split()")?;
     let mut items = Heap::vec_buffer(n)?;
     for part in s.split(&*sep) {
         items.push(ctx.heap.alloc_str(part));
@@ -47,7 +49,7 @@ fn split(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 /// The characters of `s` as a list of strings (`chars()`, `split("")`).
 fn chars_of(ctx: &mut NativeCtx, s: &str, what: &str) -> Result<Value, String> {
     let n = s.chars().count();
-    ctx.heap.check_list(n, what)?;
+    ctx.heap.check_list(n, n.saturating_mul(string_bytes(4)), what)?;
     let mut items = Heap::vec_buffer(n)?;
     for c in s.chars() {
         items.push(ctx.heap.alloc_str(c.encode_utf8(&mut [0; 4])));

@@ -47,7 +47,7 @@ const VALUE_BYTES: usize = std::mem::size_of::<Value>();
 const PROBE_BYTES: usize = 1 << 20;
 
 /// The bytes the heap counts for `obj`: its slot and what it owns (strings by length, lists
-/// by capacity). An estimate of the allocator's use, for the collector.
+/// by capacity). An estimate of the allocator's use, for the heap limit and the collector.
 pub fn obj_bytes(obj: &Obj) -> usize {
     SLOT_BYTES
         + match obj {
@@ -151,7 +151,7 @@ impl Heap {
             since_gc: 0,
             next_gc: MIN_GC_THRESHOLD,
             bytes: 0,
-            gc_bytes: MIN_GC_BYTES, // as `schedule_gc` makes it
+            gc_bytes: MIN_GC_BYTES.min(limits.heap_bytes / 2), // as `schedule_gc` makes it
             limits,
             collections: 0,
         }
@@ -160,13 +160,20 @@ impl Heap {
     /// Runs with `limits` from now on (tests; a VM takes `Limits::current()`).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+        self.schedule_gc();
     }
 
     /// Sets when the next collection is due by bytes: once twice as many bytes as the heap
-    /// holds were allocated (as by objects: twice as many as live), at least `MIN_GC_BYTES`.
+    /// holds were allocated (as by objects: twice as many as live), at least `MIN_GC_BYTES`,
+    /// and before half the room left under the heap limit is used, so that garbage rarely
+    /// makes an allocation fail the limit between safepoints.
     fn schedule_gc(&mut self) {
-        let allowance = self.bytes.saturating_mul(2).max(MIN_GC_BYTES);
+        let room = self.limits.heap_bytes.saturating_sub(self.bytes);
+        let allowance = self.bytes.saturating_mul(2).max(MIN_GC_BYTES).min(room / 2);
         self.gc_bytes = self.bytes.saturating_add(allowance);
+        if self.bytes >= self.gc_bytes {
+            self.next_gc = 0;
+        }
     }
 
     /// Counts `n` more bytes in the heap; a collection is due at the next safepoint once the
@@ -185,19 +192,37 @@ impl Heap {
         self.bytes
     }
 
-    /// Checks, before it is built, that a string of `len` bytes (`None`: more than a `usize`
-    /// holds) may be made by `what` ("concatenation", "join()"): under the string limit.
-    /// Returns the length.
+    /// Checks that `n` more bytes fit under the heap limit (garbage since the last
+    /// collection counts too: allocation is not a safepoint, nothing can be collected here).
     #[inline]
-    pub fn check_string(&self, len: Option<usize>, what: &str) -> Result<usize, String> {
-        self.limits.string(len, what)
+    pub fn reserve(&self, n: usize) -> Result<(), String> {
+        match self.bytes.checked_add(n) {
+            Some(total) if total <= self.limits.heap_bytes => Ok(()),
+            _ => Err(self.limits.heap_error()),
+        }
     }
 
-    /// Checks, before it is built, that a list of `n` items may be made by `what`: under the
-    /// list limit.
+    /// After a collection at a safepoint: the error when the live data is over the heap limit.
+    pub fn over_limit(&self) -> Option<String> {
+        (self.bytes > self.limits.heap_bytes).then(|| self.limits.heap_error())
+    }
+
+    /// Checks, before it is built, that a string of `len` bytes (`None`: more than a `usize`
+    /// holds) may be made by `what` ("concatenation", "join()"): under the string limit and the
+    /// heap limit. Returns the length.
     #[inline]
-    pub fn check_list(&self, n: usize, what: &str) -> Result<(), String> {
-        self.limits.list(n, what)
+    pub fn check_string(&self, len: Option<usize>, what: &str) -> Result<usize, String> {
+        let n = self.limits.string(len, what)?;
+        self.reserve(string_bytes(n))?;
+        Ok(n)
+    }
+
+    /// Checks, before it is built, that a list of `n` items may be made by `what`, and `extra`
+    /// more bytes beside it (the items' own objects): under the list and heap limits.
+    #[inline]
+    pub fn check_list(&self, n: usize, extra: usize, what: &str) -> Result<(), String> {
+        self.limits.list(n, what)?;
+        self.reserve(list_bytes(n).saturating_add(extra))
     }
 
     /// An empty `String` with room for `len` bytes, or the error when the system refuses it.
@@ -291,7 +316,7 @@ impl Heap {
     }
 
     /// `a + b` as a new string, with one allocation for short results (a stack buffer
-    /// instead of a temporary `String`). Fails past the string limit.
+    /// instead of a temporary `String`). Fails past the string or heap limit.
     pub fn alloc_concat(&mut self, a: &str, b: &str) -> Result<Value, String> {
         let n = self.check_string(a.len().checked_add(b.len()), "concatenation")?;
         if n <= 256 {
@@ -315,7 +340,7 @@ impl Heap {
     }
 
     /// Appends `v` to the list `r` (`what`: the operation, for the error); at `at` when given
-    /// (0..=len, checked by the caller). Fails past the list limit.
+    /// (0..=len, checked by the caller). Fails past the list or heap limit.
     #[inline]
     pub fn list_insert(&mut self, r: ObjRef, at: Option<usize>, v: Value, what: &str) -> Result<(), String> {
         let limit = self.limits.list_items;
@@ -339,6 +364,9 @@ impl Heap {
         let (len, cap) = (items.len(), items.capacity());
         self.limits.list(len + 1, what)?;
         let grow = if len == cap { cap.max(4) * VALUE_BYTES } else { 0 };
+        if grow > 0 {
+            self.reserve(grow)?;
+        }
         let Obj::List(items) = &mut self.objs[r.0 as usize] else { return Ok(()) };
         items.try_reserve(1).map_err(|_| limits::refused(grow))?;
         let grown = (items.capacity() - cap) * VALUE_BYTES;
@@ -352,7 +380,7 @@ impl Heap {
         Ok(())
     }
 
-    /// Sets `key` to `v` in the map `r`. Fails when a new key would pass the map limit.
+    /// Sets `key` to `v` in the map `r`. Fails when a new key would pass the map or heap limit.
     #[inline]
     pub fn map_insert(&mut self, r: ObjRef, key: Key, key_value: Value, v: Value) -> Result<(), String> {
         let limit = self.limits.map_entries;
@@ -371,6 +399,9 @@ impl Heap {
         let (len, before, grow) = (m.len(), m.heap_bytes(), m.growth_bytes());
         if len >= self.limits.map_entries && !m.contains(&key) {
             return Err(self.limits.map_error(len + 1));
+        }
+        if grow > 0 {
+            self.reserve(grow)?;
         }
         let Obj::Map(m) = &mut self.objs[r.0 as usize] else { return Ok(()) };
         m.insert(key, key_value, v).map_err(|_| limits::refused(grow))?;
@@ -400,10 +431,12 @@ impl Heap {
         self.live
     }
 
-    /// Whether a collection is due (by objects or bytes allocated since the last).
+    /// Whether a collection is due (by objects or bytes allocated since the last). While
+    /// collections are paused (an update runs), only when the heap is over its limit: the
+    /// safepoint then raises the out-of-memory error.
     #[inline]
     pub fn should_collect(&self) -> bool {
-        self.since_gc >= self.next_gc && !self.pause_gc
+        self.since_gc >= self.next_gc && (!self.pause_gc || self.bytes > self.limits.heap_bytes)
     }
 
     /// Must be called before writing to object `r`: fails inside a transformer for an object
@@ -586,9 +619,9 @@ impl Heap {
 mod tests {
     use super::*;
 
-    fn small() -> Heap {
+    fn small(heap_bytes: usize) -> Heap {
         let mut heap = Heap::new();
-        heap.set_limits(Limits { string_bytes: 1000, list_items: 10, map_entries: 10 });
+        heap.set_limits(Limits { string_bytes: 1000, list_items: 10, map_entries: 10, heap_bytes });
         heap
     }
 
@@ -603,7 +636,7 @@ mod tests {
     /// 2^18 objects were allocated.
     #[test]
     fn big_garbage_makes_a_collection_due() {
-        let mut heap = Heap::new();
+        let mut heap = small(1 << 40);
         let keep = heap.alloc_str("kept");
         let big = "g".repeat(1 << 20);
         let mut n = 0;
@@ -619,7 +652,7 @@ mod tests {
 
     #[test]
     fn concatenation_is_checked_before_it_allocates() {
-        let mut heap = small();
+        let mut heap = small(1 << 20);
         let a = "x".repeat(600);
         let before = heap.bytes();
         let err = heap.alloc_concat(&a, &a).unwrap_err();
@@ -632,7 +665,7 @@ mod tests {
 
     #[test]
     fn lists_and_maps_stop_at_their_limits() {
-        let mut heap = small();
+        let mut heap = small(1 << 20);
         let l = obj(heap.alloc_list(Vec::new()));
         for i in 0..10 {
             heap.list_insert(l, None, Value::Int(i), "push()").unwrap();
@@ -651,5 +684,52 @@ mod tests {
             heap.map_insert(m, Key::Int(10), Value::Int(10), Value::Nil).unwrap_err(),
             "map too large: adding a key would make 11 entries (limit 10)"
         );
+    }
+
+    #[test]
+    fn the_heap_limit_counts_live_bytes_after_a_collection() {
+        let mut heap = small(64 << 10);
+        let keep = heap.alloc_list(Vec::new());
+        // Garbage: strings nothing refers to, until the heap is past the limit.
+        let mut garbage = 0;
+        while heap.reserve(string_bytes(900)).is_ok() {
+            heap.alloc_concat(&"g".repeat(450), &"g".repeat(450)).unwrap();
+            garbage += 1;
+        }
+        assert!(garbage > 10);
+        assert!(heap.should_collect(), "a collection is due by bytes long before the limit");
+        heap.collect([keep].into_iter());
+        assert_eq!(heap.over_limit(), None);
+        assert!(heap.bytes() < 1000, "only the empty list is live: {}", heap.bytes());
+        // Live strings: the collection finds them over the limit.
+        let l = obj(keep);
+        heap.set_limits(Limits { list_items: 1000, ..heap.limits });
+        while heap.reserve(string_bytes(900)).is_ok() {
+            let s = heap.alloc_concat(&"k".repeat(450), &"k".repeat(450)).unwrap();
+            heap.list_insert(l, None, s, "push()").unwrap();
+        }
+        // One more, unchecked (as a record or a literal is), puts the live data over.
+        let s = heap.alloc_str(&"x".repeat(1000));
+        if let Obj::List(items) = heap.get_mut(l) {
+            items.push(s);
+        }
+        heap.collect([keep].into_iter());
+        assert_eq!(
+            heap.over_limit().as_deref(),
+            Some("out of memory: the heap limit of 65536 bytes is reached (set MOLT_MAX_HEAP to raise it)")
+        );
+    }
+
+    #[test]
+    fn paused_collections_still_stop_at_the_limit() {
+        let mut heap = small(64 << 10);
+        heap.pause_gc = true;
+        while heap.reserve(string_bytes(900)).is_ok() {
+            heap.alloc_concat(&"g".repeat(450), &"g".repeat(450)).unwrap();
+        }
+        assert!(!heap.should_collect(), "under the limit, a paused heap is not collected");
+        heap.alloc_str(&"x".repeat(900));
+        assert!(heap.should_collect(), "over it, the safepoint must look");
+        assert!(heap.over_limit().is_some());
     }
 }

@@ -184,16 +184,22 @@ impl Vm {
                 }};
             }
 
-            // A loop back-edge is a safepoint: the collector may run, an interrupt stops here.
+            // A loop back-edge is a safepoint: the collector may run (`collect_point`, before
+            // `pc` moves to the loop's head, so that an out-of-memory error names the
+            // back-edge's line), an interrupt stops here (`back_edge`, at the head).
             // `$signals` is the signal word, loaded once per instruction.
             // With the tier on (`Signals::TIER`), a hot loop moves into compiled code at its
             // head (on-stack replacement: the frame's registers are already where compiled code
             // wants them).
+            macro_rules! collect_point {
+                () => {{
+                    if self.heap.should_collect() {
+                        tri!(self.safepoint_collect(base + func.proto.nregs as usize));
+                    }
+                }};
+            }
             macro_rules! back_edge {
                 ($signals:expr) => {{
-                    if self.heap.should_collect() {
-                        self.collect_garbage(base + func.proto.nregs as usize);
-                    }
                     if $signals != 0 {
                         if $signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
                             throw!("interrupted");
@@ -234,6 +240,7 @@ impl Vm {
                         if next < end {
                             r!($b + 1) = Value::Int(next);
                             r!($var) = Value::Int(next);
+                            collect_point!();
                             pc = $target as usize;
                             back_edge!($signals);
                             false
@@ -389,6 +396,7 @@ impl Vm {
                     },
                     Instr::Jump { target } => pc = target as usize,
                     Instr::Loop { target } => {
+                        collect_point!();
                         pc = target as usize;
                         back_edge!(self.signals.load());
                     }
@@ -404,7 +412,7 @@ impl Vm {
                     }
                     Instr::NewList { dst, base: b, n } => {
                         let start = base + b as usize;
-                        tri!(self.heap.check_list(n as usize, "a list literal"));
+                        tri!(self.heap.check_list(n as usize, 0, "a list literal"));
                         let items = self.stack[start..start + n as usize].to_vec();
                         r!(dst) = self.heap.alloc_list(items);
                     }
@@ -611,7 +619,7 @@ impl Vm {
                                 Obj::List(_) => (v, Value::Int(0)),
                                 Obj::Map(m) => {
                                     // A snapshot of the keys.
-                                    tri!(self.heap.check_list(m.len(), "iterating over a map"));
+                                    tri!(self.heap.check_list(m.len(), 0, "iterating over a map"));
                                     let keys: Vec<Value> = m.iter().map(|(k, _)| k).collect();
                                     (self.heap.alloc_list(keys), Value::Int(0))
                                 }
@@ -665,12 +673,13 @@ impl Vm {
                     Instr::Update { point } => {
                         update_point!(point, self.signals.load());
                         if self.heap.should_collect() {
-                            self.collect_garbage(base + func.proto.nregs as usize);
+                            tri!(self.safepoint_collect(base + func.proto.nregs as usize));
                         }
                     }
                     Instr::UpdateLoop { point, target } => {
                         let signals = self.signals.load();
                         update_point!(point, signals);
+                        collect_point!();
                         pc = target as usize;
                         back_edge!(signals);
                     }

@@ -275,6 +275,17 @@ impl Vm {
         native::type_of(&self.heap, &self.types, v)
     }
 
+    /// A collection at a safepoint (a loop back-edge, a call, an update point): the
+    /// out-of-memory error when the live data is still over the heap limit after it (or
+    /// collections are paused, and the heap is over it).
+    pub(crate) fn safepoint_collect(&mut self, top: usize) -> Result<(), String> {
+        self.collect_garbage(top);
+        match self.heap.over_limit() {
+            Some(msg) => Err(msg),
+            None => Ok(()),
+        }
+    }
+
     /// Runs a garbage collection now. `top` is one past the highest live register.
     pub fn collect_garbage(&mut self, top: usize) {
         if self.heap.pause_gc {

@@ -136,15 +136,17 @@ pub struct Printer<'a> {
 
 impl Printer<'_> {
     /// `str(v)` / `print(v)` (`what`, for the error): fails when the text would be longer than
-    /// the string limit (the text is checked as it grows: a list holding another many times
-    /// over prints exponentially long).
+    /// the string limit, or than the room left under the heap limit (the text is checked as
+    /// it grows: a list holding another many times over prints exponentially long).
     pub fn try_to_string(&self, v: Value, what: &str) -> Result<String, String> {
         let limits = &self.heap.limits;
-        let mut out = Text::new(limits.string_bytes);
+        let room = limits.heap_bytes.saturating_sub(self.heap.bytes());
+        let mut out = Text::new(limits.string_bytes.min(room));
         self.write(v, false, &mut Ancestors::default(), &mut out);
         match (out.over, out.refused) {
             (false, _) => Ok(out.buf),
             (true, Some(n)) => Err(crate::limits::refused(n)),
+            (true, None) if room < limits.string_bytes => Err(limits.heap_error()),
             (true, None) => Err(limits.text_error(what)),
         }
     }

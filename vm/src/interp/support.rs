@@ -106,7 +106,7 @@ impl Vm {
             self.stack.resize((top + 1).max(self.stack.len() * 2), Value::Nil);
         }
         if self.heap.should_collect() {
-            self.collect_garbage(top);
+            self.safepoint_collect(top)?;
         }
         Ok(())
     }

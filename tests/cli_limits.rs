@@ -27,13 +27,20 @@ fn program(name: &str, src: &str) -> PathBuf {
 
 /// Runs `molt run FILE --jit MODE` with `env` and `stdin`.
 fn run(file: &Path, jit: &str, env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    run_with(file, &[], jit, env, stdin)
+}
+
+/// `run`, with more options (`--update FILE`) after the file.
+fn run_with(file: &Path, more: &[&str], jit: &str, env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
         .current_dir(file.parent().unwrap_or(root()))
         .env("NO_COLOR", "1")
         .env_remove("MOLT_MAX_HEAP")
         .env_remove("MOLT_TEST_LIMITS")
         .envs(env.iter().copied())
-        .args(["run", file.file_name().and_then(|f| f.to_str()).unwrap_or(""), "--jit", jit])
+        .args(["run", file.file_name().and_then(|f| f.to_str()).unwrap_or("")])
+        .args(more)
+        .args(["--jit", jit])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -309,6 +316,28 @@ fn live_data_stops_at_the_heap_limit() {
     let calls = "fn grow(x) { return [x, x, x]; }\nfn main() {\n    let x = [];\n    while true { x = grow(x); }\n}\n";
     let in_grow = message("calls.molt", 4).replace("  at main", "  at grow (calls.molt:1)\n  at main");
     check("calls.molt", &[heap], calls, b"", 1, "", &in_grow);
+}
+
+/// An update whose new global's initialiser grows without bound fails at the heap limit
+/// (collections are paused during an update; the safepoint still fails past the limit), is
+/// rolled back, and the program goes on in its old version.
+#[test]
+fn an_update_growing_without_bound_rolls_back() {
+    let v1 = "let count = 0;\nfn main() {\n    for i in 0..3 {\n        count += 1;\n        print(version(), count);\n        update;\n    }\n}\n";
+    let v2 = v1.replace("let count = 0;\n", "let count = 0;\nlet hog = grow();\nfn grow() {\n    let x = [];\n    while true { x = [x, x, x]; }\n    return x;\n}\n");
+    let file = program("update_v1.molt", v1);
+    program("update_v2.molt", &v2);
+    for jit in ["off", "on", "always"] {
+        let out = run_with(&file, &["--update", "update_v2.molt"], jit, &[("MOLT_MAX_HEAP", "16M")], b"");
+        let what = format!("--jit {jit}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{what}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1 1\n1 2\n1 3\n", "{what}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "update rolled back (version 1 -> 2): initialising new global 'hog' failed: out of memory: the heap limit of 16777216 bytes is reached (set MOLT_MAX_HEAP to raise it) (at grow update_v2.molt:5)\n",
+            "{what}"
+        );
+    }
 }
 
 /// Garbage is collected by bytes, not only by objects: a loop making big garbage strings

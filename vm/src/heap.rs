@@ -164,13 +164,16 @@ impl Heap {
     }
 
     /// Sets when the next collection is due by bytes: once twice as many bytes as the heap
-    /// holds were allocated (as by objects: twice as many as live), at least `MIN_GC_BYTES`,
-    /// and before half the room left under the heap limit is used, so that garbage rarely
-    /// makes an allocation fail the limit between safepoints.
+    /// holds were allocated (as by objects: twice as many as live), at least `MIN_GC_BYTES`;
+    /// near the heap limit, once half the room left under it is used (so that garbage rarely
+    /// makes an allocation fail the limit between safepoints), but not more often than every
+    /// 1/64 of the limit (a heap growing to its limit is not collected ever more often on the
+    /// way), and at the latest when the limit is reached.
     fn schedule_gc(&mut self) {
-        let room = self.limits.heap_bytes.saturating_sub(self.bytes);
-        let allowance = self.bytes.saturating_mul(2).max(MIN_GC_BYTES).min(room / 2);
-        self.gc_bytes = self.bytes.saturating_add(allowance);
+        let limit = self.limits.heap_bytes;
+        let room = limit.saturating_sub(self.bytes);
+        let allowance = self.bytes.saturating_mul(2).max(MIN_GC_BYTES).min((room / 2).max(limit / 64));
+        self.gc_bytes = self.bytes.saturating_add(allowance).min(limit.max(self.bytes));
         if self.bytes >= self.gc_bytes {
             self.next_gc = 0;
         }

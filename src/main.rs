@@ -23,6 +23,8 @@ const USAGE: &str = "usage:
   molt demo                        a guided live-update demo
   molt help                        this text
 
+environment: MOLT_MAX_HEAP=SIZE   the heap limit (`512M`, `8G`; default: half the memory)
+
 exit status: 0 success, 1 runtime error, 2 compile error, usage error or invalid bytecode";
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -184,6 +186,14 @@ fn real_main() -> ExitCode {
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let Some(cmd) = args.first() else { return usage_error("no command given") };
     let rest = &args[1..];
+    // The size limits (`MOLT_MAX_HEAP`, docs/messages.md): a bad value is reported before
+    // anything runs, as a bad option is.
+    if matches!(cmd.as_str(), "run" | "repl" | "demo") {
+        if let Err(e) = molt_vm::limits::Limits::from_env() {
+            molt::report!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match cmd.as_str() {
         "run" => cmd_run(rest),
         "check" => cmd_check(rest),

@@ -684,8 +684,9 @@ impl Gen<'_, '_> {
         self.b.ins().jump(next, &[]);
     }
 
-    /// `IterNext` over a range or a list, in place; maps and strings iterate over a list
-    /// made by `IterPrep`, so they are lists here too. Anything else goes to the VM.
+    /// `IterNext` over a range or a list, in place; maps iterate over a list made by
+    /// `IterPrep`, so they are lists here too. Anything else (a string, iterated in place)
+    /// goes to the VM.
     fn iter_next(&mut self, pc: usize, base: u16, var: u16, exit: u32) {
         let h = self.heap;
         let slow = self.step_block(pc);

@@ -1,6 +1,6 @@
 //! Built-in functions: `print`, `str`, `len`, the numeric functions, I/O.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -32,16 +32,22 @@ pub const FUNCTIONS: &[(&str, NativeFn, Reads)] = &[
     ("pow", pow, Reads::Values),
 ];
 
+/// Writes each argument's text in turn (a string as it is, without a copy): the line is never
+/// built whole, so only one value's text must fit under the string limit.
 fn print(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
-    let mut line = String::new();
+    let write_error = |e: std::io::Error| format!("print(): cannot write output: {e}");
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
-            line.push(' ');
+            ctx.out.write_all(b" ").map_err(write_error)?;
         }
-        line.push_str(&ctx.to_string(*a));
+        if let Some(s) = ctx.heap.str_of(*a) {
+            ctx.out.write_all(s.as_bytes()).map_err(write_error)?;
+            continue;
+        }
+        let text = ctx.try_to_string(*a, "print()")?;
+        ctx.out.write_all(text.as_bytes()).map_err(write_error)?;
     }
-    line.push('\n');
-    ctx.out.write_all(line.as_bytes()).map_err(|e| format!("print(): cannot write output: {e}"))?;
+    ctx.out.write_all(b"\n").map_err(write_error)?;
     Ok(Value::Nil)
 }
 
@@ -56,8 +62,11 @@ fn str_(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
         let _ = std::fmt::Write::write_fmt(&mut buf, format_args!("{i}"));
         return Ok(ctx.heap.alloc_str(buf.as_str()));
     }
-    let s = ctx.to_string(args[0]);
-    Ok(ctx.heap.alloc_string(s))
+    // A container's text is bounded by the string limit as it is printed (a list holding
+    // another many times over prints exponentially long).
+    let s = ctx.try_to_string(args[0], "str()")?;
+    ctx.heap.check_string(Some(s.len()), "str()")?;
+    ctx.heap.new_string(s)
 }
 
 fn int(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
@@ -189,20 +198,32 @@ fn sleep(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     Ok(Value::Nil)
 }
 
+/// A line of standard input: at most the string limit (and its line end) is read, so an
+/// endless line is an error, not an endless allocation.
 fn read_line(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     count("read_line", args, 0, 0)?;
     let _ = ctx.out.flush();
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
+    let limit = ctx.heap.limits.string_bytes;
+    let mut bytes = Vec::new();
+    let mut input = std::io::stdin().lock().take(limit as u64 + 2);
+    match input.read_until(b'\n', &mut bytes) {
         Ok(0) => Ok(Value::Nil),
         Ok(_) => {
-            if line.ends_with('\n') {
-                line.pop();
-                if line.ends_with('\r') {
-                    line.pop();
+            if bytes.ends_with(b"\n") {
+                bytes.pop();
+                if bytes.ends_with(b"\r") {
+                    bytes.pop();
                 }
+            } else if bytes.len() > limit {
+                return Err(format!(
+                    "string too long: read_line() found a line of more than the limit of {limit} bytes"
+                ));
             }
-            Ok(ctx.heap.alloc_string(line))
+            let line = String::from_utf8(bytes).map_err(|_| {
+                "read_line(): cannot read standard input: stream did not contain valid UTF-8".to_string()
+            })?;
+            ctx.heap.check_string(Some(line.len()), "read_line()")?;
+            ctx.heap.new_string(line)
         }
         Err(e) => Err(format!("read_line(): cannot read standard input: {e}")),
     }

@@ -1,7 +1,7 @@
 //! List methods (`map` and `filter` are in the prelude). The receiver is `args[0]`.
 
 use molt_vm::ops::{compare, values_equal};
-use molt_vm::{NativeCtx, NativeFn, Value};
+use molt_vm::{Heap, NativeCtx, NativeFn, Obj, ObjRef, Value};
 
 use crate::args::{count, int, list, writable};
 
@@ -22,8 +22,23 @@ pub const METHODS: &[(&str, NativeFn)] = &[
 fn push(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     writable(ctx, a[0])?;
     count("push", &a[1..], 1, 1)?;
-    list(ctx, a[0]).push(a[1]);
+    ctx.heap.list_insert(receiver(a[0]), None, a[1], "push()")?;
     Ok(Value::Nil)
+}
+
+fn receiver(v: Value) -> ObjRef {
+    match v {
+        Value::Obj(r) => r,
+        _ => unreachable!("method table dispatches on the receiver's kind"),
+    }
+}
+
+/// The items of the receiver, read-only (no copy: the heap stays readable beside them).
+fn items<'a>(ctx: &'a NativeCtx, v: Value) -> &'a [Value] {
+    match ctx.heap.get(receiver(v)) {
+        Obj::List(items) => items,
+        _ => unreachable!("method table dispatches on the receiver's kind"),
+    }
 }
 
 fn pop(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
@@ -36,11 +51,11 @@ fn insert(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     writable(ctx, a[0])?;
     count("insert", &a[1..], 2, 2)?;
     let i = int(ctx, "insert", a[1])?;
-    let items = list(ctx, a[0]);
-    if i < 0 || i as usize > items.len() {
-        return Err(format!("insert() index {i} out of range (length {})", items.len()));
+    let len = items(ctx, a[0]).len();
+    if i < 0 || i as usize > len {
+        return Err(format!("insert() index {i} out of range (length {len})"));
     }
-    items.insert(i as usize, a[2]);
+    ctx.heap.list_insert(receiver(a[0]), Some(i as usize), a[2], "insert()")?;
     Ok(Value::Nil)
 }
 
@@ -56,8 +71,7 @@ fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 }
 
 fn position(ctx: &mut NativeCtx, a: &[Value]) -> Option<usize> {
-    let items = list(ctx, a[0]).clone();
-    items.iter().position(|x| values_equal(ctx.heap, *x, a[1]))
+    items(ctx, a[0]).iter().position(|x| values_equal(ctx.heap, *x, a[1]))
 }
 
 fn contains(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
@@ -73,18 +87,30 @@ fn index_of(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 fn join(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("join", &a[1..], 1, 1)?;
     let sep = crate::args::string(ctx, "join", a[1])?;
-    let items = list(ctx, a[0]).clone();
-    let mut out = String::new();
+    let items = items(ctx, a[0]);
+    // The length first (checked arithmetic), so that a result past the limits is refused
+    // before anything is allocated.
+    let mut len = Some(sep.len().saturating_mul(items.len().saturating_sub(1)));
+    for v in items {
+        match ctx.heap.str_of(*v) {
+            Some(s) => len = len.and_then(|n| n.checked_add(s.len())),
+            None => return Err(format!("join() expects a list of strings, found {}", ctx.type_of(*v))),
+        }
+    }
+    if sep.len().checked_mul(items.len().saturating_sub(1)).is_none() {
+        len = None;
+    }
+    let len = ctx.heap.check_string(len, "join()")?;
+    let mut out = Heap::string_buffer(len)?;
     for (i, v) in items.iter().enumerate() {
         if i > 0 {
             out.push_str(&sep);
         }
-        match ctx.heap.str_of(*v) {
-            Some(s) => out.push_str(s),
-            None => return Err(format!("join() expects a list of strings, found {}", ctx.type_of(*v))),
+        if let Some(s) = ctx.heap.str_of(*v) {
+            out.push_str(s);
         }
     }
-    Ok(ctx.heap.alloc_string(out))
+    ctx.heap.new_string(out)
 }
 
 /// Checks `slice(a, b)` bounds against `len`.
@@ -98,9 +124,11 @@ pub fn bounds(ctx: &NativeCtx, a: &[Value], len: usize) -> Result<(usize, usize)
 
 fn slice(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("slice", &a[1..], 2, 2)?;
-    let len = list(ctx, a[0]).len();
+    let len = items(ctx, a[0]).len();
     let (x, y) = bounds(ctx, a, len)?;
-    let part = list(ctx, a[0])[x..y].to_vec();
+    ctx.heap.check_list(y - x, 0, "slice()")?;
+    let mut part = Heap::vec_buffer(y - x)?;
+    part.extend_from_slice(&items(ctx, a[0])[x..y]);
     Ok(ctx.heap.alloc_list(part))
 }
 
@@ -114,7 +142,10 @@ fn reverse(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 fn sort(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     writable(ctx, a[0])?;
     count("sort", &a[1..], 0, 0)?;
-    let mut items = list(ctx, a[0]).clone();
+    // Sorted as a copy (comparing strings reads the heap), put back only when every
+    // comparison worked: on an error the list keeps its order.
+    let mut items = Heap::vec_buffer(items(ctx, a[0]).len())?;
+    items.extend_from_slice(self::items(ctx, a[0]));
     let mut err = None;
     items.sort_by(|x, y| match compare(ctx.heap, ctx.types, *x, *y) {
         Ok(o) => o.unwrap_or(std::cmp::Ordering::Equal),

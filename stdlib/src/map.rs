@@ -1,7 +1,7 @@
 //! Map methods. The receiver is `args[0]`.
 
 use molt_vm::map::Map;
-use molt_vm::{NativeCtx, NativeFn, Obj, Value};
+use molt_vm::{Heap, NativeCtx, NativeFn, Obj, Value};
 
 use crate::args::count;
 
@@ -33,7 +33,8 @@ fn set(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     crate::args::writable(ctx, a[0])?;
     count("set", &a[1..], 2, 2)?;
     let k = key(ctx, a[1])?;
-    map_mut(ctx, a[0]).insert(k, a[1], a[2]);
+    let Value::Obj(r) = a[0] else { unreachable!("method table dispatches on the receiver's kind") };
+    ctx.heap.map_insert(r, k, a[1], a[2])?;
     Ok(Value::Nil)
 }
 
@@ -52,13 +53,19 @@ fn remove(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 
 fn keys(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("keys", &a[1..], 0, 0)?;
-    let ks = map_mut(ctx, a[0]).iter().map(|(k, _)| k).collect();
+    let n = map_mut(ctx, a[0]).len();
+    ctx.heap.check_list(n, 0, "keys()")?;
+    let mut ks = Heap::vec_buffer(n)?;
+    ks.extend(map_mut(ctx, a[0]).iter().map(|(k, _)| k));
     Ok(ctx.heap.alloc_list(ks))
 }
 
 fn values(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("values", &a[1..], 0, 0)?;
-    let vs = map_mut(ctx, a[0]).iter().map(|(_, v)| v).collect();
+    let n = map_mut(ctx, a[0]).len();
+    ctx.heap.check_list(n, 0, "values()")?;
+    let mut vs = Heap::vec_buffer(n)?;
+    vs.extend(map_mut(ctx, a[0]).iter().map(|(_, v)| v));
     Ok(ctx.heap.alloc_list(vs))
 }
 

@@ -1,6 +1,7 @@
 //! String methods. Lengths and indices count Unicode scalar values. The receiver is `args[0]`.
 
-use molt_vm::{NativeCtx, NativeFn, Value};
+use molt_vm::heap::string_bytes;
+use molt_vm::{Heap, NativeCtx, NativeFn, Value};
 
 use crate::args::{count, string};
 
@@ -31,15 +32,35 @@ fn split(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("split", &a[1..], 1, 1)?;
     let s = recv(ctx, a);
     let sep = string(ctx, "split", a[1])?;
-    let parts: Vec<String> =
-        if sep.is_empty() { s.chars().map(String::from).collect() } else { s.split(&*sep).map(String::from).collect() };
-    let items = parts.into_iter().map(|p| ctx.heap.alloc_string(p)).collect();
+    // An empty separator splits into characters.
+    if sep.is_empty() {
+        return chars_of(ctx, &s, "split()");
+    }
+    let n = s.matches(&*sep).count() + 1;
+    // The parts' text is at most the string's.
+    ctx.heap.check_list(n, n.saturating_mul(string_bytes(0)).saturating_add(s.len()), "split()")?;
+    let mut items = Heap::vec_buffer(n)?;
+    for part in s.split(&*sep) {
+        items.push(ctx.heap.alloc_str(part));
+    }
+    Ok(ctx.heap.alloc_list(items))
+}
+
+/// The characters of `s` as a list of strings (`chars()`, `split("")`).
+fn chars_of(ctx: &mut NativeCtx, s: &str, what: &str) -> Result<Value, String> {
+    let n = s.chars().count();
+    ctx.heap.check_list(n, n.saturating_mul(string_bytes(4)), what)?;
+    let mut items = Heap::vec_buffer(n)?;
+    for c in s.chars() {
+        items.push(ctx.heap.alloc_str(c.encode_utf8(&mut [0; 4])));
+    }
     Ok(ctx.heap.alloc_list(items))
 }
 
 fn trim(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("trim", &a[1..], 0, 0)?;
     let s = recv(ctx, a);
+    ctx.heap.check_string(Some(s.trim().len()), "trim()")?;
     Ok(ctx.heap.alloc_str(s.trim()))
 }
 
@@ -63,14 +84,24 @@ fn ends_with(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
 
 fn upper(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("upper", &a[1..], 0, 0)?;
-    let s = recv(ctx, a).to_uppercase();
-    Ok(ctx.heap.alloc_string(s))
+    let s = recv(ctx, a);
+    // A character's upper case may be longer (`ß` is `SS`): the length first.
+    let len = s.chars().try_fold(0usize, |n, c| n.checked_add(c.to_uppercase().map(char::len_utf8).sum()));
+    let len = ctx.heap.check_string(len, "upper()")?;
+    Heap::string_buffer(len)?; // probed: `to_uppercase` cannot fail softly
+    let s = s.to_uppercase();
+    ctx.heap.new_string(s)
 }
 
 fn lower(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("lower", &a[1..], 0, 0)?;
-    let s = recv(ctx, a).to_lowercase();
-    Ok(ctx.heap.alloc_string(s))
+    let s = recv(ctx, a);
+    // `İ` is `i̇` in lower case (longer); a final `Σ` is `ς`, as long as `σ`.
+    let len = s.chars().try_fold(0usize, |n, c| n.checked_add(c.to_lowercase().map(char::len_utf8).sum()));
+    let len = ctx.heap.check_string(len, "lower()")?;
+    Heap::string_buffer(len)?;
+    let s = s.to_lowercase();
+    ctx.heap.new_string(s)
 }
 
 fn replace(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
@@ -78,21 +109,43 @@ fn replace(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     let s = recv(ctx, a);
     let (from, to) = (string(ctx, "replace", a[1])?, string(ctx, "replace", a[2])?);
     // An empty pattern matches between every two characters and at both ends, as in Python.
-    let out = s.replace(&*from, &to);
-    Ok(ctx.heap.alloc_string(out))
+    let matches = if from.is_empty() { s.chars().count() + 1 } else { s.matches(&*from).count() };
+    // The result's length before anything is built: a short pattern replaced by a long one
+    // multiplies the string.
+    let len = matches.checked_mul(to.len()).and_then(|added| (s.len() - matches * from.len()).checked_add(added));
+    let len = ctx.heap.check_string(len, "replace()")?;
+    let mut out = Heap::string_buffer(len)?;
+    let mut last = 0;
+    for (at, m) in s.match_indices(&*from) {
+        out.push_str(&s[last..at]);
+        out.push_str(&to);
+        last = at + m.len();
+    }
+    out.push_str(&s[last..]);
+    ctx.heap.new_string(out)
 }
 
 fn chars(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("chars", &a[1..], 0, 0)?;
     let s = recv(ctx, a);
-    let items = s.chars().map(|c| ctx.heap.alloc_string(c.to_string())).collect();
-    Ok(ctx.heap.alloc_list(items))
+    chars_of(ctx, &s, "chars()")
 }
 
 fn slice(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("slice", &a[1..], 2, 2)?;
     let s = recv(ctx, a);
     let (x, y) = crate::list::bounds(ctx, a, s.chars().count())?;
-    let part: String = s.chars().skip(x).take(y - x).collect();
-    Ok(ctx.heap.alloc_string(part))
+    // The part is borrowed, not collected. `prefix(t, n)`: the bytes of `t`'s first `n`
+    // characters (`Chars::nth` skips fast).
+    let prefix = |t: &str, n: usize| -> usize {
+        let mut chars = t.chars();
+        if n > 0 {
+            chars.nth(n - 1);
+        }
+        t.len() - chars.as_str().len()
+    };
+    let start = prefix(&s, x);
+    let end = start + prefix(&s[start..], y - x);
+    ctx.heap.check_string(Some(end - start), "slice()")?;
+    Ok(ctx.heap.alloc_str(&s[start..end]))
 }

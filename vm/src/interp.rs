@@ -190,16 +190,22 @@ impl Vm {
                 }};
             }
 
-            // A loop back-edge is a safepoint: the collector may run, an interrupt stops here.
+            // A loop back-edge is a safepoint: the collector may run (`collect_point`, before
+            // `pc` moves to the loop's head, so that an out-of-memory error names the
+            // back-edge's line), an interrupt stops here (`back_edge`, at the head).
             // `$signals` is the signal word, loaded once per instruction.
             // With the tier on (`Signals::TIER`), a hot loop moves into compiled code at its
             // head (on-stack replacement: the frame's registers are already where compiled code
             // wants them).
+            macro_rules! collect_point {
+                () => {{
+                    if self.heap.should_collect() {
+                        tri!(self.safepoint_collect(base + func.proto.nregs as usize));
+                    }
+                }};
+            }
             macro_rules! back_edge {
                 ($signals:expr) => {{
-                    if self.heap.should_collect() {
-                        self.collect_garbage(base + func.proto.nregs as usize);
-                    }
                     if $signals != 0 {
                         if $signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
                             throw!("interrupted");
@@ -240,6 +246,7 @@ impl Vm {
                         if next < end {
                             r!($b + 1) = Value::Int(next);
                             r!($var) = Value::Int(next);
+                            collect_point!();
                             pc = $target as usize;
                             back_edge!($signals);
                             false
@@ -401,6 +408,7 @@ impl Vm {
                     },
                     Instr::Jump { target } => pc = target as usize,
                     Instr::Loop { target } => {
+                        collect_point!();
                         pc = target as usize;
                         back_edge!(self.signals.load());
                     }
@@ -416,6 +424,7 @@ impl Vm {
                     }
                     Instr::NewList { dst, base: b, n } => {
                         let start = base + b as usize;
+                        tri!(self.heap.check_list(n as usize, 0, "a list literal"));
                         let items = self.stack[start..start + n as usize].to_vec();
                         r!(dst) = self.heap.alloc_list(items);
                     }
@@ -425,7 +434,10 @@ impl Vm {
                         for i in 0..n as usize {
                             let (k, v) = (self.stack[start + 2 * i], self.stack[start + 2 * i + 1]);
                             let key = tri!(self.key(k));
-                            m.insert(key, k, v);
+                            tri!(m.insert(key, k, v).map_err(|_| crate::limits::refused(m.growth_bytes())));
+                            if m.len() > self.heap.limits.map_entries {
+                                throw!(self.heap.limits.map_error(m.len()));
+                            }
                         }
                         r!(dst) = Value::Obj(self.heap.alloc(Obj::Map(Box::new(m))));
                     }
@@ -618,14 +630,14 @@ impl Vm {
                                 Obj::Range(a, z) => (Value::Int(*z), Value::Int(*a)),
                                 Obj::List(_) => (v, Value::Int(0)),
                                 Obj::Map(m) => {
+                                    // A snapshot of the keys.
+                                    tri!(self.heap.check_list(m.len(), 0, "iterating over a map"));
                                     let keys: Vec<Value> = m.iter().map(|(k, _)| k).collect();
                                     (self.heap.alloc_list(keys), Value::Int(0))
                                 }
-                                Obj::Str(s) => {
-                                    let chars: Vec<String> = s.chars().map(String::from).collect();
-                                    let items = chars.into_iter().map(|c| self.heap.alloc_string(c)).collect();
-                                    (self.heap.alloc_list(items), Value::Int(0))
-                                }
+                                // A string is iterated in place (it cannot change): the state
+                                // is the string and the byte offset of the next character.
+                                Obj::Str(_) => (v, Value::Int(0)),
                                 _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
                             },
                             _ => throw!(format!("cannot iterate over {}", self.type_of(v))),
@@ -649,13 +661,20 @@ impl Vm {
                             }
                             Value::Obj(o) => {
                                 let item = match self.heap.get(o) {
-                                    Obj::List(items) => items.get(cur as usize).copied(),
+                                    Obj::List(items) => items.get(cur as usize).map(|x| (*x, cur + 1)),
+                                    Obj::Str(s) => match s.get(cur as usize..).and_then(|t| t.chars().next()) {
+                                        Some(c) => {
+                                            let next = cur + c.len_utf8() as i64;
+                                            Some((self.heap.alloc_str(c.encode_utf8(&mut [0; 4])), next))
+                                        }
+                                        None => None,
+                                    },
                                     _ => None,
                                 };
                                 match item {
-                                    Some(x) => {
+                                    Some((x, next)) => {
                                         r!(var) = x;
-                                        r!(b + 1) = Value::Int(cur + 1);
+                                        r!(b + 1) = Value::Int(next);
                                     }
                                     None => pc = exit as usize,
                                 }
@@ -666,12 +685,13 @@ impl Vm {
                     Instr::Update { point } => {
                         update_point!(point, self.signals.load());
                         if self.heap.should_collect() {
-                            self.collect_garbage(base + func.proto.nregs as usize);
+                            tri!(self.safepoint_collect(base + func.proto.nregs as usize));
                         }
                     }
                     Instr::UpdateLoop { point, target } => {
                         let signals = self.signals.load();
                         update_point!(point, signals);
+                        collect_point!();
                         pc = target as usize;
                         back_edge!(signals);
                     }

@@ -7,6 +7,7 @@ pub mod frame_stack;
 pub mod func_table;
 pub mod heap;
 mod interp;
+pub mod limits;
 pub mod link;
 pub mod map;
 pub mod mbc;
@@ -280,7 +281,6 @@ impl Vm {
         Some(slot)
     }
 
-    /// `str(v)`.
     /// How `print` shows `v`, after converting the instances reachable from it that still
     /// owe a lazy conversion (as a built-in does before it looks at values). For embedders:
     /// `to_string` and `repr` show the heap as it is, where such an instance still has its
@@ -294,12 +294,13 @@ impl Vm {
         Ok(self.to_string(v))
     }
 
+    /// `str(v)`, cut at the string limit (with `...`) for messages and displays.
     pub fn to_string(&self, v: Value) -> String {
         let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
         print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.to_string(v)
     }
 
-    /// How `v` prints inside a container.
+    /// How `v` prints inside a container, cut at the string limit (with `...`).
     pub fn repr(&self, v: Value) -> String {
         let f = |v| native::function_name(&self.funcs, &self.natives, &self.heap, v);
         print::Printer { heap: &self.heap, types: &self.types, func_name: &f }.repr(v)
@@ -307,6 +308,17 @@ impl Vm {
 
     pub fn type_of(&self, v: Value) -> &str {
         native::type_of(&self.heap, &self.types, v)
+    }
+
+    /// A collection at a safepoint (a loop back-edge, a call, an update point): the
+    /// out-of-memory error when the live data is still over the heap limit after it (or
+    /// collections are paused, and the heap is over it).
+    pub(crate) fn safepoint_collect(&mut self, top: usize) -> Result<(), String> {
+        self.collect_garbage(top);
+        match self.heap.over_limit() {
+            Some(msg) => Err(msg),
+            None => Ok(()),
+        }
     }
 
     /// Runs a garbage collection now. `top` is one past the highest live register.

@@ -6,6 +6,7 @@
 //! misses on a large map where a table of positions beside control bytes (hashbrown) took
 //! three.
 
+use std::collections::TryReserveError;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
@@ -107,23 +108,53 @@ impl Map {
         self.find(key).is_some()
     }
 
-    /// Sets `key` to `value`; a new key goes last.
-    pub fn insert(&mut self, key: Key, key_value: Value, value: Value) {
+    /// Sets `key` to `value`; a new key goes last. Fails, with the map unchanged, when the
+    /// system refuses the memory a new key needs. (The heap checks the map-size limit, which
+    /// also keeps entry positions within the index's 32 bits.)
+    pub fn insert(&mut self, key: Key, key_value: Value, value: Value) -> Result<(), TryReserveError> {
         let h = hash(&key);
         if let Some(i) = self.find_slot(&key, h) {
             let at = (self.index[i] & 0xffff_ffff) as usize;
             if let Some(e) = &mut self.entries[at] {
                 e.value = value;
             }
-            return;
+            return Ok(());
         }
+        self.entries.try_reserve(1)?;
         if (self.used + 1) * 2 > self.index.len() {
-            self.reindex((2 * (self.live + 1)).next_power_of_two().max(8));
+            let size = self.grown_index();
+            // Reserved in place first: `reindex` then only fills it.
+            self.index.try_reserve_exact(size.saturating_sub(self.index.len()))?;
+            self.reindex(size);
         }
         let at = self.entries.len();
         self.entries.push(Some(Entry { key, key_value, value }));
         self.live += 1;
         self.place(h, at);
+        Ok(())
+    }
+
+    /// The index size after the next growth.
+    fn grown_index(&self) -> usize {
+        (2 * (self.live + 1)).next_power_of_two().max(8)
+    }
+
+    /// The bytes the map's tables take (by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.index.capacity() * std::mem::size_of::<u64>()
+            + self.entries.capacity() * std::mem::size_of::<Option<Entry>>()
+    }
+
+    /// At most how many bytes inserting a new key may allocate (0: it fits as it is).
+    pub fn growth_bytes(&self) -> usize {
+        let mut grow = 0;
+        if self.entries.len() == self.entries.capacity() {
+            grow += self.entries.capacity().max(4) * std::mem::size_of::<Option<Entry>>();
+        }
+        if (self.used + 1) * 2 > self.index.len() {
+            grow += self.grown_index() * std::mem::size_of::<u64>();
+        }
+        grow
     }
 
     /// Puts entry `at` (hash `h`) in the first free slot of its probe sequence.
@@ -185,12 +216,12 @@ mod tests {
     fn order_survives_removal_and_compaction() {
         let mut m = Map::default();
         for i in 0..100 {
-            m.insert(Key::Int(i), Value::Int(i), Value::Int(i * 10));
+            m.insert(Key::Int(i), Value::Int(i), Value::Int(i * 10)).unwrap();
         }
         for i in (0..100).step_by(2) {
             assert_eq!(m.remove(&Key::Int(i)).map(|v| matches!(v, Value::Int(x) if x == i * 10)), Some(true));
         }
-        m.insert(Key::Int(0), Value::Int(0), Value::Int(-1));
+        m.insert(Key::Int(0), Value::Int(0), Value::Int(-1)).unwrap();
         assert_eq!(m.len(), 51);
         let keys: Vec<i64> = m.iter().map(|(k, _)| if let Value::Int(i) = k { i } else { -99 }).collect();
         let mut want: Vec<i64> = (1..100).step_by(2).collect();
@@ -214,7 +245,7 @@ mod tests {
                 let want = model.iter().position(|&(mk, _)| mk == k).map(|p| model.remove(p).1);
                 assert_eq!(got, want, "remove {k} at step {step}");
             } else {
-                m.insert(Key::Int(k), Value::Int(k), Value::Int(step));
+                m.insert(Key::Int(k), Value::Int(k), Value::Int(step)).unwrap();
                 match model.iter_mut().find(|(mk, _)| *mk == k) {
                     Some(e) => e.1 = step,
                     None => model.push((k, step)),

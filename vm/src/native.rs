@@ -87,11 +87,19 @@ pub fn function_name(funcs: &[Option<Rc<Function>>], natives: &[NativeDef], heap
 }
 
 impl NativeCtx<'_> {
+    /// `str(v)` for `what` (`"str()"`): fails past the string or heap limit.
+    pub fn try_to_string(&self, v: Value, what: &str) -> Result<String, String> {
+        let f = |v| function_name(self.funcs, self.natives, self.heap, v);
+        Printer { heap: self.heap, types: self.types, func_name: &f }.try_to_string(v, what)
+    }
+
+    /// `str(v)` for a message: cut at the string limit (see `Printer::to_string`).
     pub fn to_string(&self, v: Value) -> String {
         let f = |v| function_name(self.funcs, self.natives, self.heap, v);
         Printer { heap: self.heap, types: self.types, func_name: &f }.to_string(v)
     }
 
+    /// How `v` prints inside a container, for a message: cut at the string limit.
     pub fn repr(&self, v: Value) -> String {
         let f = |v| function_name(self.funcs, self.natives, self.heap, v);
         Printer { heap: self.heap, types: self.types, func_name: &f }.repr(v)

@@ -36,22 +36,95 @@ pub fn format_float(x: f64, out: &mut String) {
     }
 }
 
-/// Writes `s` quoted, escaping `"`, `\` and control characters.
-pub fn quote_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\0' => out.push_str("\\0"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
+/// Text being printed, at most `limit` bytes: past it (or when the system refuses memory for
+/// it) the rest is dropped and `over` is set, so that printing a value whose text would be
+/// huge (a list holding itself many times over, a big string in a quoted escape) stops early.
+struct Text {
+    buf: String,
+    limit: usize,
+    over: bool,
+    /// The system refused to grow the text to this many bytes.
+    refused: Option<usize>,
+}
+
+impl Text {
+    fn new(limit: usize) -> Text {
+        Text { buf: String::new(), limit, over: false, refused: None }
     }
-    out.push('"');
+
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        if self.over {
+            return;
+        }
+        let fits = s.len() <= self.limit - self.buf.len();
+        if fits && self.buf.try_reserve(s.len()).is_err() {
+            self.refused = Some(self.buf.len() + s.len());
+        }
+        if !fits || self.refused.is_some() {
+            // Keep what fits (cut at a character boundary), for a truncated message.
+            let mut room = (self.limit - self.buf.len()).min(s.len());
+            while !s.is_char_boundary(room) {
+                room -= 1;
+            }
+            if self.buf.try_reserve(room).is_ok() {
+                self.buf.push_str(&s[..room]);
+            }
+            self.over = true;
+            return;
+        }
+        self.buf.push_str(s);
+    }
+
+    fn float(&mut self, f: f64) {
+        let mut s = String::new();
+        format_float(f, &mut s);
+        self.push_str(&s);
+    }
+
+    #[inline]
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    /// `s` quoted, escaping `"`, `\` and control characters.
+    fn quote(&mut self, s: &str) {
+        self.push('"');
+        // Runs of characters that need no escape go in one piece.
+        let mut start = 0;
+        for (i, c) in s.char_indices() {
+            let esc: &str = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\t' => "\\t",
+                '\r' => "\\r",
+                '\0' => "\\0",
+                c if c.is_control() => "",
+                _ => continue,
+            };
+            self.push_str(&s[start..i]);
+            // An escape is kept whole or not at all when the text is cut.
+            let long;
+            let esc = if esc.is_empty() {
+                long = format!("\\u{{{:x}}}", c as u32);
+                &long
+            } else {
+                esc
+            };
+            if esc.len() > self.limit - self.buf.len() {
+                self.over = true;
+                return;
+            }
+            self.push_str(esc);
+            start = i + c.len_utf8();
+            if self.over {
+                return;
+            }
+        }
+        self.push_str(&s[start..]);
+        self.push('"');
+    }
 }
 
 /// What a printer needs to name things: the heap, record type names, function names.
@@ -62,29 +135,52 @@ pub struct Printer<'a> {
 }
 
 impl Printer<'_> {
-    /// `str(v)` / `print(v)`.
-    pub fn to_string(&self, v: Value) -> String {
-        let mut out = String::new();
+    /// `str(v)` / `print(v)` (`what`, for the error): fails when the text would be longer than
+    /// the string limit, or than the room left under the heap limit (the text is checked as
+    /// it grows: a list holding another many times over prints exponentially long).
+    pub fn try_to_string(&self, v: Value, what: &str) -> Result<String, String> {
+        let limits = &self.heap.limits;
+        let room = limits.heap_bytes.saturating_sub(self.heap.bytes());
+        let mut out = Text::new(limits.string_bytes.min(room));
         self.write(v, false, &mut Ancestors::default(), &mut out);
-        out
+        match (out.over, out.refused) {
+            (false, _) => Ok(out.buf),
+            (true, Some(n)) => Err(crate::limits::refused(n)),
+            (true, None) if room < limits.string_bytes => Err(limits.heap_error()),
+            (true, None) => Err(limits.text_error(what)),
+        }
     }
 
-    /// How `v` prints inside a container (strings quoted).
+    /// `str(v)` for messages and displays: a text longer than the string limit is cut there,
+    /// with `...` after it.
+    pub fn to_string(&self, v: Value) -> String {
+        self.text(v, false).unwrap_or_else(|cut| cut + "...")
+    }
+
+    /// How `v` prints inside a container (strings quoted), cut as `to_string` does.
     pub fn repr(&self, v: Value) -> String {
-        let mut out = String::new();
-        self.write(v, true, &mut Ancestors::default(), &mut out);
-        out
+        self.text(v, true).unwrap_or_else(|cut| cut + "...")
     }
 
-    fn write(&self, v: Value, nested: bool, seen: &mut Ancestors, out: &mut String) {
+    /// The text of `v`, or `Err` with its first `limit` bytes when it is longer.
+    fn text(&self, v: Value, nested: bool) -> Result<String, String> {
+        let mut out = Text::new(self.heap.limits.string_bytes);
+        self.write(v, nested, &mut Ancestors::default(), &mut out);
+        if out.over { Err(out.buf) } else { Ok(out.buf) }
+    }
+
+    fn write(&self, v: Value, nested: bool, seen: &mut Ancestors, out: &mut Text) {
+        if out.over {
+            return;
+        }
         match v {
             Value::Nil => out.push_str("nil"),
             Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
             Value::Int(i) => out.push_str(&i.to_string()),
-            Value::Float(f) => format_float(f, out),
+            Value::Float(f) => out.float(f),
             Value::Func(_) | Value::Native(_) => out.push_str(&(self.func_name)(v)),
             Value::Obj(r) => match self.heap.get(r) {
-                Obj::Str(s) if nested => quote_str(s, out),
+                Obj::Str(s) if nested => out.quote(s),
                 Obj::Str(s) => out.push_str(s),
                 Obj::Range(a, b) => out.push_str(&format!("{a}..{b}")),
                 Obj::Closure { .. } => out.push_str(&(self.func_name)(v)),
@@ -96,6 +192,9 @@ impl Printer<'_> {
                     seen.push(r);
                     out.push('[');
                     for (i, item) in items.iter().enumerate() {
+                        if out.over {
+                            break;
+                        }
                         if i > 0 {
                             out.push_str(", ");
                         }
@@ -111,6 +210,9 @@ impl Printer<'_> {
                     seen.push(r);
                     out.push('{');
                     for (i, (k, val)) in m.iter().enumerate() {
+                        if out.over {
+                            break;
+                        }
                         if i > 0 {
                             out.push_str(", ");
                         }
@@ -134,6 +236,9 @@ impl Printer<'_> {
                     } else {
                         out.push_str(" { ");
                         for (i, val) in fields.iter().enumerate() {
+                            if out.over {
+                                break;
+                            }
                             if i > 0 {
                                 out.push_str(", ");
                             }

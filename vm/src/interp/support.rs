@@ -65,7 +65,7 @@ impl Vm {
             return Err(format!("record layout of {} changed under running code", self.types[ty as usize].name));
         }
         let fields: Box<[Value]> = self.stack[start..start + n].into();
-        let obj = self.heap.alloc(Obj::Record { ty, fields });
+        let obj = self.heap.alloc_record(ty, fields);
         // Old code (an old frame, a live closure) building a type that an update changed: the
         // record is converted at once, so no code sees its old shape.
         if self.types[ty as usize].forward.is_some() {
@@ -106,7 +106,7 @@ impl Vm {
             self.stack.resize((top + 1).max(self.stack.len() * 2), Value::Nil);
         }
         if self.heap.should_collect() {
-            self.collect_garbage(top);
+            self.safepoint_collect(top)?;
         }
         Ok(())
     }
@@ -226,7 +226,7 @@ impl Vm {
     pub(super) fn arith_slow(&mut self, op: &str, x: Value, y: Value) -> Res<Value> {
         if let ("+", Some(a), Some(b)) = (op, self.heap.str_of(x), self.heap.str_of(y)) {
             let (a, b) = (a.clone(), b.clone());
-            return Ok(self.heap.alloc_concat(&a, &b));
+            return self.heap.alloc_concat(&a, &b);
         }
         Err(format!("cannot apply '{op}' to {} and {}", self.type_of(x), self.type_of(y)))
     }
@@ -319,10 +319,7 @@ impl Vm {
                 }
                 Obj::Map(_) => {
                     let key = self.key(i)?;
-                    if let Obj::Map(m) = self.heap.get_mut(r) {
-                        m.insert(key, i, v);
-                    }
-                    return Ok(());
+                    return self.heap.map_insert(r, key, i, v);
                 }
                 _ => {}
             }

@@ -229,9 +229,7 @@ impl Vm {
                 ($point:expr, $signals:expr) => {{
                     // `signals != 0` first: the same test the back-edge makes, so a fused update
                     // point adds nothing to a loop iteration when no signal is up.
-                    if $signals != 0 && $signals & Signals::UPDATE != 0 {
-                        self.frames.last_mut().unwrap().pc = pc;
-                        self.at_update_point($point);
+                    if $signals != 0 && self.update_point_taken($point, pc, $signals) {
                         // The frame may have moved to new code: reload it.
                         continue 'frames;
                     }

@@ -180,6 +180,20 @@ impl Vm {
     }
 
     /// Called by the interpreter at an update point when the flag is set.
+    /// The interpreter at update point `point` (its `pc` just after it) with signal word
+    /// `signals` not zero: hands over to the update engine when an update waits. Out of line
+    /// and cold, so that a loop's fused update point costs its back-edge nothing more.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn update_point_taken(&mut self, point: u16, pc: usize, signals: u32) -> bool {
+        if signals & crate::signals::Signals::UPDATE == 0 {
+            return false;
+        }
+        self.frames.last_mut().unwrap().pc = pc;
+        self.at_update_point(point);
+        true
+    }
+
     pub(crate) fn at_update_point(&mut self, point: u16) {
         // An update point reached by code that an update runs (a new global's initialiser, a
         // transformer, `migrate`, a lazy conversion) is not a quiescent point of the program:

@@ -3,30 +3,14 @@
 //! what an update removes is kept while old code (a closure, a function value) can still
 //! use it, and released at the first collection after the last user is gone.
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::rc::Rc;
-
 use molt_vm::update::{EventKind, UpdateSource};
 use molt_vm::{Program, Vm};
 
-#[derive(Clone, Default)]
-struct Buffer(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod common;
+use common::Buffer;
 
 fn compile(src: &str, version: u32) -> Program {
-    let out = molt_compiler::compile_source("memory.molt", src, &molt::compile_options(version));
-    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>());
-    out.program.expect("a program")
+    common::compile("memory.molt", src, version)
 }
 
 struct Versions(Vec<&'static str>, usize);

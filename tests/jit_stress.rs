@@ -4,31 +4,15 @@
 //! `--jit always` must print exactly what the interpreter prints, and compiled code must not
 //! grow with the number of updates (functions with the same code share their machine code).
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::rc::Rc;
-
 use molt_vm::tier::JitMode;
 use molt_vm::update::{EventKind, TransformMode, UpdateSource};
 use molt_vm::{Program, Vm};
 
-#[derive(Clone, Default)]
-struct Buffer(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod common;
+use common::Buffer;
 
 fn compile(src: &str, version: u32) -> Program {
-    let out = molt_compiler::compile_source("stress.molt", src, &molt::compile_options(version));
-    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>());
-    out.program.expect("a program")
+    common::compile("stress.molt", src, version)
 }
 
 /// Hands out the given sources in turn, one per update point, `count` times in all.

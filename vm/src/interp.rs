@@ -492,7 +492,9 @@ impl Vm {
                                         if let Some(s) = s {
                                             cache.set((ty + 1, s));
                                         }
-                                        s
+                                        // Old code calling a method an update removed runs its
+                                        // last version, warm cache or not.
+                                        s.or_else(|| self.removed_method(&func, ty, name))
                                     };
                                     match slot {
                                         Some(slot) => {
@@ -544,7 +546,7 @@ impl Vm {
                                     match self.builtin_methods.get(&(kind, name)) {
                                         Some(MethodImpl::Native(f)) => {
                                             let f = *f;
-                                            let v = tri!(self.call_native_fn(f, start, argc as usize + 1));
+                                            let v = tri!(self.call_native_fn(f, start, argc as usize + 1, false));
                                             self.stack[ret] = v;
                                         }
                                         Some(MethodImpl::Molt(fname)) => {

@@ -75,8 +75,8 @@ impl Vm {
     }
 
     pub(super) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
-        let f = self.natives[n as usize].f;
-        self.call_native_fn(f, start, argc)
+        let def = self.natives[n as usize];
+        self.call_native_fn(def.f, start, argc, def.reads != crate::Reads::Values)
     }
 
     /// Pushes a frame for `callee`, whose arguments start at `new_base`, returning into
@@ -109,6 +109,21 @@ impl Vm {
             self.safepoint_collect(top)?;
         }
         Ok(())
+    }
+
+    /// For old code (`caller` is not its function's current version): the slot of method
+    /// `name` of type slot `ty` when an update removed it, so that the call runs its last
+    /// version, as calls of removed functions do (DSU.md: old code runs while it is used).
+    /// New code calling a method its type does not have gets the error.
+    pub(super) fn removed_method(&self, caller: &Rc<Function>, ty: u32, name: u32) -> Option<u32> {
+        let current =
+            self.funcs.get(caller.slot as usize).and_then(|f| f.as_ref()).is_some_and(|f| Rc::ptr_eq(f, caller));
+        if current || self.removed_funcs.is_empty() {
+            return None;
+        }
+        let full = format!("{}.{}", self.types[ty as usize].name, self.syms[name as usize]);
+        let slot = self.func_names.get_index_of(&full)? as u32;
+        self.removed_funcs.contains_key(&slot).then_some(slot)
     }
 
     /// `R[obj].name` for the instruction before `pc` (its inline cache).
@@ -198,10 +213,19 @@ impl Vm {
         Ok(())
     }
 
-    pub(super) fn call_native_fn(&mut self, f: crate::NativeFn, start: usize, argc: usize) -> Res<Value> {
-        // A built-in may look inside any value it gets: instances reachable from its
-        // arguments that still owe a lazy conversion are converted first.
-        if !self.lazy_slots.is_empty() {
+    /// Calls a built-in. `looks_inside`: it may look inside the records it is given (`print`,
+    /// `str`), so instances reachable from its arguments that still owe a lazy conversion are
+    /// converted first. Built-in methods and numeric functions do not: they store, compare by
+    /// identity or read plain values (walking their arguments made `push` in a loop
+    /// quadratic while conversions were owed).
+    pub(super) fn call_native_fn(
+        &mut self,
+        f: crate::NativeFn,
+        start: usize,
+        argc: usize,
+        looks_inside: bool,
+    ) -> Res<Value> {
+        if looks_inside && !self.lazy_slots.is_empty() {
             let owed = self.owed_conversions(&self.stack[start..start + argc]);
             for r in owed {
                 self.convert_lazy(r)?;

@@ -321,7 +321,7 @@ impl Vm {
             _ => return Ok(false),
         };
         let Some(MethodImpl::Native(f)) = self.builtin_methods.get(&(kind, name)) else { return Ok(false) };
-        match self.call_native_fn(*f, start, argc as usize + 1) {
+        match self.call_native_fn(*f, start, argc as usize + 1, false) {
             Ok(v) => {
                 self.stack[base + dst as usize] = v;
                 Ok(true)

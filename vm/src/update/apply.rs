@@ -600,10 +600,10 @@ impl Vm {
         // result is immutable, so sharing it is invisible. Others (`[]`) run per instance.
         for source in &mut plan {
             if let FieldSource::Default(d, what) = source {
-                if let Some(f) = self.funcs[*d as usize].clone() {
+                if let Some(f) = self.default_fn(*d) {
                     if is_constant_thunk(&f) {
                         let v = self
-                            .call_slot(*d, &[])
+                            .call_function(f, &[])
                             .map_err(|e| format!("default of {what} failed: {}", describe(&e)))?;
                         *source = FieldSource::Value(v);
                     }
@@ -611,6 +611,13 @@ impl Vm {
             }
         }
         Ok(plan)
+    }
+
+    /// A field default's function: the current one, or its last version when a later update
+    /// removed the field (a record old code builds is still converted through the layout
+    /// that had it).
+    fn default_fn(&self, slot: u32) -> Option<Rc<Function>> {
+        self.funcs.get(slot as usize).cloned().flatten().or_else(|| self.removed_funcs.get(&slot).cloned())
     }
 
     pub(crate) fn apply_field_plan(&mut self, r: ObjRef, plan: &[FieldSource]) -> Result<Box<[Value]>, String> {
@@ -623,7 +630,8 @@ impl Vm {
                 },
                 FieldSource::Value(v) => *v,
                 FieldSource::Default(d, what) => {
-                    self.call_slot(*d, &[]).map_err(|e| format!("default of {what} failed: {}", describe(&e)))?
+                    let f = self.default_fn(*d).ok_or_else(|| format!("default of {what} failed: its code is gone"))?;
+                    self.call_function(f, &[]).map_err(|e| format!("default of {what} failed: {}", describe(&e)))?
                 }
             };
             out.push(v);

@@ -30,6 +30,17 @@ impl Vm {
                 work.push(f.clone());
             }
         }
+        // Field defaults a later update removed, still needed to convert records of a layout
+        // that forwards to the layout that had them.
+        for t in &self.types {
+            let Some(new) = t.forward.as_ref().and_then(|f| f.new_slot) else { continue };
+            for &d in self.types[new as usize].defaults.iter().flatten() {
+                if let Some(f) = self.removed_funcs.get(&d) {
+                    live_funcs.insert(d);
+                    work.push(f.clone());
+                }
+            }
+        }
         let mut live_globals: FxHashSet<u32> = FxHashSet::default();
         // Outdated layouts that old code can still build (`NewRecord` of an old type slot).
         let mut built: FxHashSet<u32> = FxHashSet::default();

@@ -34,6 +34,8 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 }
 
 pub struct Watcher {
+    /// The entry file, for the "never applied" lines.
+    entry: String,
     rx: Receiver<Result<Program, String>>,
     /// A version taken from the channel by `has_more`, not yet handed over.
     ready: RefCell<Option<Result<Program, String>>>,
@@ -47,6 +49,7 @@ impl Watcher {
         // The baseline is taken now, before the program runs: an edit saved while the thread
         // starts up must count as a change.
         let mut seen = stamp(&files);
+        let shown = files[0].display().to_string();
         std::thread::spawn(move || {
             let entry = files[0].clone();
             let mut version = 1;
@@ -75,7 +78,7 @@ impl Watcher {
                 signals.raise_update();
             }
         });
-        Watcher { rx, ready: RefCell::new(None) }
+        Watcher { entry: shown, rx, ready: RefCell::new(None) }
     }
 }
 
@@ -90,5 +93,19 @@ impl UpdateSource for Watcher {
             *ready = self.rx.try_recv().ok();
         }
         ready.is_some()
+    }
+
+    /// Saved edits the program ended before taking (DSU.md: a line says each was never
+    /// applied). The last one stands for all: each save is the whole program.
+    fn unhandled(&mut self) -> Vec<String> {
+        let mut last = self.ready.borrow_mut().take();
+        while let Ok(v) = self.rx.try_recv() {
+            last = Some(v);
+        }
+        match last {
+            Some(Ok(_)) => vec![format!("the edit saved to {}", self.entry)],
+            Some(Err(e)) => vec![format!("the edit saved to {}, which does not compile: {e}", self.entry)],
+            None => Vec::new(),
+        }
     }
 }

@@ -395,3 +395,33 @@ fn piped_input_is_a_transcript() {
     );
     assert!(out.status.success());
 }
+
+/// `:reload` of a file that compiles, while a function typed at the prompt no longer
+/// compiles against it (the file changed a type the function builds): the function is left
+/// out of the update, which says so, and can be typed again to fit.
+#[test]
+fn reload_leaves_out_prompt_functions_the_file_no_longer_fits() {
+    let dir = scratch("stale");
+    std::fs::write(dir.join("p.molt"), "type Box { v }\nlet boxes = [Box { v: 1 }];\n").unwrap();
+    let mut r = Repl::start(&dir, &["p.molt"]);
+    r.prompt();
+    r.define("fn mkbox(n) { return Box { v: n }; }");
+    std::fs::write(
+        dir.join("p.molt"),
+        "type Box { w }\ntransform Box(old) { return Box { w: old.v }; }\nlet boxes = [Box { w: 1 }];\n",
+    )
+    .unwrap();
+    r.line(":reload");
+    r.expect("error[E0007]");
+    r.expect("note: mkbox, typed at the prompt, does not compile against p.molt any more (above): it is left out");
+    r.expect("update applied (version");
+    r.prompt();
+    r.line("boxes");
+    r.expect("[Box { w: 1 }]");
+    r.prompt();
+    r.define("fn mkbox(n) { return Box { w: n }; }");
+    r.line("mkbox(5)");
+    r.expect("Box { w: 5 }");
+    r.prompt();
+    r.quit();
+}

@@ -40,3 +40,33 @@ fn a_saved_edit_is_applied_while_the_program_runs() {
     assert!(n > 1, "{line}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// DSU.md: "If the program ends while an update is pending or waiting, a line on stderr says
+/// it was never applied": also an edit saved under `--watch` that no update point took.
+#[test]
+fn an_edit_the_program_never_takes_is_reported_as_never_applied() {
+    let dir = std::env::temp_dir().join(format!("molt-watch-late-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.molt");
+    std::fs::write(&file, "fn f() { return 1; }\nfn main() { print(\"started\"); sleep(2.0); print(f()); }\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+        .args(["run", file.to_str().unwrap(), "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "started");
+    std::fs::write(&file, "fn f() { return 2; }\nfn main() { print(\"started\"); sleep(2.0); print(f()); }\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert_eq!(rest, vec!["1".to_string()], "the program has no update point: it finishes in version 1");
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("update to version 2 was never applied (the edit saved to")
+            && err.contains("the program ended before reaching an update point"),
+        "stderr: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

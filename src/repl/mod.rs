@@ -409,7 +409,7 @@ impl Repl {
         if !plan_only && self.busy() {
             return;
         }
-        let (comp, version, current, file, items, dropped) = {
+        let (comp, version, current, file, mut items, dropped) = {
             let s = self.shared.session();
             let Some(file) = s.file.clone() else {
                 drop(s);
@@ -421,13 +421,44 @@ impl Repl {
             let comp = s.compose(true, &kept, None, true);
             (comp, s.version + 1, s.current.clone(), file, kept, dropped)
         };
-        let out = Session::compile(comp, version);
+        let mut out = Session::compile(comp, version);
+        // Definitions typed at the prompt that no longer compile against the file (it changed
+        // a type they build, removed a function they call) give way to it, as same-named
+        // ones do: the update leaves them out, and says so.
+        let mut stale: Vec<PromptItem> = Vec::new();
+        let in_prompt = |out: &molt_compiler::Output| -> Option<Vec<u32>> {
+            let ids: Option<Vec<u32>> = out
+                .diagnostics
+                .iter()
+                .map(|d| out.files.get(d.file)?.path.strip_prefix("<prompt ")?.strip_suffix('>')?.parse().ok())
+                .collect();
+            ids.filter(|ids| !ids.is_empty())
+        };
+        let prompt_only = in_prompt(&out);
+        if let Some(ids) = &prompt_only {
+            let (bad, good): (Vec<PromptItem>, Vec<PromptItem>) =
+                items.iter().cloned().partition(|i| ids.contains(&i.id));
+            // Functions only: leaving a global out would drop its value.
+            if bad.iter().all(|i| i.text.trim_start().starts_with("fn ")) {
+                let retry = Session::compile(self.shared.session().compose(true, &good, None, true), version);
+                if retry.diagnostics.is_empty() && retry.program.is_some() {
+                    self.say(render(&out, None).trim_end());
+                    (out, items, stale) = (retry, good, bad);
+                }
+            }
+        }
         let sources = snapshot(&out);
         let program = match out.program {
             Some(p) if out.diagnostics.is_empty() => p,
             _ => {
                 self.say(render(&out, None).trim_end());
                 let what = if plan_only { "no plan" } else { "not pushed: the program goes on unchanged" };
+                if prompt_only.is_some() {
+                    return self.say(format!(
+                        "{} compiles, but definitions typed at the prompt do not compile against it (above): {what}; type them again to fit the file, then :reload",
+                        file.display()
+                    ));
+                }
                 return self.say(format!("{} does not compile: {what}", file.display()));
             }
         };
@@ -437,6 +468,14 @@ impl Repl {
             let n = d.name.as_deref().unwrap_or("?");
             let verb = if plan_only { "would replace" } else { "replaces" };
             self.say(format!("note: the file's definition of {n} {verb} the one typed at the prompt"));
+        }
+        for d in &stale {
+            let n = d.name.as_deref().unwrap_or("an import");
+            let verb = if plan_only { "would be left out" } else { "is left out" };
+            self.say(format!(
+                "note: {n}, typed at the prompt, does not compile against {} any more (above): it {verb} (type it again to fit)",
+                file.display()
+            ));
         }
         if plan_only {
             return;

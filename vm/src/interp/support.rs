@@ -292,7 +292,7 @@ impl Vm {
                 // A transformer's `old` (or an instance it reached): new code, such as a
                 // method of the new version, reading it as if it had the new fields.
                 return format!(
-                    "{} has no field '{field}': this instance still has its fields from before the update ({}); a transformer sees `old` that way, so read its old fields directly rather than through the new version's methods",
+                    "{} has no field '{field}': this instance still has the fields of the running version ({}), as a transformer's `old` does (not those of an older or the new version; a method of the new version expects the new fields)",
                     t.name,
                     t.field_names.join(", ")
                 );

@@ -550,6 +550,21 @@ impl Gen<'_, '_> {
         }
     }
 
+    /// Int `/` (truncating) or `%` (the dividend's sign), as Rust's: the result, and whether
+    /// the VM must do it instead (division by zero, `MIN / -1`: its errors). The machine
+    /// division never sees those operands (it would trap).
+    fn int_divide(&mut self, x: ir::Value, y: ir::Value, modulo: bool) -> (ir::Value, ir::Value) {
+        let zero = self.b.ins().icmp_imm_u(IntCC::Equal, y, 0);
+        let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+        let min = self.b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+        let overflow = self.b.ins().band(minus_one, min);
+        let bad = self.b.ins().bor(zero, overflow);
+        let one = self.b.ins().iconst(types::I64, 1);
+        let divisor = self.b.ins().select(bad, one, y);
+        let r = if modulo { self.b.ins().srem(x, divisor) } else { self.b.ins().sdiv(x, divisor) };
+        (r, bad)
+    }
+
     /// `sqrt(R[a])` of an int or a float, inline (as the built-in: a float, NaN below zero);
     /// anything else goes to the VM (the built-in's error).
     fn sqrt(&mut self, pc: usize, dst: u16, a: u16) {
@@ -1030,7 +1045,18 @@ impl Gen<'_, '_> {
                     (|g, x, y| g.b.ins().smul_overflow(x, y), |g, x, y| g.b.ins().fmul(x, y));
                 self.arith(pc, (dst, a, b), Some(int_op), float_op, Some(2))
             }
-            Div { dst, a, b } => self.arith(pc, (dst, a, b), None, |g, x, y| g.b.ins().fdiv(x, y), None),
+            Div { dst, a, b } => {
+                let int_op: IntOp = |g, x, y| g.int_divide(x, y, false);
+                self.arith(pc, (dst, a, b), Some(int_op), |g, x, y| g.b.ins().fdiv(x, y), None)
+            }
+            Mod { dst, a, b } => {
+                // Ints inline; floats (Cranelift has no `frem`) and errors through the VM.
+                let ints = self.both_int(a, b);
+                self.guard(ints, pc);
+                let (x, y) = (self.payload(a), self.payload(b));
+                let (r, bad) = self.int_divide(x, y, true);
+                self.store_int_checked(pc, dst, r, bad);
+            }
             AddImm { dst, a, value } => {
                 let int = self.is_int(a);
                 self.guard(int, pc);

@@ -4,6 +4,16 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `molt run FILE --watch`, its output piped.
+fn watch(file: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_molt"))
+        .args(["run", file.to_str().unwrap(), "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_saved_edit_is_applied_while_the_program_runs() {
     let dir = std::env::temp_dir().join(format!("molt-watch-{}", std::process::id()));
@@ -11,12 +21,7 @@ fn a_saved_edit_is_applied_while_the_program_runs() {
     let file = dir.join("app.molt");
     let v1 = "let hits = 0;\nfn greet(i) { return \"hello \" + str(i); }\nfn main() {\n    loop {\n        update;\n        hits += 1;\n        print(version(), greet(hits));\n        if hits > 400 { return; }\n        sleep(0.05);\n    }\n}\n";
     std::fs::write(&file, v1).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
-        .args(["run", file.to_str().unwrap(), "--watch"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = watch(&file);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let start = Instant::now();
     let first = lines.next().unwrap().unwrap();
@@ -49,12 +54,7 @@ fn an_edit_the_program_never_takes_is_reported_as_never_applied() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("app.molt");
     std::fs::write(&file, "fn f() { return 1; }\nfn main() { print(\"started\"); sleep(2.0); print(f()); }\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
-        .args(["run", file.to_str().unwrap(), "--watch"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = watch(&file);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "started");
     std::fs::write(&file, "fn f() { return 2; }\nfn main() { print(\"started\"); sleep(2.0); print(f()); }\n").unwrap();

@@ -346,12 +346,24 @@ impl Vm {
                     Instr::Sub { dst, a, b } => arith!(dst, a, b, -, checked_sub, "-"),
                     Instr::Mul { dst, a, b } => arith!(dst, a, b, *, checked_mul, "*"),
                     Instr::Div { dst, a, b } => {
-                        let (x, y) = slow_args!(a, b);
-                        r!(dst) = tri!(self.divide(x, y, false));
+                        r!(dst) = match self.divide(r!(a), r!(b), false) {
+                            Ok(v) => v,
+                            // The error again after owed conversions, to name their new types.
+                            Err(_) => {
+                                let (x, y) = slow_args!(a, b);
+                                tri!(self.divide(x, y, false))
+                            }
+                        };
                     }
                     Instr::Mod { dst, a, b } => {
-                        let (x, y) = slow_args!(a, b);
-                        r!(dst) = tri!(self.divide(x, y, true));
+                        r!(dst) = match self.divide(r!(a), r!(b), true) {
+                            Ok(v) => v,
+                            // The error again after owed conversions, to name their new types.
+                            Err(_) => {
+                                let (x, y) = slow_args!(a, b);
+                                tri!(self.divide(x, y, true))
+                            }
+                        };
                     }
                     Instr::AddImm { dst, a, value } => {
                         let x = r!(a);

@@ -118,12 +118,12 @@ impl Vm {
         // update skips it (its pause must not depend on the heap) unless the heap is scanned
         // anyway: for live instances of removed types, for live closures when an arity changes
         // (a dead closure must not block the update, as it does not in eager mode).
-        let scan = !pending.plan.types_removed.is_empty() || self.arity_changes(&pending.program, &pending.plan);
-        if !lazy || scan {
+        let arity_changes = self.arity_changes(&pending.program, &pending.plan);
+        if !lazy || arity_changes || !pending.plan.types_removed.is_empty() {
             let top = self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize);
             self.collect_garbage(top);
         }
-        if let Err(reason) = self.validate_live(&pending.program, &pending.plan) {
+        if let Err(reason) = self.validate_live(&pending.program, &pending.plan, arity_changes) {
             let mut e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
             e.wait_us = wait_us;
             return self.emit(e);

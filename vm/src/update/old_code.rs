@@ -44,6 +44,13 @@ impl Vm {
         let mut live_globals: FxHashSet<u32> = FxHashSet::default();
         // Outdated layouts that old code can still build (`NewRecord` of an old type slot).
         let mut built: FxHashSet<u32> = FxHashSet::default();
+        // Removed methods (`Type.name` functions) by method name, for calls by name below.
+        let mut removed_methods: rustc_hash::FxHashMap<&str, Vec<u32>> = Default::default();
+        for &s in self.removed_funcs.keys() {
+            if let Some((_, m)) = self.func_names.get_index(s as usize).and_then(|n| n.rsplit_once('.')) {
+                removed_methods.entry(m).or_default().push(s);
+            }
+        }
         let mut visited: FxHashSet<*const Function> = FxHashSet::default();
         while let Some(f) = work.pop() {
             if !visited.insert(Rc::as_ptr(&f)) {
@@ -71,10 +78,9 @@ impl Vm {
                     // inline cache): any removed method of that name may be what it runs.
                     Instr::CallMethod { name, .. } => {
                         let Some(m) = self.syms.get_index(name as usize) else { continue };
-                        for (&s, r) in &self.removed_funcs {
-                            let named = self.func_names.get_index(s as usize).and_then(|n| n.rsplit_once('.'));
-                            if named.is_some_and(|(_, method)| method == m) && live_funcs.insert(s) {
-                                work.push(r.clone());
+                        for &s in removed_methods.get(m.as_str()).into_iter().flatten() {
+                            if live_funcs.insert(s) {
+                                work.push(self.removed_funcs[&s].clone());
                             }
                         }
                     }

@@ -36,7 +36,8 @@ impl Vm {
     }
 
     /// Checks that need the live heap (run after a collection, at the update point).
-    pub(crate) fn validate_live(&self, new: &Program, plan: &UpdatePlan) -> Result<(), String> {
+    /// `arity_changes`: `Vm::arity_changes` of this update (the caller needed it already).
+    pub(crate) fn validate_live(&self, new: &Program, plan: &UpdatePlan, arity_changes: bool) -> Result<(), String> {
         for name in &plan.types_removed {
             if new.transforms.iter().any(|t| &t.type_name == name) {
                 continue;
@@ -53,7 +54,7 @@ impl Vm {
         }
         // Code that keeps running after the commit (live closures) must not call a function
         // whose arity changes. (The heap scan is skipped when no arity changes.)
-        if !self.arity_changes(new, plan) {
+        if !arity_changes {
             return Ok(());
         }
         for obj in self.heap.objects() {

@@ -34,7 +34,7 @@ fn set(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {
     count("set", &a[1..], 2, 2)?;
     let k = key(ctx, a[1])?;
     let Value::Obj(r) = a[0] else { unreachable!("method table dispatches on the receiver's kind") };
-    ctx.heap.map_insert(r, k, a[1], a[2])?;
+    ctx.heap.map_insert(r, k, a[2])?;
     Ok(Value::Nil)
 }
 

@@ -391,19 +391,19 @@ impl Heap {
 
     /// Sets `key` to `v` in the map `r`. Fails when a new key would pass the map or heap limit.
     #[inline]
-    pub fn map_insert(&mut self, r: ObjRef, key: Key, key_value: Value, v: Value) -> Result<(), String> {
+    pub fn map_insert(&mut self, r: ObjRef, key: Key, v: Value) -> Result<(), String> {
         let limit = self.limits.map_entries;
         let Obj::Map(m) = &mut self.objs[r.0 as usize] else { return Err("cannot add a key to a non-map".into()) };
         if m.len() < limit && m.growth_bytes() == 0 {
             // Room without growing: nothing to check or count (and nothing can be refused).
-            return m.insert(key, key_value, v).map_err(|_| limits::refused(0));
+            return m.insert(key, v).map_err(|_| limits::refused(0));
         }
-        self.map_grow(r, key, key_value, v)
+        self.map_grow(r, key, v)
     }
 
     /// `map_insert` when the map may grow (or is at its limit).
     #[cold]
-    fn map_grow(&mut self, r: ObjRef, key: Key, key_value: Value, v: Value) -> Result<(), String> {
+    fn map_grow(&mut self, r: ObjRef, key: Key, v: Value) -> Result<(), String> {
         let Obj::Map(m) = &self.objs[r.0 as usize] else { return Err("cannot add a key to a non-map".into()) };
         let (len, before, grow) = (m.len(), m.heap_bytes(), m.growth_bytes());
         if len >= self.limits.map_entries && !m.contains(&key) {
@@ -413,7 +413,7 @@ impl Heap {
             self.reserve(grow)?;
         }
         let Obj::Map(m) = &mut self.objs[r.0 as usize] else { return Ok(()) };
-        m.insert(key, key_value, v).map_err(|_| limits::refused(grow))?;
+        m.insert(key, v).map_err(|_| limits::refused(grow))?;
         let after = m.heap_bytes();
         self.account(after.saturating_sub(before));
         Ok(())
@@ -503,7 +503,7 @@ impl Heap {
             Value::Bool(b) => Ok(Key::Bool(b)),
             Value::Int(i) => Ok(Key::Int(i)),
             Value::Obj(r) => match self.get(r) {
-                Obj::Str(s) => Ok(Key::Str(s.clone())),
+                Obj::Str(s) => Ok(Key::Str(r, s.clone())),
                 _ => Err(self.type_name(v)),
             },
             _ => Err(self.type_name(v)),
@@ -698,12 +698,12 @@ mod tests {
         );
         let m = heap.alloc(Obj::Map(Box::default()));
         for i in 0..10 {
-            heap.map_insert(m, Key::Int(i), Value::Int(i), Value::Nil).unwrap();
+            heap.map_insert(m, Key::Int(i), Value::Nil).unwrap();
         }
         // An existing key may be set; a new one may not.
-        heap.map_insert(m, Key::Int(3), Value::Int(3), Value::Bool(true)).unwrap();
+        heap.map_insert(m, Key::Int(3), Value::Bool(true)).unwrap();
         assert_eq!(
-            heap.map_insert(m, Key::Int(10), Value::Int(10), Value::Nil).unwrap_err(),
+            heap.map_insert(m, Key::Int(10), Value::Nil).unwrap_err(),
             "map too large: adding a key would make 11 entries (limit 10)"
         );
     }

@@ -444,7 +444,7 @@ impl Vm {
                         for i in 0..n as usize {
                             let (k, v) = (self.stack[start + 2 * i], self.stack[start + 2 * i + 1]);
                             let key = tri!(self.key(k));
-                            tri!(m.insert(key, k, v).map_err(|_| crate::limits::refused(m.growth_bytes())));
+                            tri!(m.insert(key, v).map_err(|_| crate::limits::refused(m.growth_bytes())));
                             if m.len() > self.heap.limits.map_entries {
                                 throw!(self.heap.limits.map_error(m.len()));
                             }

@@ -315,8 +315,11 @@ impl Vm {
             match self.heap.get(r) {
                 Obj::List(items) => return Ok(items[self.list_index(i, items.len(), "list")?]),
                 Obj::Map(m) => {
-                    let key = self.key(i)?;
-                    return m.get(&key).ok_or_else(|| format!("key not found: {}", self.repr(i)));
+                    let found = match i {
+                        Value::Int(k) => m.get_int(k),
+                        _ => m.get(&self.key(i)?),
+                    };
+                    return found.ok_or_else(|| format!("key not found: {}", self.repr(i)));
                 }
                 Obj::Str(s) => {
                     let n = s.chars().count();
@@ -343,7 +346,7 @@ impl Vm {
                 }
                 Obj::Map(_) => {
                     let key = self.key(i)?;
-                    return self.heap.map_insert(r, key, i, v);
+                    return self.heap.map_insert(r, key, v);
                 }
                 _ => {}
             }

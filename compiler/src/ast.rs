@@ -49,6 +49,12 @@ pub struct FieldDecl {
     pub default: Option<Expr>,
 }
 
+/// A member of a type's body, as parsed.
+pub enum TypeMember {
+    Field(FieldDecl),
+    Method(FnDecl),
+}
+
 #[derive(Clone, Debug)]
 pub struct TypeDecl {
     pub name: Ident,

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::time::Duration;
 
-use molt_vm::tier::{CompiledCode, JitMode, TierCompiler};
+use molt_vm::tier::{CompiledCode, Feedback, JitMode, TierCompiler};
 use molt_vm::{NativeDef, Proto, Value};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -32,8 +32,14 @@ fn compile(name: &str) -> molt::Program {
 struct SharedJit(Rc<RefCell<molt_jit::Jit>>);
 
 impl TierCompiler for SharedJit {
-    fn compile(&mut self, proto: &Proto, consts: &[Value], natives: &[NativeDef]) -> Option<Box<dyn CompiledCode>> {
-        self.0.borrow_mut().compile(proto, consts, natives)
+    fn compile(
+        &mut self,
+        proto: &Proto,
+        consts: &[Value],
+        natives: &[NativeDef],
+        feedback: Feedback,
+    ) -> Option<Box<dyn CompiledCode>> {
+        self.0.borrow_mut().compile(proto, consts, natives, feedback)
     }
 }
 

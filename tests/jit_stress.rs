@@ -94,6 +94,18 @@ fn same_both_ways_in(v1: &'static str, updates: Vec<&'static str>, count: usize,
     jit
 }
 
+/// `same_both_ways_in`, and with the tier `on` too: functions compiled once hot, specialised
+/// on what the interpreter saw (record types at field accesses, floats), which later
+/// versions then contradict.
+fn same_three_ways_in(v1: &'static str, updates: Vec<&'static str>, count: usize, mode: TransformMode) -> Run {
+    let always = same_both_ways_in(v1, updates.clone(), count, mode);
+    let on = run(v1, updates, count, JitMode::On, mode);
+    assert_eq!(always.out, on.out, "output differs with the tier on");
+    assert_eq!(always.error, on.error, "errors differ with the tier on");
+    assert_eq!(always.applied, on.applied, "applied updates differ with the tier on");
+    on
+}
+
 /// A program that calls the compiled hot function `work` 3,000 times, with an update point
 /// between calls; `step` is what `work` adds per iteration (versions differ only there).
 fn hot_program(step: &str) -> &'static str {
@@ -175,6 +187,49 @@ fn record_layouts_change_under_compiled_field_access() {
     let r = same_both_ways_in(v1, vec![swapped, wider, v1], 399, TransformMode::Lazy);
     assert_eq!(r.applied, 399);
     assert!(r.out.starts_with("400 "), "{}", r.out);
+}
+
+/// `fields_program` with a loop body the tier compiles typed (no call in it): its field
+/// accesses are specialised on the record type the interpreter met, which the next update
+/// replaces, and the values turn from ints to floats and back.
+fn typed_fields_program(decl: &str, score: &str, step: &str) -> &'static str {
+    let src = format!(
+        "
+type P {{ {decl} }}
+let ps = [];
+fn sum(qs, n, k) {{
+    let s = 0;
+    for i in 0..n {{
+        let p = qs[i % k];
+        s = s + {score};
+        p.x = p.x + {step};
+    }}
+    return s;
+}}
+fn main() {{
+    for i in 0..50 {{ ps.push(P {{ x: i, y: i * 2 }}); }}
+    let total = 0;
+    for round in 0..400 {{
+        total += sum(ps, 300, len(ps));
+        update;
+    }}
+    print(version(), total, ps[3]);
+}}
+"
+    );
+    Box::leak(src.into_boxed_str())
+}
+
+#[test]
+fn record_layouts_and_types_change_under_typed_loops() {
+    let v1 = typed_fields_program("x, y", "p.x * 10 + p.y", "1");
+    let swapped = typed_fields_program("y, x", "p.x * 10 - p.y", "0.5");
+    let wider = typed_fields_program("x, y, z = 7", "p.x * 10 + p.y * p.z", "1");
+    for mode in [TransformMode::Eager, TransformMode::Lazy] {
+        let r = same_three_ways_in(v1, vec![swapped, wider, v1], 399, mode);
+        assert_eq!(r.applied, 399);
+        assert!(r.out.starts_with("400 "), "{}", r.out);
+    }
 }
 
 #[test]

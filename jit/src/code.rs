@@ -18,7 +18,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
-use molt_vm::tier::{CompiledCode, Exit, TierCompiler};
+use molt_vm::tier::{CompiledCode, Exit, Feedback, TierCompiler};
 use molt_vm::{InlineCache, NativeDef, Proto, Value, Vm};
 
 use crate::translate::Intrinsics;
@@ -109,7 +109,13 @@ impl Jit {
         })
     }
 
-    fn try_compile(&mut self, proto: &Proto, consts: &[Value], intrinsics: Intrinsics) -> Result<Compiled, String> {
+    fn try_compile(
+        &mut self,
+        proto: &Proto,
+        consts: &[Value],
+        intrinsics: Intrinsics,
+        feedback: Feedback,
+    ) -> Result<Compiled, String> {
         // Compile time grows faster than linearly with a function's size (every instruction
         // can continue at any other through the dispatch block), and very long functions are
         // rarely the hot ones: they stay interpreted.
@@ -148,7 +154,7 @@ impl Jit {
         };
         let target = module.target_config();
         let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };
-        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, target, runtime)?;
+        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, feedback, target, runtime)?;
         // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.
         let disasm = std::env::var_os("MOLT_JIT_DISASM").is_some();
         ctx.set_disasm(disasm);
@@ -240,14 +246,20 @@ fn content_key(proto: &Proto, consts: &[Value]) -> Vec<u8> {
 }
 
 impl TierCompiler for Jit {
-    fn compile(&mut self, proto: &Proto, consts: &[Value], natives: &[NativeDef]) -> Option<Box<dyn CompiledCode>> {
+    fn compile(
+        &mut self,
+        proto: &Proto,
+        consts: &[Value],
+        natives: &[NativeDef],
+        feedback: Feedback,
+    ) -> Option<Box<dyn CompiledCode>> {
         let key = content_key(proto, consts);
         if let Some(code) = self.by_content.get(&key).and_then(Weak::upgrade) {
             return Some(Box::new(SharedCode(code)));
         }
         let started = std::time::Instant::now();
         let intrinsics = Intrinsics { sqrt: natives.iter().position(|n| n.name == "sqrt").map(|i| i as u32) };
-        let compiled = match self.try_compile(proto, consts, intrinsics) {
+        let compiled = match self.try_compile(proto, consts, intrinsics, feedback) {
             Ok(c) => Rc::new(c),
             Err(e) => {
                 if std::env::var_os("MOLT_JIT_REPORT").is_some() {

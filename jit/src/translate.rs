@@ -13,15 +13,19 @@ use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use molt_vm::func_table::TierSlot;
 use molt_vm::signals::Signals;
+use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
 use molt_vm::{InlineCache, Instr, Proto, Value};
 
 use crate::int_loops::{self, IntLoop};
+
+mod typed_loops;
 use crate::{
     CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SHARED, CTX_SLOT,
     EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS, SHARED_HEAP_OBJS,
     SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
+use typed_loops::TypedLoop;
 
 /// Registers are 16 bytes (shifts by 4 below rely on it).
 const _: () = assert!(tag::SIZE == 16);
@@ -75,6 +79,8 @@ pub struct Intrinsics {
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     code: &'a [Instr],
+    consts: &'a [Value],
+    nregs: usize,
     /// The `Ctx` pointer (the function's one parameter).
     ctx: ir::Value,
     /// Its `shared` pointer (the same for the whole activation).
@@ -99,6 +105,8 @@ struct Gen<'a, 'b> {
     /// Counting loops compiled a second time over machine registers (`int_loops`), with the
     /// block that checks whether the specialised version can be entered.
     int_loops: Vec<(IntLoop, Block)>,
+    /// Counting loops compiled a second time, typed (`typed_loops`), with their entry.
+    typed_loops: Vec<(TypedLoop, Block)>,
 }
 
 fn flags() -> MemFlagsData {
@@ -138,7 +146,10 @@ impl Gen<'_, '_> {
     /// Where a loop body starting at `start` is entered: the int version's check when it has
     /// one, else the body.
     fn loop_entry(&self, start: usize) -> Block {
-        self.int_loops.iter().find(|(l, _)| l.start == start).map_or(self.blocks[start], |(_, check)| *check)
+        if let Some((_, check)) = self.int_loops.iter().find(|(l, _)| l.start == start) {
+            return *check;
+        }
+        self.typed_loops.iter().find(|(l, _)| l.start == start).map_or(self.blocks[start], |(_, entry)| *entry)
     }
 
     /// Fills each int loop's entry check and its specialised blocks (see `int_loops`).
@@ -1182,6 +1193,7 @@ pub fn build(
     fctx: &mut FunctionBuilderContext,
     proto: &Proto,
     consts: &[Value],
+    feedback: Feedback,
     config: TargetFrontendConfig,
     runtime: Runtime,
 ) -> Result<(), String> {
@@ -1207,6 +1219,8 @@ pub fn build(
     let mut g = Gen {
         b: &mut b,
         code: &proto.code,
+        consts,
+        nregs: proto.nregs as usize,
         ctx,
         shared,
         regs,
@@ -1221,10 +1235,20 @@ pub fn build(
         heap,
         intrinsics,
         int_loops: Vec::new(),
+        typed_loops: Vec::new(),
     };
     for l in int_loops::find(&proto.code) {
         let check = g.b.create_block();
         g.int_loops.push((l, check));
+    }
+    for l in typed_loops::find(&proto.code, consts, intrinsics.sqrt) {
+        if g.int_loops.iter().all(|(i, _)| i.start != l.start) {
+            if std::env::var_os("MOLT_JIT_REPORT").is_some() {
+                eprintln!("jit: {}: typed loop over instructions {}..{}", proto.name, l.start, l.back);
+            }
+            let entry = g.b.create_block();
+            g.typed_loops.push((l, entry));
+        }
     }
     // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
     let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_ENTRY);
@@ -1238,6 +1262,7 @@ pub fn build(
         g.instr(pc, *ins, consts);
     }
     g.finish_int_loops();
+    g.finish_typed_loops(feedback);
     g.finish_slow_paths();
     g.finish_dispatch();
     b.seal_all_blocks();

@@ -144,6 +144,15 @@ impl Vm {
                     (r!($a), r!($b))
                 }};
             }
+            // Feedback for the tier: this instruction met a float (see `tier::Feedback`). Only
+            // float paths pay for it (one store).
+            macro_rules! saw_float {
+                () => {
+                    if let Some(seen) = func.floats.get(pc - 1) {
+                        seen.set(true);
+                    }
+                };
+            }
             macro_rules! arith {
             ($dst:expr, $a:expr, $b:expr, $op:tt, $checked:ident, $sym:expr) => {{
                 let v = match r!($a) {
@@ -152,12 +161,12 @@ impl Vm {
                             Some(k) => Value::Int(k),
                             None => throw!("integer overflow"),
                         },
-                        Value::Float(q) => Value::Float(i as f64 $op q),
+                        Value::Float(q) => { saw_float!(); Value::Float(i as f64 $op q) }
                         _ => { let (x, y) = slow_args!($a, $b); tri!(self.arith_slow($sym, x, y)) }
                     },
                     Value::Float(p) => match r!($b) {
-                        Value::Float(q) => Value::Float(p $op q),
-                        Value::Int(j) => Value::Float(p $op j as f64),
+                        Value::Float(q) => { saw_float!(); Value::Float(p $op q) }
+                        Value::Int(j) => { saw_float!(); Value::Float(p $op j as f64) }
                         _ => { let (x, y) = slow_args!($a, $b); tri!(self.arith_slow($sym, x, y)) }
                     },
                     _ => { let (x, y) = slow_args!($a, $b); tri!(self.arith_slow($sym, x, y)) }
@@ -347,6 +356,10 @@ impl Vm {
                     Instr::Mul { dst, a, b } => arith!(dst, a, b, *, checked_mul, "*"),
                     Instr::Div { dst, a, b } => {
                         r!(dst) = match self.divide(r!(a), r!(b), false) {
+                            Ok(v @ Value::Float(_)) => {
+                                saw_float!();
+                                v
+                            }
                             Ok(v) => v,
                             // The error again after owed conversions, to name their new types.
                             Err(_) => {
@@ -372,7 +385,10 @@ impl Vm {
                                 Some(k) => Value::Int(k),
                                 None => throw!("integer overflow"),
                             },
-                            Value::Float(p) => Value::Float(p + value as f64),
+                            Value::Float(p) => {
+                                saw_float!();
+                                Value::Float(p + value as f64)
+                            }
                             _ => {
                                 let (x, _) = slow_args!(a, a);
                                 tri!(self.arith_slow("+", x, Value::Int(value as i64)))
@@ -385,7 +401,10 @@ impl Vm {
                                 Some(k) => Value::Int(k),
                                 None => throw!("integer overflow"),
                             },
-                            Value::Float(f) => Value::Float(-f),
+                            Value::Float(f) => {
+                                saw_float!();
+                                Value::Float(-f)
+                            }
                             v => {
                                 let _ = slow_args!(a, a);
                                 throw!(format!("cannot apply '-' to {}", self.type_of(v)))

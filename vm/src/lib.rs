@@ -48,6 +48,9 @@ pub struct Function {
     pub consts: Vec<Value>,
     /// Per instruction: (record type slot + 1, field index or function slot); 0 = empty.
     pub caches: Vec<InlineCache>,
+    /// Per instruction: whether the interpreter met a float there (arithmetic). The tier
+    /// specialises on it (see `tier::Feedback`).
+    pub floats: Box<[Cell<bool>]>,
     /// Function-table slot.
     pub slot: u32,
     /// Source file path, for stack traces.

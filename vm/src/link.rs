@@ -88,6 +88,7 @@ impl Vm {
         let file = program.files.get(proto.file as usize).map_or("?", |s| s.as_str());
         Function {
             caches: (0..linked.code.len()).map(|_| crate::InlineCache::default()).collect(),
+            floats: (0..linked.code.len()).map(|_| Cell::new(false)).collect(),
             proto: linked,
             consts,
             slot: map.funcs[i],

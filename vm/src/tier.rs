@@ -42,6 +42,30 @@ pub trait CompiledCode {
     }
 }
 
+/// What the interpreter saw of a function before the tier compiled it: the inline caches
+/// (the record type each field access met, and its field index) and the instructions that
+/// met a float. The tier may specialise on it, but must guard whatever it assumes: it is a
+/// guess about the future, and machine code is shared by content between versions with other
+/// histories.
+#[derive(Clone, Copy)]
+pub struct Feedback<'a> {
+    pub caches: &'a [crate::InlineCache],
+    pub floats: &'a [std::cell::Cell<bool>],
+}
+
+impl Feedback<'_> {
+    /// The record type slot and field index the field access at `pc` met last, if any.
+    pub fn field(&self, pc: usize) -> Option<(u32, u32)> {
+        let (key, value) = self.caches.get(pc)?.get();
+        (key != 0).then(|| (key - 1, value))
+    }
+
+    /// Whether the instruction at `pc` met a float.
+    pub fn float(&self, pc: usize) -> bool {
+        self.floats.get(pc).is_some_and(std::cell::Cell::get)
+    }
+}
+
 /// A compiler for the tier: `None` when it does not handle this function (it stays
 /// interpreted).
 pub trait TierCompiler {
@@ -52,6 +76,7 @@ pub trait TierCompiler {
         proto: &Proto,
         consts: &[Value],
         natives: &[crate::NativeDef],
+        feedback: Feedback,
     ) -> Option<Box<dyn CompiledCode>>;
     /// Whether compiled code would beat the interpreter on this function (`--jit on` asks;
     /// `--jit always` compiles everything).

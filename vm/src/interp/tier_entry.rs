@@ -43,7 +43,9 @@ impl Vm {
             if !due {
                 return None;
             }
-            let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts, &self.natives));
+            let feedback = crate::tier::Feedback { caches: &func.caches, floats: &func.floats };
+            let compiled =
+                self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts, &self.natives, feedback));
             func.tier_entry.set(compiled.as_ref().map_or(0, |c| c.direct_entry()));
             let _ = func.jit.set(compiled);
             self.funcs.compiled(func);

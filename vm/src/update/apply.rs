@@ -737,7 +737,15 @@ impl Vm {
         self.func_names.truncate(snap.func_names);
         self.globals = snap.globals;
         self.global_names.truncate(snap.global_names);
+        // Type slots are never reused: the rolled-back update's new slots stay, as
+        // placeholders. Code compiled meanwhile may have specialised on them (inline caches,
+        // machine code shared by content), and a later update reusing a slot number for
+        // another layout would meet it.
+        let grown = self.types.len();
         self.types = snap.types;
+        for slot in self.types.len()..grown {
+            self.types.push(TypeRt::placeholder(format!("<rolled-back type slot {slot}>")));
+        }
         self.type_slots = snap.type_slots;
         self.lazy_slots = snap.lazy_slots;
         self.dsu.lazy_room = None; // the previous update's conversions were all done first

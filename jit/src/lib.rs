@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicU32;
 use molt_vm::func_table::TierSlot;
 use molt_vm::heap::Obj;
 use molt_vm::tier::{CompiledCode, Exit};
+use molt_vm::value::tag;
 use molt_vm::{InlineCache, RuntimeError, Value, Vm};
 
 /// What compiled code gets: one pointer to this, at the offsets below (compiled code reads
@@ -172,7 +173,8 @@ impl HeapLayout {
 /// The signature every compiled function has: (ctx) -> exit code (see `decode_exit`).
 pub(crate) type Entry = unsafe extern "C" fn(*mut Ctx) -> u64;
 
-/// Exit codes: kind in the high 32 bits, register or pc in the low 32.
+/// Exit codes: kind in the high 32 bits; in the low 32, the returned register's offset in the
+/// frame (`16 * r`, what a direct caller copies from) or the pc to resume at.
 pub(crate) const EXIT_RETURNED: u64 = 0;
 pub(crate) const EXIT_RETURNED_NIL: u64 = 1;
 pub(crate) const EXIT_RESUME: u64 = 2;
@@ -183,7 +185,7 @@ pub(crate) const STEP_ERROR: u64 = u64::MAX;
 fn decode_exit(code: u64, error: &mut Option<RuntimeError>) -> Exit {
     let low = (code & 0xffff_ffff) as usize;
     match code >> 32 {
-        EXIT_RETURNED => Exit::Returned(low as u16),
+        EXIT_RETURNED => Exit::Returned((low / tag::SIZE as usize) as u16),
         EXIT_RETURNED_NIL => Exit::ReturnedNil,
         EXIT_ERROR => Exit::Error(error.take().unwrap_or_else(|| RuntimeError::new("compiled code failed"))),
         _ => Exit::Resume(low),

@@ -15,7 +15,7 @@ use molt_vm::func_table::TierSlot;
 use molt_vm::signals::Signals;
 use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
-use molt_vm::{InlineCache, Instr, Proto, Value};
+use molt_vm::{InlineCache, Instr, OperandKind, Proto, Value};
 
 use crate::int_loops::{self, IntLoop};
 
@@ -81,6 +81,8 @@ struct Gen<'a, 'b> {
     code: &'a [Instr],
     consts: &'a [Value],
     nregs: usize,
+    /// Per pc: whether some instruction jumps there.
+    jump_target: Vec<bool>,
     /// The `Ctx` pointer (the function's one parameter).
     ctx: ir::Value,
     /// Its `shared` pointer (the same for the whole activation).
@@ -626,9 +628,31 @@ impl Gen<'_, '_> {
 
     /// Jump to `target` unless `a cc b`.
     fn branch_unless(&mut self, pc: usize, a: u16, b: u16, target: u32, cc: IntCC) {
-        let c = self.test(pc, a, b, cc);
         let (next, target) = (self.next(pc), self.blocks[target as usize]);
+        if let Some(k) = self.constant_before(pc, b) {
+            // `n < 2`: only `a`'s type is unknown (an int; anything else goes to the VM).
+            let is_int = self.is_int(a);
+            let bail = self.fallback(pc);
+            let ints = self.b.create_block();
+            self.b.ins().brif(is_int, ints, &[], bail, &[]);
+            self.b.switch_to_block(ints);
+            let x = self.payload(a);
+            let c = self.b.ins().icmp_imm_s(cc, x, k);
+            self.b.ins().brif(c, next, &[], target, &[]);
+            return;
+        }
+        let c = self.test(pc, a, b, cc);
         self.b.ins().brif(c, next, &[], target, &[]);
+    }
+
+    /// The int constant register `r` holds at `pc` when the instruction just before set it
+    /// (`LoadInt`, always done inline) and nothing else can lead to `pc` (not a jump target,
+    /// so neither a jump nor a step the VM finishes elsewhere continues here).
+    fn constant_before(&self, pc: usize, r: u16) -> Option<i64> {
+        match self.code.get(pc.checked_sub(1)?)? {
+            Instr::LoadInt { dst, value } if *dst == r && !self.jump_target[pc] => Some(*value as i64),
+            _ => None,
+        }
     }
 
     /// The register is false or nil.
@@ -816,41 +840,63 @@ impl Gen<'_, '_> {
 
     /// Checks whether the function in table slot `slot` (an IR value) can be called directly
     /// with `argc` arguments at register `base`: compiled, that arity, its registers on the
-    /// stack, no signal waiting, direct calls allowed deeper. Continues in `direct` (entry,
-    /// virtual frame, slot) or `slow`.
+    /// stack, no signal waiting, direct calls allowed deeper. Continues in `direct` (see
+    /// `direct_block`) or `slow`. Each check is its own branch (a compare and a jump, all
+    /// predictable), and what the call needs next is handed over loaded.
     fn direct_call_checks(&mut self, slot: ir::Value, argc: u16, base: u16, direct: Block, slow: Block) {
         let slots = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TIER_SLOTS);
         let offset = self.b.ins().imul_imm_s(slot, std::mem::size_of::<TierSlot>() as i64);
         let ts = self.b.ins().iadd(slots, offset);
         let entry = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, entry) as i32);
-        let arity = self.b.ins().uload32(flags(), ts, std::mem::offset_of!(TierSlot, arity) as i32);
-        let nregs = self.b.ins().uload32(flags(), ts, std::mem::offset_of!(TierSlot, nregs) as i32);
         let compiled = self.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
+        self.continue_if(compiled, slow);
+        let arity = self.b.ins().uload32(flags(), ts, std::mem::offset_of!(TierSlot, arity) as i32);
         let fits_arity = self.b.ins().icmp_imm_u(IntCC::Equal, arity, argc as i64);
+        self.continue_if(fits_arity, slow);
+        let nregs = self.b.ins().uload32(flags(), ts, std::mem::offset_of!(TierSlot, nregs) as i32);
         let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
         let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
         let top = self.b.ins().iadd(callee_base, nregs);
         let stack_len = self.b.ins().load(types::I64, flags(), self.shared, SHARED_STACK_LEN);
         let fits_stack = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
+        self.continue_if(fits_stack, slow);
         let quiet = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
+        self.continue_if(quiet, slow);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
-        let ok = self.b.ins().band(compiled, fits_arity);
-        let ok = self.b.ins().band(ok, fits_stack);
-        let ok = self.b.ins().band(ok, quiet);
-        let ok = self.b.ins().band(ok, deeper);
+        let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
         let virtual_frame = self.b.ins().iconst(types::I64, 0);
-        let args = [ir::BlockArg::Value(entry), ir::BlockArg::Value(virtual_frame), ir::BlockArg::Value(slot)];
-        self.b.ins().brif(ok, direct, &args, slow, &[]);
+        let args = [entry, virtual_frame, slot, frame_base, budget, caches].map(ir::BlockArg::Value);
+        self.b.ins().brif(deeper, direct, &args, slow, &[]);
     }
 
-    /// A block taking (entry, real frame?, slot) that makes the direct call (`direct_call`).
+    /// Continues in a new block when `cond` holds, else in `otherwise`.
+    fn continue_if(&mut self, cond: ir::Value, otherwise: Block) {
+        let ok = self.b.create_block();
+        self.b.ins().brif(cond, ok, &[], otherwise, &[]);
+        self.b.switch_to_block(ok);
+    }
+
+    /// A block taking (entry, real frame?, slot, this frame's base, its direct-call budget,
+    /// the callee's inline caches) that makes the direct call (`direct_call`).
     fn direct_block(&mut self) -> Block {
         let block = self.b.create_block();
-        for _ in 0..3 {
+        for _ in 0..6 {
             self.b.append_block_param(block, types::I64);
         }
         block
+    }
+
+    /// The arguments of `direct_block` for a call the VM handed back (`entry`, a real frame).
+    fn handed_back_args(&mut self, entry: ir::Value, slot: ir::Value) -> [ir::BlockArg; 6] {
+        let real_frame = self.b.ins().iconst(types::I64, 1);
+        let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
+        let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
+        let slots = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TIER_SLOTS);
+        let offset = self.b.ins().imul_imm_s(slot, std::mem::size_of::<TierSlot>() as i64);
+        let ts = self.b.ins().iadd(slots, offset);
+        let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
+        [entry, real_frame, slot, frame_base, budget, caches].map(ir::BlockArg::Value)
     }
 
     /// `CallFunc`. When the function in the slot is compiled, takes `argc` arguments and
@@ -870,9 +916,8 @@ impl Gen<'_, '_> {
         let handed = self.b.create_block();
         self.b.ins().brif(entry, handed, &[], next, &[]);
         self.b.switch_to_block(handed);
-        let real_frame = self.b.ins().iconst(types::I64, 1);
         let slot = self.b.ins().iconst(types::I64, f as i64);
-        let args = [ir::BlockArg::Value(entry), ir::BlockArg::Value(real_frame), ir::BlockArg::Value(slot)];
+        let args = self.handed_back_args(entry, slot);
         self.b.ins().jump(direct, &args);
         self.direct_call(direct, pc, dst, base);
     }
@@ -901,7 +946,8 @@ impl Gen<'_, '_> {
         let next = self.next(pc);
         self.b.switch_to_block(direct);
         let params = self.b.block_params(direct).to_vec();
-        let (entry, real, slot_no) = (params[0], params[1], params[2]);
+        let (entry, real, slot_no, frame_base, budget, caches) =
+            (params[0], params[1], params[2], params[3], params[4], params[5]);
         let slot = match self.callee_ctx {
             Some(s) => s,
             None => {
@@ -916,7 +962,6 @@ impl Gen<'_, '_> {
         let callee_regs = self.b.ins().iadd_imm_s(regs, Self::off(base) as i64);
         self.b.ins().store(flags(), callee_regs, callee, CTX_REGS);
         self.b.ins().store(flags(), self.shared, callee, CTX_SHARED);
-        let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
         let callee_base = self.b.ins().iadd_imm_s(frame_base, base as i64);
         self.b.ins().store(flags(), callee_base, callee, CTX_BASE);
         let ret = self.b.ins().iadd_imm_s(frame_base, dst as i64);
@@ -924,16 +969,11 @@ impl Gen<'_, '_> {
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.ins().store(flags(), zero, callee, CTX_ENTRY);
         self.b.ins().store(flags(), zero, callee, CTX_PC);
-        let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let budget = self.b.ins().iadd_imm_s(budget, -1);
         self.b.ins().store(flags(), budget, callee, CTX_BUDGET);
         self.b.ins().store(flags(), self.ctx, callee, CTX_PARENT);
         self.b.ins().store(flags(), slot_no, callee, CTX_SLOT);
         self.b.ins().store(flags(), real, callee, CTX_REAL);
-        let slots = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TIER_SLOTS);
-        let offset = self.b.ins().imul_imm_s(slot_no, std::mem::size_of::<TierSlot>() as i64);
-        let ts = self.b.ins().iadd(slots, offset);
-        let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
         self.b.ins().store(flags(), caches, callee, CTX_CACHES);
         // This activation is now in the call after `pc` (for its frame, if made real).
         let after = self.b.ins().iconst(types::I64, pc as i64 + 1);
@@ -967,9 +1007,8 @@ impl Gen<'_, '_> {
         // Returned: the value goes from the callee's register to `dst`, here (a copy in Rust
         // would read the value with loads spanning the stores that wrote it, which stalls).
         self.b.switch_to_block(returned);
-        let src = self.b.ins().band_imm_u(code, 0xffff);
-        let src_off = self.b.ins().ishl_imm_u(src, 4); // * tag::SIZE
-        let from = self.b.ins().iadd(callee_regs, src_off);
+        // Returned: the low word of the code is the register's offset (the high word is 0).
+        let from = self.b.ins().iadd(callee_regs, code);
         let lo = self.b.ins().load(types::I64, flags(), from, 0);
         let hi = self.b.ins().load(types::I64, flags(), from, 8);
         self.b.ins().store(flags(), lo, regs, Self::off(dst));
@@ -1145,7 +1184,8 @@ impl Gen<'_, '_> {
                 let done = self.blocks[pc + 2];
                 self.for_loop(pc, base, var, target, done);
             }
-            Return { src } => self.exit(EXIT_RETURNED, src as u64),
+            // The register's offset in the frame: what the caller of a direct call copies from.
+            Return { src } => self.exit(EXIT_RETURNED, Self::off(src) as u64),
             ReturnNil {} => self.exit(EXIT_RETURNED_NIL, 0),
             Update { .. } => {
                 self.update_point(pc);
@@ -1187,6 +1227,21 @@ impl Gen<'_, '_> {
     }
 }
 
+/// Per pc, whether an instruction jumps there.
+fn jump_targets(code: &[Instr]) -> Vec<bool> {
+    let mut targets = vec![false; code.len() + 1];
+    for ins in code {
+        for (_, kind, value) in ins.operands() {
+            if kind == OperandKind::Jump
+                && let Some(t) = targets.get_mut(value as usize)
+            {
+                *t = true;
+            }
+        }
+    }
+    targets
+}
+
 /// Builds the IR of `proto` into `func`, calling `helpers` (declared in `func`).
 pub fn build(
     func: &mut ir::Function,
@@ -1221,6 +1276,7 @@ pub fn build(
         code: &proto.code,
         consts,
         nregs: proto.nregs as usize,
+        jump_target: jump_targets(&proto.code),
         ctx,
         shared,
         regs,

@@ -177,7 +177,14 @@ impl Jit {
         self.live.set(self.live.get() + size);
         self.compiled += 1;
         self.code_bytes += size;
-        Ok(Compiled { entry, nregs: proto.nregs as usize, ncode: proto.code.len(), size, _module: code })
+        Ok(Compiled {
+            entry,
+            nregs: proto.nregs as usize,
+            ncode: proto.code.len(),
+            nconsts: consts.len(),
+            size,
+            _module: code,
+        })
     }
 }
 
@@ -208,8 +215,8 @@ fn new_module(isa: &Arc<dyn TargetIsa>, live: &Rc<Cell<usize>>) -> Result<Rc<Cod
 struct SharedCode(Rc<Compiled>);
 
 impl CompiledCode for SharedCode {
-    fn run(&self, vm: &mut Vm, caches: &[InlineCache], base: usize, entry: usize) -> Exit {
-        self.0.run(vm, caches, base, entry)
+    fn run(&self, vm: &mut Vm, caches: &[InlineCache], consts: &[Value], base: usize, entry: usize) -> Exit {
+        self.0.run(vm, caches, consts, base, entry)
     }
 
     fn code_size(&self) -> usize {

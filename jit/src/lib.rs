@@ -61,6 +61,8 @@ struct Ctx {
     real: usize,
     /// This activation's inline caches (its function's, shared with the interpreter).
     caches: *const InlineCache,
+    /// Its function's constants (strings: objects of that function's version).
+    consts: *const Value,
 }
 pub(crate) const CTX_REGS: i32 = 0;
 pub(crate) const CTX_SHARED: i32 = 8;
@@ -73,7 +75,8 @@ pub(crate) const CTX_PC: i32 = 56;
 pub(crate) const CTX_RET: i32 = 64;
 pub(crate) const CTX_REAL: i32 = 72;
 pub(crate) const CTX_CACHES: i32 = 80;
-pub(crate) const CTX_SIZE: u32 = 88;
+pub(crate) const CTX_CONSTS: i32 = 88;
+pub(crate) const CTX_SIZE: u32 = 96;
 
 /// The part of the ctx every activation of one `Compiled::run` shares: the VM and pointers
 /// into it, refreshed after every helper (so a direct call copies one pointer, not these).
@@ -365,14 +368,16 @@ pub(crate) struct Compiled {
     nregs: usize,
     /// Instructions (one inline cache each).
     ncode: usize,
+    /// Constants the code may read (`LoadConst` operands are below this).
+    nconsts: usize,
     size: usize,
     /// Keeps the machine code's module alive.
     _module: Rc<code::CodeModule>,
 }
 
 impl CompiledCode for Compiled {
-    fn run(&self, vm: &mut Vm, caches: &[InlineCache], base: usize, entry: usize) -> Exit {
-        if vm.stack.len() < base + self.nregs || caches.len() < self.ncode {
+    fn run(&self, vm: &mut Vm, caches: &[InlineCache], consts: &[Value], base: usize, entry: usize) -> Exit {
+        if vm.stack.len() < base + self.nregs || caches.len() < self.ncode || consts.len() < self.nconsts {
             return Exit::Resume(0);
         }
         let budget = MAX_DIRECT_DEPTH.min(vm.frame_limit.saturating_sub(vm.frames.len()));
@@ -402,6 +407,7 @@ impl CompiledCode for Compiled {
             ret: 0,
             real: 1,
             caches: caches.as_ptr(),
+            consts: consts.as_ptr(),
         };
         // SAFETY: `entry` was produced by `Jit::compile` for a verified function with
         // `nregs` registers, and `vm.stack[base..base + nregs]` exists (checked above, and by
@@ -413,8 +419,10 @@ impl CompiledCode for Compiled {
         // to a helper (helpers never unwind). It calls other compiled code directly only
         // with the entry of a `TierSlot` (after checking its arity, and that its registers
         // lie below `stack_len`) or one `molt_jit_call_func` returned (whose frame that helper
-        // pushed), with a ctx built as this one is, the caller's as its parent. The signal
-        // word is read with atomic loads.
+        // pushed), with a ctx built as this one is, the caller's as its parent. It reads
+        // constants only below `nconsts` (checked above; the callee of a direct call gets its
+        // own function's, from its `TierSlot`, whose code has the same constants: code is
+        // shared by content only). The signal word is read with atomic loads.
         let code = unsafe { (self.entry)(&mut ctx) };
         decode_exit(code, &mut error)
     }

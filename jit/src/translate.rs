@@ -21,9 +21,9 @@ use crate::int_loops::{self, IntLoop};
 
 mod typed_loops;
 use crate::{
-    CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SHARED, CTX_SLOT,
-    EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS, SHARED_HEAP_OBJS,
-    SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
+    CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_CONSTS, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET,
+    CTX_SHARED, CTX_SLOT, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS,
+    SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
 use typed_loops::TypedLoop;
 
@@ -865,8 +865,9 @@ impl Gen<'_, '_> {
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
         let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
+        let consts = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, consts) as i32);
         let virtual_frame = self.b.ins().iconst(types::I64, 0);
-        let args = [entry, virtual_frame, slot, frame_base, budget, caches].map(ir::BlockArg::Value);
+        let args = [entry, virtual_frame, slot, frame_base, budget, caches, consts].map(ir::BlockArg::Value);
         self.b.ins().brif(deeper, direct, &args, slow, &[]);
     }
 
@@ -878,17 +879,17 @@ impl Gen<'_, '_> {
     }
 
     /// A block taking (entry, real frame?, slot, this frame's base, its direct-call budget,
-    /// the callee's inline caches) that makes the direct call (`direct_call`).
+    /// the callee's inline caches and constants) that makes the direct call (`direct_call`).
     fn direct_block(&mut self) -> Block {
         let block = self.b.create_block();
-        for _ in 0..6 {
+        for _ in 0..7 {
             self.b.append_block_param(block, types::I64);
         }
         block
     }
 
     /// The arguments of `direct_block` for a call the VM handed back (`entry`, a real frame).
-    fn handed_back_args(&mut self, entry: ir::Value, slot: ir::Value) -> [ir::BlockArg; 6] {
+    fn handed_back_args(&mut self, entry: ir::Value, slot: ir::Value) -> [ir::BlockArg; 7] {
         let real_frame = self.b.ins().iconst(types::I64, 1);
         let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
@@ -896,7 +897,8 @@ impl Gen<'_, '_> {
         let offset = self.b.ins().imul_imm_s(slot, std::mem::size_of::<TierSlot>() as i64);
         let ts = self.b.ins().iadd(slots, offset);
         let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
-        [entry, real_frame, slot, frame_base, budget, caches].map(ir::BlockArg::Value)
+        let consts = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, consts) as i32);
+        [entry, real_frame, slot, frame_base, budget, caches, consts].map(ir::BlockArg::Value)
     }
 
     /// `CallFunc`. When the function in the slot is compiled, takes `argc` arguments and
@@ -946,8 +948,8 @@ impl Gen<'_, '_> {
         let next = self.next(pc);
         self.b.switch_to_block(direct);
         let params = self.b.block_params(direct).to_vec();
-        let (entry, real, slot_no, frame_base, budget, caches) =
-            (params[0], params[1], params[2], params[3], params[4], params[5]);
+        let (entry, real, slot_no, frame_base, budget, caches, consts) =
+            (params[0], params[1], params[2], params[3], params[4], params[5], params[6]);
         let slot = match self.callee_ctx {
             Some(s) => s,
             None => {
@@ -975,6 +977,7 @@ impl Gen<'_, '_> {
         self.b.ins().store(flags(), slot_no, callee, CTX_SLOT);
         self.b.ins().store(flags(), real, callee, CTX_REAL);
         self.b.ins().store(flags(), caches, callee, CTX_CACHES);
+        self.b.ins().store(flags(), consts, callee, CTX_CONSTS);
         // This activation is now in the call after `pc` (for its frame, if made real).
         let after = self.b.ins().iconst(types::I64, pc as i64 + 1);
         self.b.ins().store(flags(), after, self.ctx, CTX_PC);
@@ -1075,7 +1078,14 @@ impl Gen<'_, '_> {
                         let regs = self.regs();
                         self.b.ins().store(flags(), v, regs, Self::off(dst) + tag::PAYLOAD_OFFSET);
                     }
-                    _ => return self.step(pc),
+                    // A string: an object of the running function's version (code is shared
+                    // between versions), read from its constants.
+                    Some(_) => {
+                        let table = self.b.ins().load(types::I64, flags(), self.ctx, CTX_CONSTS);
+                        let (lo, hi) = self.load_value(table, k as i32 * tag::SIZE);
+                        self.store_value(dst, lo, hi);
+                    }
+                    None => return self.step(pc),
                 }
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);

@@ -19,11 +19,13 @@ pub struct TierSlot {
     pub arity: u32,
     /// The function's inline caches (`Function::caches`).
     pub caches: *const crate::InlineCache,
+    /// The function's constants (`Function::consts`).
+    pub consts: *const crate::Value,
 }
 
 impl Default for TierSlot {
     fn default() -> TierSlot {
-        TierSlot { entry: 0, nregs: 0, arity: 0, caches: std::ptr::null() }
+        TierSlot { entry: 0, nregs: 0, arity: 0, caches: std::ptr::null(), consts: std::ptr::null() }
     }
 }
 
@@ -40,6 +42,7 @@ fn tier_slot(f: &Option<Rc<Function>>) -> TierSlot {
             nregs: f.proto.nregs as u32,
             arity: f.proto.arity as u32,
             caches: f.caches.as_ptr(),
+            consts: f.consts.as_ptr(),
         },
         None => TierSlot::default(),
     }

@@ -31,8 +31,8 @@ pub trait CompiledCode {
     /// Runs the function on the top frame of `vm`, whose registers start at `vm.stack[base]`
     /// (`nregs` of them), from instruction `pc` (0, or a loop head: on-stack replacement).
     /// `caches`: the running function's inline caches (its version's, shared with the
-    /// interpreter).
-    fn run(&self, vm: &mut Vm, caches: &[crate::InlineCache], base: usize, pc: usize) -> Exit;
+    /// interpreter); `consts`: its constants (strings are objects of its version's).
+    fn run(&self, vm: &mut Vm, caches: &[crate::InlineCache], consts: &[Value], base: usize, pc: usize) -> Exit;
     /// Size of the machine code in bytes.
     fn code_size(&self) -> usize;
     /// An opaque nonzero token the tier's own compiled code may use to call this code

@@ -66,7 +66,7 @@ impl Vm {
             self.retired.retain(|(d, _, _)| *d < depth);
         }
         self.tier_depth += 1;
-        let exit = code.run(self, &func.caches, base, pc);
+        let exit = code.run(self, &func.caches, &func.consts, base, pc);
         self.tier_depth -= 1;
         if self.tier_depth == 0 && !self.retired.is_empty() {
             self.retired.clear();

@@ -204,6 +204,9 @@ fn sum(qs, n, k) {{
         s = s + {score};
         p.x = p.x + {step};
     }}
+    for q in qs {{
+        s = s + q.y;
+    }}
     return s;
 }}
 fn main() {{

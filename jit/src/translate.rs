@@ -1151,7 +1151,7 @@ impl Gen<'_, '_> {
                 // The interpreter raises the interrupt: hand over before jumping back.
                 let clear = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
                 self.guard(clear, pc);
-                let t = self.blocks[target as usize];
+                let t = self.loop_entry(target as usize);
                 self.b.ins().jump(t, &[]);
             }
             JumpIfFalse { cond, target } | JumpIfTrue { cond, target } => {
@@ -1185,7 +1185,7 @@ impl Gen<'_, '_> {
                 self.update_point(pc);
                 let clear = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
                 self.guard(clear, pc);
-                let t = self.blocks[target as usize];
+                let t = self.loop_entry(target as usize);
                 self.b.ins().jump(t, &[]);
             }
             UpdateForLoop { base, var, target, .. } => {

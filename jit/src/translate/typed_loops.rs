@@ -25,8 +25,10 @@ use molt_vm::{Instr, Value};
 use super::{Gen, flags};
 use crate::{SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS};
 
-/// One loop: `ForPrep` just before `start`, the body `start..back`, the back-edge at `back`
-/// (a `ForLoop`, or an `UpdateForLoop` followed by its `ForLoop`), `done` after it.
+/// One loop. A counting loop: `ForPrep` just before `start`, the body `start..back`, the
+/// back-edge at `back` (a `ForLoop`, or an `UpdateForLoop` followed by its `ForLoop`), `done`
+/// after it. A loop over a list: `IterNext` at `start` (leaving for `done`), the body after
+/// it, the back-edge (`Loop` or `UpdateLoop` to `start`) at `back`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TypedLoop {
     pub start: usize,
@@ -34,6 +36,7 @@ pub struct TypedLoop {
     pub done: usize,
     pub base: u16,
     pub var: u16,
+    pub over_list: bool,
 }
 
 /// The register an instruction of a typed body writes (`Some(None)`: none), or `None` when
@@ -59,20 +62,37 @@ fn body_write(i: &Instr, consts: &[Value], sqrt: Option<u32>) -> Option<Option<u
     }))
 }
 
-/// The counting loops of `code` whose bodies the typed version handles.
+/// The end of a body starting at `start` the typed version handles: the first instruction
+/// that is not one it handles, or that writes the loop's own state (`base`, `base + 1`).
+fn body_end(code: &[Instr], start: usize, base: u16, consts: &[Value], sqrt: Option<u32>) -> usize {
+    let mut pc = start;
+    while let Some(write) = code.get(pc).and_then(|i| body_write(i, consts, sqrt)) {
+        if write.is_some_and(|d| d == base || d == base + 1) {
+            break;
+        }
+        pc += 1;
+    }
+    pc
+}
+
+/// The loops of `code` whose bodies the typed version handles.
 pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoop> {
     let mut out = Vec::new();
-    for (prep, ins) in code.iter().enumerate() {
-        let Instr::ForPrep { base, var, .. } = *ins else { continue };
-        let start = prep + 1;
-        let mut pc = start;
-        while let Some(write) = code.get(pc).and_then(|i| body_write(i, consts, sqrt)) {
-            // The loop's own state is the back-edge's to write.
-            if write.is_some_and(|d| d == base || d == base + 1) {
-                break;
+    for (at, ins) in code.iter().enumerate() {
+        if let Instr::IterNext { base, var, exit } = *ins {
+            let back = body_end(code, at + 1, base, consts, sqrt);
+            let closes = match code.get(back) {
+                Some(Instr::Loop { target } | Instr::UpdateLoop { target, .. }) => *target as usize == at,
+                _ => false,
+            };
+            if closes && exit as usize == back + 1 && back > at + 1 {
+                out.push(TypedLoop { start: at, back, done: back + 1, base, var, over_list: true });
             }
-            pc += 1;
+            continue;
         }
+        let Instr::ForPrep { base, var, .. } = *ins else { continue };
+        let start = at + 1;
+        let pc = body_end(code, start, base, consts, sqrt);
         let (back, done) = match (code.get(pc), code.get(pc + 1)) {
             (Some(Instr::ForLoop { base: b, var: v, target }), _)
                 if (*b, *v, *target as usize) == (base, var, start) =>
@@ -87,7 +107,7 @@ pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoo
             _ => continue,
         };
         if back > start {
-            out.push(TypedLoop { start, back, done, base, var });
+            out.push(TypedLoop { start, back, done, base, var, over_list: false });
         }
     }
     out
@@ -130,6 +150,10 @@ impl Gen<'_, '_> {
             let mut it = Iteration { known: vec![None; self.nregs], objs: None, quiet: false };
             let mut pc = l.start;
             let mut going = true;
+            if l.over_list {
+                going = self.typed_list_next(&mut it, &l).is_some();
+                pc += 1;
+            }
             while going && pc < l.back {
                 going = self.typed_instr(&mut it, feedback, pc).is_some();
                 pc += 1;
@@ -423,19 +447,61 @@ impl Gen<'_, '_> {
         Some(())
     }
 
-    /// The back-edge: signals (and the fused update point) leave for the general version,
-    /// which hands them to the VM; otherwise the counter steps and the next iteration starts
-    /// typed again (knowing nothing: the frame holds it all).
-    fn typed_back_edge(&mut self, it: &mut Iteration, l: &TypedLoop, entry: Block) {
-        let mut bits = Signals::INTERRUPT | Signals::COLLECT;
-        if matches!(self.code[l.back], Instr::UpdateForLoop { .. }) {
-            bits |= Signals::UPDATE;
-        }
+    /// `IterNext` over a list at the head of a loop over a list: the next item into the
+    /// loop's variable, or the loop is done (anything but a list: the general version).
+    fn typed_list_next(&mut self, it: &mut Iteration, l: &TypedLoop) -> Option<()> {
+        let pc = l.start;
+        let cur = self.int_of(it, pc, l.base + 1)?;
+        let (lo, hi) = match self.known(it, l.base) {
+            Known::Any { lo, hi } => (lo, hi),
+            _ => return self.leave(pc),
+        };
+        let is_obj = self.tag_is(lo, tag::OBJ);
+        self.side_exit_unless(is_obj, pc);
+        let list = self.object_at(it, hi);
+        let otag = self.b.ins().uload8(types::I32, flags(), list, 0);
+        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.list_tag as i64);
+        self.side_exit_unless(is_list, pc);
+        let len = self.b.ins().load(types::I64, flags(), list, self.heap.list_len_offset);
+        // Unsigned: a negative position is past the end too (as the interpreter's `get`).
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, cur, len);
+        let item = self.b.create_block();
+        let done = self.blocks[l.done];
+        self.b.ins().brif(more, item, &[], done, &[]);
+        self.b.switch_to_block(item);
+        let items = self.b.ins().load(types::I64, flags(), list, self.heap.list_ptr_offset);
+        let at = self.b.ins().ishl_imm_u(cur, 4); // * tag::SIZE
+        let at = self.b.ins().iadd(items, at);
+        let (vlo, vhi) = self.load_value(at, 0);
+        self.set(it, l.var, Known::Any { lo: vlo, hi: vhi });
+        let nxt = self.b.ins().iadd_imm_s(cur, 1);
+        self.set(it, l.base + 1, Known::Int(nxt));
+        Some(())
+    }
+
+    /// Continues when no signal in `bits` is up; otherwise the general version of the
+    /// instruction at `pc` (a back-edge) hands them to the VM.
+    fn typed_signals_clear(&mut self, bits: u32, pc: usize) {
         let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
         let word = self.b.ins().atomic_load(types::I32, flags(), signals);
         let set = self.b.ins().band_imm_u(word, bits as i64);
         let clear = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
-        self.side_exit_unless(clear, l.back);
+        self.side_exit_unless(clear, pc);
+    }
+
+    /// The back-edge: signals (and the fused update point) leave for the general version,
+    /// which hands them to the VM; otherwise the counter steps (a counting loop) and the
+    /// next iteration starts typed again (knowing nothing: the frame holds it all).
+    fn typed_back_edge(&mut self, it: &mut Iteration, l: &TypedLoop, entry: Block) {
+        let mut bits = Signals::INTERRUPT | Signals::COLLECT;
+        if matches!(self.code[l.back], Instr::UpdateForLoop { .. } | Instr::UpdateLoop { .. }) {
+            bits |= Signals::UPDATE;
+        }
+        self.typed_signals_clear(bits, l.back);
+        if l.over_list {
+            self.b.ins().jump(entry, &[]);
+            return;
+        }
         let Some(cur) = self.int_of(it, l.back, l.base + 1) else { return };
         let Some(end) = self.int_of(it, l.back, l.base) else { return };
         // cur < end, so cur + 1 cannot overflow.

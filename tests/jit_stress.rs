@@ -314,3 +314,58 @@ fn code_of_dead_versions_is_freed() {
     // not everything ever compiled.
     assert!(r.code_bytes * 5 < r.code_compiled, "{} bytes live of {} compiled", r.code_bytes, r.code_compiled);
 }
+
+/// A program whose hot loop calls small methods of `P` (inlined once the tier compiles the
+/// loop): `decl` declares P's fields, `methods` its methods; `call` is what the loop sums.
+fn methods_program(decl: &str, methods: &str, call: &str) -> &'static str {
+    let src = format!(
+        "
+type P {{
+    {decl}
+    {methods}
+}}
+fn sum(ps, n) {{
+    let s = 0;
+    for i in 0..n {{
+        let p = ps[i % 3];
+        s += {call};
+    }}
+    return s;
+}}
+fn main() {{
+    let ps = [P {{ x: 1, y: 2 }}, P {{ x: 3, y: 4 }}, P {{ x: 5, y: 6 }}];
+    let total = 0;
+    for round in 0..300 {{
+        total += sum(ps, 400);
+        update;
+    }}
+    print(version(), total, ps[1]);
+}}
+"
+    );
+    Box::leak(src.into_boxed_str())
+}
+
+#[test]
+fn updates_change_and_remove_inlined_methods() {
+    // The methods change body, the layout changes (a new type slot), a method is removed
+    // (old code still calls it: its last version runs) and comes back, eager and lazy.
+    let (get, bump) = ("fn get() { return self.x; }", "fn bump() { self.x = self.y; return self; }");
+    let v1 = methods_program("x, y,", &format!("{get} {bump}"), "p.bump().get()");
+    let body = methods_program(
+        "x, y,",
+        "fn get() { return self.y; } fn bump() { self.y = self.x; return self; }",
+        "p.bump().get()",
+    );
+    let layout = methods_program(
+        "y, x, z = 0,",
+        "fn get() { return self.z; } fn bump() { self.z = self.x; return self; }",
+        "p.bump().get()",
+    );
+    let removed = methods_program("x, y,", bump, "p.bump().x");
+    for mode in [TransformMode::Eager, TransformMode::Lazy] {
+        let r = same_three_ways_in(v1, vec![body, layout, v1, removed], 299, mode);
+        assert_eq!(r.applied, 299);
+        assert!(r.out.starts_with("300 "), "{}", r.out);
+    }
+}

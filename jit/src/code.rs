@@ -154,7 +154,7 @@ impl Jit {
         };
         let target = module.target_config();
         let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };
-        translate::build(&mut ctx.func, &mut self.fctx, proto, consts, feedback, target, runtime)?;
+        let inlined = translate::build(&mut ctx.func, &mut self.fctx, proto, consts, feedback, target, runtime)?;
         // MOLT_JIT_DISASM=1 (a tool for working on the tier): each function's machine code.
         let disasm = std::env::var_os("MOLT_JIT_DISASM").is_some();
         ctx.set_disasm(disasm);
@@ -183,6 +183,7 @@ impl Jit {
             ncode: proto.code.len(),
             nconsts: consts.len(),
             size,
+            _inlined: inlined,
             _module: code,
         })
     }

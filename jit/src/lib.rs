@@ -373,6 +373,8 @@ pub(crate) struct Compiled {
     size: usize,
     /// Keeps the machine code's module alive.
     _module: Rc<code::CodeModule>,
+    /// The functions its code inlined (their allocations: see `translate::inline`).
+    _inlined: translate::Inlined,
 }
 
 impl CompiledCode for Compiled {

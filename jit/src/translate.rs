@@ -19,12 +19,14 @@ use molt_vm::{InlineCache, Instr, OperandKind, Proto, Value};
 
 use crate::int_loops::{self, IntLoop};
 
+mod inline;
 mod typed_loops;
 use crate::{
     CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_CONSTS, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET,
     CTX_SHARED, CTX_SLOT, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS,
     SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
+pub(crate) use inline::Inlined;
 use typed_loops::TypedLoop;
 
 /// Registers are 16 bytes (shifts by 4 below rely on it).
@@ -109,6 +111,10 @@ struct Gen<'a, 'b> {
     int_loops: Vec<(IntLoop, Block)>,
     /// Counting loops compiled a second time, typed (`typed_loops`), with their entry.
     typed_loops: Vec<(TypedLoop, Block)>,
+    /// What the interpreter saw of the function (see `tier::Feedback`).
+    feedback: Feedback<'a>,
+    /// The methods inlined (see `inline`).
+    inlined: Inlined,
 }
 
 fn flags() -> MemFlagsData {
@@ -927,6 +933,14 @@ impl Gen<'_, '_> {
     /// `CallMethod` on a record whose method the inline cache holds: called directly as
     /// `call_func` does (the receiver is argument 0); anything else goes to the VM.
     fn call_method(&mut self, pc: usize, dst: u16, base: u16, argc: u16, name: u32) {
+        if let Some(m) = inline::candidate(self.feedback, pc, argc) {
+            if std::env::var_os("MOLT_JIT_REPORT").is_some() {
+                eprintln!("jit: inlined {} at instruction {pc}", m.func.proto.name);
+            }
+            let (general, next) = (self.b.create_block(), self.next(pc));
+            self.inline_method(dst, base, &m, general, next);
+            self.b.switch_to_block(general);
+        }
         let step = self.step_block(pc);
         let (slow, direct) = (self.b.create_block(), self.direct_block());
         self.b.set_cold_block(slow);
@@ -1261,7 +1275,7 @@ pub fn build(
     feedback: Feedback,
     config: TargetFrontendConfig,
     runtime: Runtime,
-) -> Result<(), String> {
+) -> Result<Inlined, String> {
     let Runtime { helpers, heap, intrinsics } = runtime;
     if proto.code.is_empty() {
         return Err("empty function".into());
@@ -1302,6 +1316,8 @@ pub fn build(
         intrinsics,
         int_loops: Vec::new(),
         typed_loops: Vec::new(),
+        feedback,
+        inlined: Vec::new(),
     };
     for l in int_loops::find(&proto.code) {
         let check = g.b.create_block();
@@ -1331,7 +1347,8 @@ pub fn build(
     g.finish_typed_loops(feedback);
     g.finish_slow_paths();
     g.finish_dispatch();
+    let inlined = std::mem::take(&mut g.inlined);
     b.seal_all_blocks();
     b.finalize(config);
-    Ok(())
+    Ok(inlined)
 }

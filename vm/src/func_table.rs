@@ -21,11 +21,20 @@ pub struct TierSlot {
     pub caches: *const crate::InlineCache,
     /// The function's constants (`Function::consts`).
     pub consts: *const crate::Value,
+    /// The function itself (`Rc::as_ptr`): what code that inlined it checks it still calls.
+    pub func: *const Function,
 }
 
 impl Default for TierSlot {
     fn default() -> TierSlot {
-        TierSlot { entry: 0, nregs: 0, arity: 0, caches: std::ptr::null(), consts: std::ptr::null() }
+        TierSlot {
+            entry: 0,
+            nregs: 0,
+            arity: 0,
+            caches: std::ptr::null(),
+            consts: std::ptr::null(),
+            func: std::ptr::null(),
+        }
     }
 }
 
@@ -43,6 +52,7 @@ fn tier_slot(f: &Option<Rc<Function>>) -> TierSlot {
             arity: f.proto.arity as u32,
             caches: f.caches.as_ptr(),
             consts: f.consts.as_ptr(),
+            func: Rc::as_ptr(f),
         },
         None => TierSlot::default(),
     }

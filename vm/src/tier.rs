@@ -51,6 +51,8 @@ pub trait CompiledCode {
 pub struct Feedback<'a> {
     pub caches: &'a [crate::InlineCache],
     pub floats: &'a [std::cell::Cell<bool>],
+    /// The function table as it is now (by slot), for the methods a call site met.
+    pub funcs: &'a [Option<std::rc::Rc<crate::Function>>],
 }
 
 impl Feedback<'_> {
@@ -58,6 +60,11 @@ impl Feedback<'_> {
     pub fn field(&self, pc: usize) -> Option<(u32, u32)> {
         let (key, value) = self.caches.get(pc)?.get();
         (key != 0).then(|| (key - 1, value))
+    }
+
+    /// The function now in table slot `slot`.
+    pub fn function(&self, slot: u32) -> Option<&std::rc::Rc<crate::Function>> {
+        self.funcs.get(slot as usize)?.as_ref()
     }
 
     /// Whether the instruction at `pc` met a float.

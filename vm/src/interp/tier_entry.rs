@@ -43,7 +43,7 @@ impl Vm {
             if !due {
                 return None;
             }
-            let feedback = crate::tier::Feedback { caches: &func.caches, floats: &func.floats };
+            let feedback = crate::tier::Feedback { caches: &func.caches, floats: &func.floats, funcs: &self.funcs };
             let compiled =
                 self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts, &self.natives, feedback));
             func.tier_entry.set(compiled.as_ref().map_or(0, |c| c.direct_entry()));

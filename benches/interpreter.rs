@@ -47,7 +47,11 @@ fn run(program: &molt::Program, size: &str, jit: Option<&Rc<RefCell<molt_jit::Ji
     let mut vm = molt::new_vm();
     if let Some(jit) = jit {
         vm.jit = Some(Box::new(SharedJit(jit.clone())));
-        vm.jit_mode = JitMode::Always;
+        // The default mode: functions compile once hot, specialised on what the interpreter
+        // saw (typed loops, inlined methods). The first iteration compiles; later ones get
+        // that code back from the shared compiler (by content), as a long-running program
+        // would keep it.
+        vm.set_jit_mode(JitMode::On);
     }
     vm.out = Box::new(std::io::sink());
     vm.args = vec![size.to_string()];

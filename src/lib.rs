@@ -199,8 +199,7 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
         match molt_jit::Jit::new() {
             Ok(jit) => {
                 vm.jit = Some(Box::new(jit));
-                vm.jit_mode = opts.jit;
-                vm.signals.set_tier(opts.jit == molt_vm::tier::JitMode::On);
+                vm.set_jit_mode(opts.jit);
             }
             Err(e) if opts.jit_asked => report!("warning: the JIT is not available here ({e}); running interpreted"),
             Err(_) => {}

@@ -68,7 +68,7 @@ fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode, mo
     vm.out = Box::new(out.clone());
     if jit != JitMode::Off {
         vm.jit = Some(Box::new(molt_jit::Jit::new().expect("a JIT for this machine")));
-        vm.jit_mode = jit;
+        vm.set_jit_mode(jit);
     }
     vm.set_update_source(Box::new(Alternate { sources: updates, next: 0, count }));
     let error = vm.run_program(&compile(v1, 1)).err().map(|e| e.to_string());
@@ -103,6 +103,7 @@ fn same_three_ways_in(v1: &'static str, updates: Vec<&'static str>, count: usize
     assert_eq!(always.out, on.out, "output differs with the tier on");
     assert_eq!(always.error, on.error, "errors differ with the tier on");
     assert_eq!(always.applied, on.applied, "applied updates differ with the tier on");
+    assert!(on.compiled > 0, "nothing got hot enough to compile with the tier on");
     on
 }
 
@@ -213,7 +214,7 @@ fn main() {{
     for i in 0..50 {{ ps.push(P {{ x: i, y: i * 2 }}); }}
     let total = 0;
     for round in 0..400 {{
-        total += sum(ps, 300, len(ps));
+        total += sum(ps, 1500, len(ps)); // past the tier's threshold in every version
         update;
     }}
     print(version(), total, ps[3]);
@@ -336,7 +337,7 @@ fn main() {{
     let ps = [P {{ x: 1, y: 2 }}, P {{ x: 3, y: 4 }}, P {{ x: 5, y: 6 }}];
     let total = 0;
     for round in 0..300 {{
-        total += sum(ps, 400);
+        total += sum(ps, 1500); // past the tier's threshold in every version
         update;
     }}
     print(version(), total, ps[1]);

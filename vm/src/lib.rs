@@ -188,6 +188,7 @@ pub struct Vm {
     pub signals: Arc<signals::Signals>,
     /// The compiled tier, if one is installed, and when it compiles.
     pub jit: Option<Box<dyn tier::TierCompiler>>,
+    /// Set with `set_jit_mode`.
     pub jit_mode: tier::JitMode,
     /// Compiled activations running now (see `tier::MAX_TIER_DEPTH`).
     pub(crate) tier_depth: u32,
@@ -252,6 +253,13 @@ impl Vm {
             dsu: Default::default(),
             lazy_slots: Vec::new(),
         }
+    }
+
+    /// When the installed tier compiles (`jit_mode`), with the signal that lets hot loops
+    /// move into compiled code when it is `On` (setting the field alone leaves that off).
+    pub fn set_jit_mode(&mut self, mode: tier::JitMode) {
+        self.jit_mode = mode;
+        self.signals.set_tier(mode == tier::JitMode::On);
     }
 
     pub fn intern(&mut self, name: &str) -> u32 {

@@ -370,3 +370,40 @@ fn updates_change_and_remove_inlined_methods() {
         assert!(r.out.starts_with("300 "), "{}", r.out);
     }
 }
+
+/// A hot loop calling `pick`, a function that is all quick returns (inlined at the call site
+/// once the loop compiles); versions change its body, remove it and bring it back.
+fn pick_program(pick: &str) -> &'static str {
+    let src = format!(
+        "
+{pick}
+fn sum(n) {{
+    let s = 0;
+    for i in 0..n {{
+        s = s + pick(i % 10);
+    }}
+    return s;
+}}
+fn main() {{
+    let total = 0;
+    for round in 0..200 {{
+        total += sum(1500); // past the tier's threshold in every version
+        update;
+    }}
+    print(version(), total);
+}}
+"
+    );
+    Box::leak(src.into_boxed_str())
+}
+
+#[test]
+fn updates_change_functions_whose_quick_returns_are_inlined() {
+    let v1 = pick_program("fn pick(i) { if i < 5 { return 1; } return 2; }");
+    let v2 = pick_program("fn pick(i) { if i < 3 { return 10; } if i > 8 { return i * 3; } return 0; }");
+    // No quick return: every call goes to the function (which the inlined guard must see).
+    let v3 = pick_program("fn pick(i) { let l = [i]; return len(l); }");
+    let r = same_three_ways_in(v1, vec![v2, v3, v1], 199, TransformMode::Eager);
+    assert_eq!(r.applied, 199);
+    assert!(r.out.starts_with("200 "), "{}", r.out);
+}

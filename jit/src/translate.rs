@@ -19,6 +19,7 @@ use molt_vm::{InlineCache, Instr, OperandKind, Proto, Value};
 
 use crate::int_loops::{self, IntLoop};
 
+mod call_prefix;
 mod inline;
 mod typed_loops;
 use crate::{
@@ -914,6 +915,14 @@ impl Gen<'_, '_> {
     /// (then called directly too, with a real frame) or runs it to completion.
     fn call_func(&mut self, pc: usize, dst: u16, f: u32, base: u16, argc: u16) {
         let next = self.next(pc);
+        if let Some(callee) = call_prefix::candidate(self.feedback, f, argc) {
+            if std::env::var_os("MOLT_JIT_REPORT").is_some() {
+                eprintln!("jit: quick returns of {} inlined at instruction {pc}", callee.proto.name);
+            }
+            let general = self.b.create_block();
+            self.inline_prefix(dst, base, f, &callee, general, next);
+            self.b.switch_to_block(general);
+        }
         let (slow, direct) = (self.b.create_block(), self.direct_block());
         let slot = self.b.ins().iconst(types::I64, f as i64);
         self.direct_call_checks(slot, argc, base, direct, slow);

@@ -45,15 +45,15 @@ struct Ctx {
     /// What every activation of this chain shares.
     shared: *mut Shared,
     base: usize,
-    /// Where to start: 0, or a loop head (on-stack replacement).
-    entry: usize,
     /// Direct calls still allowed below this activation (see `MAX_DIRECT_DEPTH`).
     budget: usize,
     /// The caller's ctx (null for the chain's root).
     parent: *mut Ctx,
     /// The function slot a virtual frame runs.
     slot: usize,
-    /// While this activation is in a direct call: the pc after the call instruction.
+    /// On entry: where to start (0, or a loop head: on-stack replacement). While this
+    /// activation is in a direct call: the pc after the call instruction. (One field: a
+    /// direct call writes one zero.)
     pc: usize,
     /// Absolute stack index of the register the result goes to.
     ret: usize,
@@ -64,19 +64,18 @@ struct Ctx {
     /// Its function's constants (strings: objects of that function's version).
     consts: *const Value,
 }
-pub(crate) const CTX_REGS: i32 = 0;
-pub(crate) const CTX_SHARED: i32 = 8;
-pub(crate) const CTX_BASE: i32 = 16;
-pub(crate) const CTX_ENTRY: i32 = 24;
-pub(crate) const CTX_BUDGET: i32 = 32;
-pub(crate) const CTX_PARENT: i32 = 40;
-pub(crate) const CTX_SLOT: i32 = 48;
-pub(crate) const CTX_PC: i32 = 56;
-pub(crate) const CTX_RET: i32 = 64;
-pub(crate) const CTX_REAL: i32 = 72;
-pub(crate) const CTX_CACHES: i32 = 80;
-pub(crate) const CTX_CONSTS: i32 = 88;
-pub(crate) const CTX_SIZE: u32 = 96;
+pub(crate) const CTX_REGS: i32 = std::mem::offset_of!(Ctx, regs) as i32;
+pub(crate) const CTX_SHARED: i32 = std::mem::offset_of!(Ctx, shared) as i32;
+pub(crate) const CTX_BASE: i32 = std::mem::offset_of!(Ctx, base) as i32;
+pub(crate) const CTX_BUDGET: i32 = std::mem::offset_of!(Ctx, budget) as i32;
+pub(crate) const CTX_PARENT: i32 = std::mem::offset_of!(Ctx, parent) as i32;
+pub(crate) const CTX_SLOT: i32 = std::mem::offset_of!(Ctx, slot) as i32;
+pub(crate) const CTX_PC: i32 = std::mem::offset_of!(Ctx, pc) as i32;
+pub(crate) const CTX_RET: i32 = std::mem::offset_of!(Ctx, ret) as i32;
+pub(crate) const CTX_REAL: i32 = std::mem::offset_of!(Ctx, real) as i32;
+pub(crate) const CTX_CACHES: i32 = std::mem::offset_of!(Ctx, caches) as i32;
+pub(crate) const CTX_CONSTS: i32 = std::mem::offset_of!(Ctx, consts) as i32;
+pub(crate) const CTX_SIZE: u32 = std::mem::size_of::<Ctx>() as u32;
 
 /// The part of the ctx every activation of one `Compiled::run` shares: the VM and pointers
 /// into it, refreshed after every helper (so a direct call copies one pointer, not these).
@@ -401,11 +400,10 @@ impl CompiledCode for Compiled {
             regs,
             shared: &mut shared,
             base,
-            entry,
             budget,
             parent: std::ptr::null_mut(),
             slot: 0,
-            pc: 0,
+            pc: entry,
             ret: 0,
             real: 1,
             caches: caches.as_ptr(),

@@ -23,9 +23,9 @@ mod call_prefix;
 mod inline;
 mod typed_loops;
 use crate::{
-    CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_CONSTS, CTX_ENTRY, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET,
-    CTX_SHARED, CTX_SLOT, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS,
-    SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
+    CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_CONSTS, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SHARED,
+    CTX_SLOT, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout, SHARED_GLOBALS, SHARED_HEAP_OBJS,
+    SHARED_HEAP_SLOW, SHARED_SIGNALS, SHARED_STACK_LEN, SHARED_TIER_SLOTS, STEP_ERROR,
 };
 pub(crate) use inline::Inlined;
 use typed_loops::TypedLoop;
@@ -992,7 +992,6 @@ impl Gen<'_, '_> {
         let ret = self.b.ins().iadd_imm_s(frame_base, dst as i64);
         self.b.ins().store(flags(), ret, callee, CTX_RET);
         let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.ins().store(flags(), zero, callee, CTX_ENTRY);
         self.b.ins().store(flags(), zero, callee, CTX_PC);
         let budget = self.b.ins().iadd_imm_s(budget, -1);
         self.b.ins().store(flags(), budget, callee, CTX_BUDGET);
@@ -1020,7 +1019,10 @@ impl Gen<'_, '_> {
             self.b.create_block(),
             self.b.create_block(),
         );
-        let is_value = self.b.ins().icmp_imm_u(IntCC::Equal, kind, EXIT_RETURNED as i64);
+        // Kind 0 (a value) is a code below 2^32; offsets are far below 2^31, so one compare
+        // with an immediate tells.
+        const _: () = assert!(EXIT_RETURNED == 0);
+        let is_value = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, code, 1 << 31);
         self.b.ins().brif(is_value, returned, &[], other, &[]);
         self.b.switch_to_block(other);
         let is_nil = self.b.ins().icmp_imm_u(IntCC::Equal, kind, EXIT_RETURNED_NIL as i64);
@@ -1342,7 +1344,7 @@ pub fn build(
         }
     }
     // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
-    let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_ENTRY);
+    let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_PC);
     let at_start = g.b.ins().icmp_imm_u(IntCC::Equal, entry_pc, 0);
     let dispatch = g.dispatch_block();
     let first_block = g.blocks[0];

@@ -147,7 +147,9 @@ impl Gen<'_, '_> {
         use Instr::*;
         let word = |g: &mut Self, v: i64| g.b.ins().iconst(types::I64, v);
         while let Some(&ins) = f.proto.code.get(pc) {
-            if *left == 0 || !followed(&ins, &f.consts) {
+            // A path that can no longer return quickly makes the call now (not after more
+            // work that the callee will redo).
+            if *left == 0 || !reaches_return(f, pc, *left) {
                 break;
             }
             *left -= 1;

@@ -407,3 +407,43 @@ fn updates_change_functions_whose_quick_returns_are_inlined() {
     assert_eq!(r.applied, 199);
     assert!(r.out.starts_with("200 "), "{}", r.out);
 }
+
+/// `pad` is too long to compile (over 1,000 instructions), so it fills the frame stack in
+/// the interpreter; then `rec` (compiled) reaches the bottom, where `call` is one call too
+/// many, or not, depending on `n`. An inlined call (a quick return, a small method) makes no
+/// frame, but must fail exactly where the interpreter's call fails.
+fn limit_program(call: &str, n: usize) -> &'static str {
+    let dead: String = (0..1000).map(|i| format!("        print({i});\n")).collect();
+    let src = format!(
+        "
+type T {{ v, fn get() {{ return self.v; }} }}
+let t = T {{ v: 3 }};
+fn leaf(x) {{ if x < 5 {{ return x; }} return x; }}
+fn rec(n) {{ if n < 1 {{ return {call}; }} return 1 + rec(n - 1); }}
+fn pad(n, k) {{
+    if n < 1 {{ return rec(k); }}
+    if n < 0 {{
+{dead}    }}
+    return 1 + pad(n - 1, k);
+}}
+fn main() {{
+    for i in 0..300 {{ rec(10); }}
+    print(pad({n}, 10));
+}}
+"
+    );
+    Box::leak(src.into_boxed_str())
+}
+
+#[test]
+fn inlined_calls_fail_at_the_frame_limit_as_calls_do() {
+    for call in ["leaf(3)", "t.get()"] {
+        let mut overflowed = 0;
+        for n in 99_980..99_992 {
+            let r = same_three_ways_in(limit_program(call, n), vec![], 0, TransformMode::Eager);
+            overflowed += r.error.is_some_and(|e| e.contains("stack overflow")) as usize;
+        }
+        // The range straddles the limit.
+        assert!((1..12).contains(&overflowed), "{call}: {overflowed} of 12 overflowed");
+    }
+}

@@ -878,6 +878,22 @@ impl Gen<'_, '_> {
         self.b.ins().brif(deeper, direct, &args, slow, &[]);
     }
 
+    /// For a call made inline (no frame): continues when the interpreter's call would not
+    /// have failed for room, else in `otherwise` (the general call, which raises the error):
+    /// a frame is left under the frame limit (the direct-call budget says so), and the
+    /// callee's `nregs` registers at `base` fit without growing the stack (so the register
+    /// limit cannot be met).
+    fn room_for_call(&mut self, base: u16, nregs: u32, otherwise: Block) {
+        let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
+        let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
+        self.continue_if(deeper, otherwise);
+        let frame_base = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BASE);
+        let top = self.b.ins().iadd_imm_s(frame_base, base as i64 + nregs as i64);
+        let stack_len = self.b.ins().load(types::I64, flags(), self.shared, SHARED_STACK_LEN);
+        let fits = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
+        self.continue_if(fits, otherwise);
+    }
+
     /// Continues in a new block when `cond` holds, else in `otherwise`.
     fn continue_if(&mut self, cond: ir::Value, otherwise: Block) {
         let ok = self.b.create_block();

@@ -8,7 +8,9 @@
 //! prefix computes is written anywhere before it returns, so starting over is always right.
 //!
 //! Guarded by the callee's identity in its table slot (an update that changes the function
-//! replaces it there), as inlined methods are (the compiled code keeps a `Weak` to it).
+//! replaces it there), as inlined methods are (the compiled code keeps a `Weak` to it), and
+//! by room for the call the interpreter would have made: at the frame limit, or where the
+//! callee's registers would grow the stack, the call is made (and raises what it raises).
 
 use std::rc::Rc;
 
@@ -100,9 +102,8 @@ impl Gen<'_, '_> {
         let ts = self.b.ins().iadd_imm_s(slots, at);
         let func = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, func) as i32);
         let same = self.b.ins().icmp_imm_u(IntCC::Equal, func, Rc::as_ptr(f) as i64);
-        let start = self.b.create_block();
-        self.b.ins().brif(same, start, &[], general, &[]);
-        self.b.switch_to_block(start);
+        self.continue_if(same, general);
+        self.room_for_call(base, f.proto.nregs as u32, general);
         let regs = self.regs();
         let mut state: Vec<Option<Reg>> = vec![None; f.proto.nregs as usize];
         for (i, r) in state.iter_mut().enumerate().take(f.proto.arity as usize) {

@@ -5,8 +5,9 @@
 //! SSA values only (nothing can look at them: no helper runs, no error can happen).
 //!
 //! The inlined code is guarded: the receiver must be a record of the type the cache met, the
-//! heap must need no VM attention, and the method's table slot must still hold the function
-//! that was inlined (an update that changes or removes the method replaces it there). Every
+//! heap must need no VM attention, the method's table slot must still hold the function
+//! that was inlined (an update that changes or removes the method replaces it there), and
+//! the interpreter's call would have had room (the frame limit, the register stack). Every
 //! guard comes before any effect, and a failed one makes the call as the general code does.
 //! Machine code is shared by content between versions, so it keeps the inlined function's
 //! allocation (a `Weak`) for that identity check to stay sound.
@@ -119,6 +120,7 @@ impl Gen<'_, '_> {
         let func = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, func) as i32);
         let same = self.b.ins().icmp_imm_u(IntCC::Equal, func, Rc::as_ptr(&m.func) as i64);
         exit_unless(self, same);
+        self.room_for_call(base, m.func.proto.nregs as u32, general);
         let fields = self.b.ins().load(types::I64, flags(), obj, self.heap.fields_offset);
         // The method's registers: `self` and the arguments, then what it writes.
         let f = &m.func;

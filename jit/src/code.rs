@@ -230,7 +230,7 @@ impl CompiledCode for SharedCode {
 }
 
 /// What compiled code depends on: the linked instructions, the constants (ints and floats are
-/// built into the code) and the register count.
+/// built into the code) and the register count; `Jit::compile` adds the functions it inlines.
 fn content_key(proto: &Proto, consts: &[Value]) -> Vec<u8> {
     let mut key = Vec::with_capacity(proto.code.len() * 8 + consts.len() * 9 + 2);
     key.extend_from_slice(&proto.nregs.to_le_bytes());
@@ -261,7 +261,10 @@ impl TierCompiler for Jit {
         natives: &[NativeDef],
         feedback: Feedback,
     ) -> Option<Box<dyn CompiledCode>> {
-        let key = content_key(proto, consts);
+        let mut key = content_key(proto, consts);
+        for f in translate::inlined_identities(proto, feedback) {
+            key.extend_from_slice(&f.to_le_bytes());
+        }
         if let Some(code) = self.by_content.get(&key).and_then(Weak::upgrade) {
             return Some(Box::new(SharedCode(code)));
         }

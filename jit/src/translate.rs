@@ -10,6 +10,8 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{self, Block, FuncRef, InstBuilder, JumpTableData, MemFlagsData, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
+use std::rc::Rc;
+
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use molt_vm::func_table::TierSlot;
 use molt_vm::signals::Signals;
@@ -1276,6 +1278,22 @@ impl Gen<'_, '_> {
             _ => self.step(pc),
         }
     }
+}
+
+/// The functions `build` would inline into `proto` given `feedback` (by address): compiled
+/// code that inlines a function is guarded by that function's identity, so it can be shared
+/// only with functions that would inline the same ones (`code::content_key`).
+pub(crate) fn inlined_identities(proto: &Proto, feedback: Feedback) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (pc, ins) in proto.code.iter().enumerate() {
+        let f = match *ins {
+            Instr::CallFunc { f, argc, .. } => call_prefix::candidate(feedback, f, argc).map(|c| Rc::as_ptr(&c)),
+            Instr::CallMethod { argc, .. } => inline::candidate(feedback, pc, argc).map(|m| Rc::as_ptr(&m.func)),
+            _ => None,
+        };
+        out.extend(f.map(|f| f as usize));
+    }
+    out
 }
 
 /// Per pc, whether an instruction jumps there.

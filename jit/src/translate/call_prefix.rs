@@ -103,7 +103,6 @@ impl Gen<'_, '_> {
         let func = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, func) as i32);
         let same = self.b.ins().icmp_imm_u(IntCC::Equal, func, Rc::as_ptr(f) as i64);
         self.continue_if(same, general);
-        self.room_for_call(base, f.proto.nregs as u32, general);
         let regs = self.regs();
         let mut state: Vec<Option<Reg>> = vec![None; f.proto.nregs as usize];
         for (i, r) in state.iter_mut().enumerate().take(f.proto.arity as usize) {
@@ -111,7 +110,7 @@ impl Gen<'_, '_> {
             *r = Some(Reg::Words(lo, hi));
         }
         let mut left = MAX_PREFIX;
-        self.prefix_path(f, 0, state, &mut left, dst, general, next);
+        self.prefix_path(f, 0, state, &mut left, (dst, base), general, next);
         self.inlined.push(Rc::downgrade(f));
     }
 
@@ -141,7 +140,7 @@ impl Gen<'_, '_> {
         mut pc: usize,
         mut state: Vec<Option<Reg>>,
         left: &mut usize,
-        dst: u16,
+        (dst, base): (u16, u16),
         general: Block,
         next: Block,
     ) {
@@ -166,11 +165,14 @@ impl Gen<'_, '_> {
                         Some(Reg::Words(lo, hi)) => (lo, hi),
                         None => break,
                     };
+                    // Only a path that returns here needs it: the others make the call.
+                    self.room_for_call(base, f.proto.nregs as u32, general);
                     self.store_value(dst, lo, hi);
                     self.b.ins().jump(next, &[]);
                     return;
                 }
                 ReturnNil {} => {
+                    self.room_for_call(base, f.proto.nregs as u32, general);
                     let (lo, hi) = (word(self, tag::NIL as i64), word(self, 0));
                     self.store_value(dst, lo, hi);
                     self.b.ins().jump(next, &[]);
@@ -238,7 +240,7 @@ impl Gen<'_, '_> {
                     let (on, off) = (self.b.create_block(), self.b.create_block());
                     self.b.ins().brif(holds, on, &[], off, &[]);
                     self.b.switch_to_block(off);
-                    self.prefix_path(f, target as usize, state.clone(), left, dst, general, next);
+                    self.prefix_path(f, target as usize, state.clone(), left, (dst, base), general, next);
                     self.b.switch_to_block(on);
                 }
                 _ => break,

@@ -425,3 +425,31 @@ fn reload_leaves_out_prompt_functions_the_file_no_longer_fits() {
     r.prompt();
     r.quit();
 }
+
+/// An update that waits (strict: the running `main` has no matching update point in the new
+/// version) when the program is stopped is applied then; with `:trace on` its `requested`
+/// line is shown once, when the program took it (it was shown again when the stopped
+/// program's session asked for it anew).
+#[test]
+fn an_update_waiting_when_the_program_stops_is_traced_once() {
+    const V1: &str = "fn main() {\n    while true {\n        let s = 0;\n        for i in 0..300000 { s += i; }\n        update \"a\";\n    }\n}\n";
+    let dir = scratch("waiting");
+    std::fs::write(dir.join("w.molt"), V1).unwrap();
+    let mut r = Repl::start(&dir, &["w.molt"]);
+    r.prompt();
+    r.line(":trace on");
+    r.expect("trace on");
+    r.prompt();
+    r.line(":run");
+    r.expect("[main is running in the background");
+    std::fs::write(dir.join("w.molt"), V1.replace("\"a\"", "\"b\"")).unwrap();
+    r.line(":reload");
+    r.expect("[update requested (version 1 -> 2)");
+    r.expect("[update waiting (version 1 -> 2)");
+    r.line(":stop");
+    r.expect("[main stopped]");
+    let between = r.expect("[update applied (version 1 -> 2)");
+    assert!(!between.contains("update requested"), "requested shown again: {between}");
+    r.prompt();
+    r.quit();
+}

@@ -40,6 +40,9 @@ pub struct Shared {
     pub running: AtomicBool,
     /// `:trace on`: every update event is shown, not only outcomes.
     pub trace: AtomicBool,
+    /// While the VM thread asks again for an update that was waiting when the program
+    /// stopped (`settle`): its `requested` was already shown.
+    pub asking_again: AtomicBool,
     /// The VM's signal word: Ctrl-C and `:stop` raise its interrupt; a version sent while
     /// `main` runs raises its update signal.
     pub signals: Arc<Signals>,
@@ -147,6 +150,7 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
         out: Out::new(printer),
         running: AtomicBool::new(false),
         trace: AtomicBool::new(false),
+        asking_again: AtomicBool::new(false),
         signals: Arc::new(Signals::new()),
         applies_sent: std::sync::atomic::AtomicUsize::new(0),
         names,

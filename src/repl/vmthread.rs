@@ -166,6 +166,9 @@ fn on_event(shared: &Shared, e: &UpdateEvent) {
         return; // the REPL re-requests a pending update itself (see `settle`)
     }
     let outcome = matches!(e.kind, EventKind::Applied | EventKind::Rejected | EventKind::RolledBack);
+    if !outcome && shared.asking_again.load(Ordering::SeqCst) {
+        return; // its `requested` (and `waiting`) lines were shown when the program took it
+    }
     let mut s = shared.session.lock().unwrap_or_else(|p| p.into_inner());
     // An evaluation while the program runs is an update too; its success shows as its output.
     let quiet = e.kind == EventKind::Applied && s.in_flight.as_ref().is_some_and(|p| p.what.starts_with("evaluation"));
@@ -278,7 +281,9 @@ fn settle(shared: &Shared, vm: &mut Vm, rx: &Receiver<Req>, deferred: &Deferred)
     let waiting =
         shared.session.lock().unwrap_or_else(|p| p.into_inner()).in_flight.as_ref().map(|p| p.program.clone());
     if let Some(program) = waiting {
+        shared.asking_again.store(true, Ordering::SeqCst);
         vm.request_update(program);
+        shared.asking_again.store(false, Ordering::SeqCst);
     }
 }
 

@@ -152,7 +152,7 @@ impl Vm {
                 self.dsu.updating = false;
                 free_later(std::mem::take(&mut self.dsu.undo));
                 self.dsu.init_journal = WriteGuard::Off;
-                self.commit_frames(&pending, moves);
+                self.commit_frames(&pending, moves, &snap.funcs);
                 // From now on collections look for old code's last users (`old_code.rs`).
                 self.heap.trace_code = self.keeps_old_code();
                 // Removed globals keep their values while old code may read them (new code
@@ -666,7 +666,10 @@ impl Vm {
 
     /// Moves frames to the new code: the top frame to its matching update point, frames of
     /// unchanged functions to the identical new code; the rest (relaxed policy) stay old.
-    fn commit_frames(&mut self, pending: &Pending, top_move: Option<FrameMove>) {
+    /// `before`: the function table before this update. "Unchanged" compares that version
+    /// with the new one: a frame still running an older version (left there by an earlier
+    /// update under the relaxed policy) runs other code, and stays in it.
+    fn commit_frames(&mut self, pending: &Pending, top_move: Option<FrameMove>, before: &crate::func_table::FuncTable) {
         let n = self.frames.len();
         for i in 0..n {
             let f = &self.frames[i];
@@ -676,8 +679,9 @@ impl Vm {
             let name = f.func.proto.name.clone();
             let Some(slot) = self.func_slot(&name) else { continue };
             let Some(new) = self.funcs[slot as usize].clone() else { continue };
+            let current = before.get(slot as usize).and_then(|g| g.as_ref()).is_some_and(|g| Rc::ptr_eq(g, &f.func));
             match pending.plan.status(&name) {
-                FnStatus::Unchanged => self.replace_frame_func(i, new),
+                FnStatus::Unchanged if current => self.replace_frame_func(i, new),
                 FnStatus::Changed if i + 1 == n => {
                     if let Some(m) = &top_move {
                         let base = self.frames[i].base;

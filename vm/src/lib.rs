@@ -346,8 +346,11 @@ impl Vm {
         let removed = self.removed_funcs.values().flat_map(|f| f.consts.iter().copied());
         let forwards = self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.as_ref());
         let forwards = forwards.flat_map(|f| f.consts.iter().copied());
+        // Functions compiled code still runs in frames an update moved to identical new code
+        // (`Vm::retired`): that code reads its own function's constants.
+        let retired = self.retired.iter().flat_map(|(_, _, f)| f.consts.iter().copied());
         let roots = stack.iter().copied().chain(self.globals.iter().copied()).chain(funcs).chain(frames);
-        let roots = roots.chain(removed).chain(forwards);
+        let roots = roots.chain(removed).chain(forwards).chain(retired);
         self.heap.collect(roots);
         if self.heap.trace_code {
             self.drop_unreachable_old_code();

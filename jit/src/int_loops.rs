@@ -40,6 +40,23 @@ fn simple(i: &Instr) -> Option<(Vec<u16>, Option<u16>)> {
     })
 }
 
+/// When the instruction at `pc` is the back-edge of the counting loop over `base`/`var`
+/// whose body starts at `start` (a `ForLoop`, or an `UpdateForLoop` followed by its
+/// `ForLoop`): the back-edge and where the loop continues when it ends.
+pub fn counting_back_edge(code: &[Instr], pc: usize, base: u16, var: u16, start: usize) -> Option<(usize, usize)> {
+    match (code.get(pc)?, code.get(pc + 1)) {
+        (Instr::ForLoop { base: b, var: v, target }, _) if (*b, *v, *target as usize) == (base, var, start) => {
+            Some((pc, pc + 1))
+        }
+        (Instr::UpdateForLoop { base: b, var: v, target, .. }, Some(Instr::ForLoop { .. }))
+            if (*b, *v, *target as usize) == (base, var, start) =>
+        {
+            Some((pc, pc + 2))
+        }
+        _ => None,
+    }
+}
+
 /// The loops of `code` whose bodies are straight-line int arithmetic.
 pub fn find(code: &[Instr]) -> Vec<IntLoop> {
     let mut out = Vec::new();
@@ -71,19 +88,7 @@ pub fn find(code: &[Instr]) -> Vec<IntLoop> {
             }
             pc += 1;
         }
-        let (back, done) = match (code.get(pc), code.get(pc + 1)) {
-            (Some(Instr::ForLoop { base: b, var: v, target }), _)
-                if (*b, *v, *target as usize) == (base, var, start) =>
-            {
-                (pc, pc + 1)
-            }
-            (Some(Instr::UpdateForLoop { base: b, var: v, target, .. }), Some(Instr::ForLoop { .. }))
-                if (*b, *v, *target as usize) == (base, var, start) =>
-            {
-                (pc, pc + 2)
-            }
-            _ => continue,
-        };
+        let Some((back, done)) = counting_back_edge(code, pc, base, var, start) else { continue };
         if back == start {
             continue; // an empty body gains nothing
         }

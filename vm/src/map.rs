@@ -117,6 +117,12 @@ impl Map {
     /// The index slot holding `key` (with hash `h`), if present.
     #[inline]
     fn find_slot(&self, key: &Key, h: u64) -> Option<usize> {
+        self.probe(h, |k| k == key)
+    }
+
+    /// The index slot of the entry (with hash `h`) whose key `is_key` accepts, if present.
+    #[inline]
+    fn probe(&self, h: u64, is_key: impl Fn(&Key) -> bool) -> Option<usize> {
         if self.index.is_empty() {
             return None;
         }
@@ -129,7 +135,7 @@ impl Map {
             }
             if s != REMOVED && tag_of(s) == tag_of(h) {
                 let at = (s & 0xffff_ffff) as usize;
-                if self.entries[at].as_ref().is_some_and(|e| e.key == *key) {
+                if self.entries[at].as_ref().is_some_and(|e| is_key(&e.key)) {
                     return Some(i);
                 }
             }
@@ -140,26 +146,8 @@ impl Map {
     /// The value of int key `i`: `get`, without building a `Key` (the interpreter's hot path).
     #[inline]
     pub fn get_int(&self, i: i64) -> Option<Value> {
-        if self.index.is_empty() {
-            return None;
-        }
-        let h = hash_int(i);
-        let mask = self.index.len() - 1;
-        let mut at = h as usize & mask;
-        loop {
-            let s = self.index[at];
-            if s == EMPTY {
-                return None;
-            }
-            if tag_of(s) == tag_of(h)
-                && s != REMOVED
-                && let Some(Entry { key: Key::Int(k), value, .. }) = &self.entries[(s & 0xffff_ffff) as usize]
-                && *k == i
-            {
-                return Some(*value);
-            }
-            at = (at + 1) & mask;
-        }
+        let slot = self.probe(hash_int(i), |k| matches!(k, Key::Int(x) if *x == i))?;
+        self.entries[(self.index[slot] & 0xffff_ffff) as usize].as_ref().map(|e| e.value)
     }
 
     fn find(&self, key: &Key) -> Option<usize> {

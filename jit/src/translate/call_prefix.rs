@@ -121,9 +121,7 @@ impl Gen<'_, '_> {
             Some(Reg::Words(lo, hi)) => {
                 let t = self.b.ins().band_imm_u(lo, 0xff);
                 let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::INT as i64);
-                let ok = self.b.create_block();
-                self.b.ins().brif(is_int, ok, &[], general, &[]);
-                self.b.switch_to_block(ok);
+                self.continue_if(is_int, general);
                 state[r as usize] = Some(Reg::Int(hi));
                 Some(hi)
             }
@@ -253,8 +251,6 @@ impl Gen<'_, '_> {
 
     fn prefix_unless_overflow(&mut self, overflow: ir::Value, general: Block) {
         let fine = self.b.ins().icmp_imm_u(IntCC::Equal, overflow, 0);
-        let ok = self.b.create_block();
-        self.b.ins().brif(fine, ok, &[], general, &[]);
-        self.b.switch_to_block(ok);
+        self.continue_if(fine, general);
     }
 }

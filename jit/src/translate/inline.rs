@@ -90,36 +90,31 @@ impl Gen<'_, '_> {
     /// `dst`); continues at the next instruction, or in `general` (nothing done) when a guard
     /// fails.
     pub(super) fn inline_method(&mut self, dst: u16, base: u16, m: &Inlinee, general: Block, next: Block) {
-        let exit_unless = |g: &mut Self, cond: ir::Value| {
-            let ok = g.b.create_block();
-            g.b.ins().brif(cond, ok, &[], general, &[]);
-            g.b.switch_to_block(ok);
-        };
         let regs = self.regs();
         let (lo, hi) = self.load_value(regs, Self::off(base));
         let low = self.b.ins().band_imm_u(lo, 0xff);
         let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, low, tag::OBJ as i64);
-        exit_unless(self, is_obj);
+        self.continue_if(is_obj, general);
         let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
         let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
-        exit_unless(self, quiet);
+        self.continue_if(quiet, general);
         let objs = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_OBJS);
         let handle = self.b.ins().band_imm_u(hi, 0xffff_ffff);
         let offset = self.b.ins().imul_imm_s(handle, self.heap.obj_size);
         let obj = self.b.ins().iadd(objs, offset);
         let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
         let is_record = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.record_tag as i64);
-        exit_unless(self, is_record);
+        self.continue_if(is_record, general);
         let t = self.b.ins().uload32(flags(), obj, self.heap.ty_offset);
         let is_ty = self.b.ins().icmp_imm_u(IntCC::Equal, t, m.ty as i64);
-        exit_unless(self, is_ty);
+        self.continue_if(is_ty, general);
         // The method is still the one inlined.
         let slots = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TIER_SLOTS);
         let at = m.slot as i64 * std::mem::size_of::<TierSlot>() as i64;
         let ts = self.b.ins().iadd_imm_s(slots, at);
         let func = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, func) as i32);
         let same = self.b.ins().icmp_imm_u(IntCC::Equal, func, Rc::as_ptr(&m.func) as i64);
-        exit_unless(self, same);
+        self.continue_if(same, general);
         self.room_for_call(base, m.func.proto.nregs as u32, general);
         let fields = self.b.ins().load(types::I64, flags(), obj, self.heap.fields_offset);
         // The method's registers: `self` and the arguments, then what it writes.

@@ -23,6 +23,7 @@ use molt_vm::value::tag;
 use molt_vm::{Instr, Value};
 
 use super::{Gen, flags};
+use crate::int_loops;
 use crate::{SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS};
 
 /// One loop. A counting loop: `ForPrep` just before `start`, the body `start..back`, the
@@ -93,19 +94,7 @@ pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoo
         let Instr::ForPrep { base, var, .. } = *ins else { continue };
         let start = at + 1;
         let pc = body_end(code, start, base, consts, sqrt);
-        let (back, done) = match (code.get(pc), code.get(pc + 1)) {
-            (Some(Instr::ForLoop { base: b, var: v, target }), _)
-                if (*b, *v, *target as usize) == (base, var, start) =>
-            {
-                (pc, pc + 1)
-            }
-            (Some(Instr::UpdateForLoop { base: b, var: v, target, .. }), Some(Instr::ForLoop { .. }))
-                if (*b, *v, *target as usize) == (base, var, start) =>
-            {
-                (pc, pc + 2)
-            }
-            _ => continue,
-        };
+        let Some((back, done)) = int_loops::counting_back_edge(code, pc, base, var, start) else { continue };
         if back > start {
             out.push(TypedLoop { start, back, done, base, var, over_list: false });
         }
@@ -167,10 +156,8 @@ impl Gen<'_, '_> {
     /// Continues in a new block when `cond` holds; otherwise the general version of the
     /// instruction at `pc` takes over (nothing of it was done yet).
     fn side_exit_unless(&mut self, cond: ir::Value, pc: usize) {
-        let ok = self.b.create_block();
         let general = self.blocks[pc];
-        self.b.ins().brif(cond, ok, &[], general, &[]);
-        self.b.switch_to_block(ok);
+        self.continue_if(cond, general);
     }
 
     /// Ends the typed version at `pc`: the general version does the rest of the iteration.
@@ -263,6 +250,30 @@ impl Gen<'_, '_> {
         let handle = self.b.ins().band_imm_u(hi, 0xffff_ffff);
         let offset = self.b.ins().imul_imm_s(handle, self.heap.obj_size);
         self.b.ins().iadd(objs, offset)
+    }
+
+    /// The list in `r` (its address and length), guarding that it is one.
+    fn typed_list(&mut self, it: &mut Iteration, pc: usize, r: u16) -> Option<(ir::Value, ir::Value)> {
+        let (lo, hi) = match self.known(it, r) {
+            Known::Any { lo, hi } => (lo, hi),
+            _ => return self.leave(pc),
+        };
+        let is_obj = self.tag_is(lo, tag::OBJ);
+        self.side_exit_unless(is_obj, pc);
+        let list = self.object_at(it, hi);
+        let otag = self.b.ins().uload8(types::I32, flags(), list, 0);
+        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.list_tag as i64);
+        self.side_exit_unless(is_list, pc);
+        let len = self.b.ins().load(types::I64, flags(), list, self.heap.list_len_offset);
+        Some((list, len))
+    }
+
+    /// Item `i` (in range) of the list at `list`, as two words.
+    fn list_item(&mut self, list: ir::Value, i: ir::Value) -> (ir::Value, ir::Value) {
+        let items = self.b.ins().load(types::I64, flags(), list, self.heap.list_ptr_offset);
+        let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
+        let at = self.b.ins().iadd(items, at);
+        self.load_value(at, 0)
     }
 
     /// The fields of the record of type slot `ty` in `r`, guarding that it is one.
@@ -368,25 +379,12 @@ impl Gen<'_, '_> {
                 self.b.ins().store(flags(), hi, fields, index as i32 * tag::SIZE + 8);
             }
             GetIndex { dst, obj, index } => {
-                let (lo, hi) = match self.known(it, obj) {
-                    Known::Any { lo, hi } => (lo, hi),
-                    _ => return self.leave(pc),
-                };
-                let is_obj = self.tag_is(lo, tag::OBJ);
-                self.side_exit_unless(is_obj, pc);
+                let (list, len) = self.typed_list(it, pc, obj)?;
                 let i = self.int_of(it, pc, index)?;
-                let o = self.object_at(it, hi);
-                let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
-                let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.list_tag as i64);
-                self.side_exit_unless(is_list, pc);
-                let len = self.b.ins().load(types::I64, flags(), o, self.heap.list_len_offset);
                 // Unsigned: a negative index is out of range too.
                 let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
                 self.side_exit_unless(in_range, pc);
-                let items = self.b.ins().load(types::I64, flags(), o, self.heap.list_ptr_offset);
-                let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
-                let at = self.b.ins().iadd(items, at);
-                let (lo, hi) = self.load_value(at, 0);
+                let (lo, hi) = self.list_item(list, i);
                 self.set(it, dst, Known::Any { lo, hi });
             }
             CallNative { dst, base, .. } => {
@@ -452,27 +450,14 @@ impl Gen<'_, '_> {
     fn typed_list_next(&mut self, it: &mut Iteration, l: &TypedLoop) -> Option<()> {
         let pc = l.start;
         let cur = self.int_of(it, pc, l.base + 1)?;
-        let (lo, hi) = match self.known(it, l.base) {
-            Known::Any { lo, hi } => (lo, hi),
-            _ => return self.leave(pc),
-        };
-        let is_obj = self.tag_is(lo, tag::OBJ);
-        self.side_exit_unless(is_obj, pc);
-        let list = self.object_at(it, hi);
-        let otag = self.b.ins().uload8(types::I32, flags(), list, 0);
-        let is_list = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.list_tag as i64);
-        self.side_exit_unless(is_list, pc);
-        let len = self.b.ins().load(types::I64, flags(), list, self.heap.list_len_offset);
+        let (list, len) = self.typed_list(it, pc, l.base)?;
         // Unsigned: a negative position is past the end too (as the interpreter's `get`).
         let more = self.b.ins().icmp(IntCC::UnsignedLessThan, cur, len);
         let item = self.b.create_block();
         let done = self.blocks[l.done];
         self.b.ins().brif(more, item, &[], done, &[]);
         self.b.switch_to_block(item);
-        let items = self.b.ins().load(types::I64, flags(), list, self.heap.list_ptr_offset);
-        let at = self.b.ins().ishl_imm_u(cur, 4); // * tag::SIZE
-        let at = self.b.ins().iadd(items, at);
-        let (vlo, vhi) = self.load_value(at, 0);
+        let (vlo, vhi) = self.list_item(list, cur);
         self.set(it, l.var, Known::Any { lo: vlo, hi: vhi });
         let nxt = self.b.ins().iadd_imm_s(cur, 1);
         self.set(it, l.base + 1, Known::Int(nxt));

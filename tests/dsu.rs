@@ -2,6 +2,7 @@
 //! `molt run v1.molt --update v2.molt ...` (plus the options in `args`), checking stdout
 //! against `expect.out`, the lines of `expect.err` (in order, as substrings) against stderr
 //! (stderr must be empty without it), and the exit status against `status` (default 0).
+//! `env` sets environment variables (`NAME=value` lines).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,6 +27,12 @@ fn run(dir: &Path) -> Result<(), Failed> {
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     if let Some(args) = read("args") {
         cmd.args(args.split_whitespace());
+    }
+    // `env`: one `NAME=value` per line (e.g. a small MOLT_MAX_HEAP).
+    for line in read("env").unwrap_or_default().lines() {
+        if let Some((name, value)) = line.trim().split_once('=') {
+            cmd.env(name, value);
+        }
     }
     let expect_out = read("expect.out").unwrap_or_default();
     let expect_err = read("expect.err");

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn molt(args: &[&str], stdin: &str) -> Output {
+fn molt(args: &[&str], stdin: &str, env: &[(String, String)]) -> Output {
     use std::io::Write;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
         .current_dir(root)
         .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -35,14 +36,14 @@ fn scrub(stderr: &[u8]) -> String {
         .join("\n")
 }
 
-fn compare(what: &str, args: Vec<String>, stdin: &str, failures: &mut Vec<String>) {
+fn compare(what: &str, args: Vec<String>, stdin: &str, env: &[(String, String)], failures: &mut Vec<String>) {
     // The interpreter alone (`off`; the default `on` would compile hot code too) against
     // every function compiled (`always`).
     let mut plain: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut jit = plain.clone();
     plain.splice(2..2, ["--jit", "off"]);
     jit.splice(2..2, ["--jit", "always"]);
-    let (a, b) = (molt(&plain, stdin), molt(&jit, stdin));
+    let (a, b) = (molt(&plain, stdin, env), molt(&jit, stdin, env));
     if a.stdout != b.stdout || scrub(&a.stderr) != scrub(&b.stderr) || a.status.code() != b.status.code() {
         failures.push(format!(
             "{what}: interpreted exit {:?}, compiled exit {:?}\n--- interpreted stdout\n{}--- compiled stdout\n{}--- compiled stderr\n{}",
@@ -76,7 +77,7 @@ fn lang_programs_behave_the_same_compiled() {
             args.push("--".into());
             args.extend(a.split_whitespace().map(String::from));
         }
-        compare(&path.display().to_string(), args, &stdin, &mut failures);
+        compare(&path.display().to_string(), args, &stdin, &[], &mut failures);
         n += 1;
     }
     assert!(n > 100);
@@ -116,7 +117,14 @@ fn dsu_scenarios_behave_the_same_compiled() {
                 }
             }
         }
-        compare(&rel.display().to_string(), args, "", &mut failures);
+        // The scenario's environment (`env`: `NAME=value` lines, as tests/dsu.rs reads them).
+        let env: Vec<(String, String)> = std::fs::read_to_string(dir.join("env"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        compare(&rel.display().to_string(), args, "", &env, &mut failures);
     }
     assert!(failures.is_empty(), "{} scenarios differ:\n{}", failures.len(), failures.join("\n"));
 }

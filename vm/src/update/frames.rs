@@ -1,7 +1,15 @@
-//! Frame migration: the frame at the update point continues in the new version of its
-//! function, at the matching update point, with its locals carried by name.
+//! Frames and an update. Before it: which frames block it, and how the frame at the update
+//! point moves (`plan_frames`, `plan_move`). At its commit: that frame continues in the new
+//! version of its function, at the matching update point, with its locals carried by name;
+//! frames of unchanged functions switch to the identical new code (`migrate_frames`).
 
+use std::rc::Rc;
+
+use super::Pending;
+use super::Policy;
+use super::plan::{FnStatus, UpdatePlan};
 use crate::program::{LocalInfo, Proto};
+use crate::{FnKind, Function, Value, Vm};
 
 /// Locals in scope at `pc`: for each name the innermost one (the latest start).
 fn in_scope(p: &Proto, pc: u32) -> Vec<&LocalInfo> {
@@ -124,4 +132,129 @@ pub(crate) fn plan_move(old: &Proto, new: &Proto, point: u16) -> Result<FrameMov
         }
     }
     Ok(m)
+}
+
+impl Vm {
+    /// Decides, for every frame, whether it blocks the update; returns how the top frame moves.
+    pub(crate) fn plan_frames(&self, pending: &Pending, point: Option<u16>) -> Result<Option<FrameMove>, String> {
+        let n = self.frames.len();
+        let mut top_move = None;
+        for (i, f) in self.frames.iter().enumerate() {
+            if f.func.proto.kind == FnKind::Lambda {
+                continue; // a lambda runs the code it was created from
+            }
+            let name = &f.func.proto.name;
+            let status = pending.plan.status(name);
+            if status == FnStatus::Unchanged || status == FnStatus::Added {
+                continue;
+            }
+            if let (true, Some(p)) = (i + 1 == n, point) {
+                match self.plan_top_move(f, pending, p) {
+                    Ok(m) => {
+                        top_move = Some(m);
+                        continue;
+                    }
+                    Err(why) if self.dsu.settings.policy == Policy::Strict => {
+                        return Err(format!("'{name}' is running and cannot move to its new version: {why}"));
+                    }
+                    Err(_) => continue,
+                }
+            }
+            if self.dsu.settings.policy == Policy::Strict {
+                let what = if status == FnStatus::Removed { "removed" } else { "changed" };
+                return Err(format!("'{name}' ({what} by the update) is active on the stack"));
+            }
+        }
+        Ok(top_move)
+    }
+
+    /// How frame `f`, at update point `point`, moves to the new version of its function.
+    fn plan_top_move(&self, f: &crate::Frame, pending: &Pending, point: u16) -> Result<FrameMove, String> {
+        let name = &f.func.proto.name;
+        let Some(new) = pending.program.functions.iter().find(|q| &q.name == name) else {
+            return Err(format!("'{name}' is removed by the update"));
+        };
+        let m = plan_move(&f.func.proto, new, point)?;
+        // A general `for` loop's state goes into a counting loop only when it is iterating a
+        // range.
+        match m.need_int.iter().find(|(r, _)| !matches!(self.stack.get(f.base + *r as usize), Some(Value::Int(_)))) {
+            Some((_, var)) => Err(format!(
+                "the `for` loop over {var} iterates a list, map or string here and counts a range in the new code: its position cannot carry over"
+            )),
+            None => Ok(m),
+        }
+    }
+
+    /// Moves frames to the new code: the top frame to its matching update point, frames of
+    /// unchanged functions to the identical new code; the rest (relaxed policy) stay old.
+    /// `before`: the function table before this update. "Unchanged" compares that version
+    /// with the new one: a frame still running an older version (left there by an earlier
+    /// update under the relaxed policy) runs other code, and stays in it.
+    pub(crate) fn migrate_frames(
+        &mut self,
+        plan: &UpdatePlan,
+        top_move: Option<FrameMove>,
+        before: &crate::func_table::FuncTable,
+    ) {
+        let n = self.frames.len();
+        for i in 0..n {
+            let f = &self.frames[i];
+            if f.func.proto.kind == FnKind::Lambda {
+                continue;
+            }
+            let name = f.func.proto.name.clone();
+            let Some(slot) = self.func_slot(&name) else { continue };
+            let Some(new) = self.funcs[slot as usize].clone() else { continue };
+            let current = before.get(slot as usize).and_then(|g| g.as_ref()).is_some_and(|g| Rc::ptr_eq(g, &f.func));
+            match plan.status(&name) {
+                FnStatus::Unchanged if current => self.replace_frame_func(i, new),
+                FnStatus::Changed if i + 1 == n => {
+                    if let Some(m) = &top_move {
+                        self.move_top_frame(m, new);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The frame at the update point continues in `new` as `m` says: its registers rebuilt
+    /// (locals carried, `for` loop state adjusted, the rest nil), just after the matching point.
+    fn move_top_frame(&mut self, m: &FrameMove, new: Rc<Function>) {
+        let i = self.frames.len() - 1;
+        let base = self.frames[i].base;
+        let old: Vec<Value> = m.carry.iter().map(|(_, o)| self.stack[base + *o as usize]).collect();
+        let need = base + new.proto.nregs as usize + 1;
+        if self.stack.len() < need {
+            self.stack.resize(need, Value::Nil);
+        }
+        for r in 0..new.proto.nregs as usize {
+            self.stack[base + r] = Value::Nil;
+        }
+        for ((nr, _), v) in m.carry.iter().zip(old) {
+            self.stack[base + *nr as usize] = v;
+        }
+        for &(nr, delta) in &m.adjust {
+            if let Value::Int(i) = self.stack[base + nr as usize] {
+                self.stack[base + nr as usize] = Value::Int(i.saturating_add(delta));
+            }
+        }
+        self.replace_frame_func(i, new);
+        self.frames[i].pc = m.pc;
+    }
+
+    /// Frame `i` runs `new` from now on. Compiled code suspended in that frame may still run
+    /// its old function's code and read its inline caches: kept (see `Vm::retired`). Per frame
+    /// the first is the one a suspended activation can use: a compiled activation starts
+    /// only with a new frame (a direct call) or through `run_compiled` (which drops the
+    /// frame's earlier one), so later ones were never run compiled in this frame.
+    fn replace_frame_func(&mut self, i: usize, new: Rc<Function>) {
+        let serial = self.frames[i].serial;
+        let old = std::mem::replace(&mut self.frames[i].func, new);
+        if self.tier_depth == 0 || self.retired.iter().any(|&(d, s, _)| d == i && s == serial) {
+            return;
+        }
+        self.retired.retain(|&(d, _, _)| d != i); // an earlier frame's, at this depth
+        self.retired.push((i, serial, old));
+    }
 }

@@ -1,14 +1,19 @@
 //! Dynamic software updating: a running program takes a new version at an update point.
-//! `plan` says what changes, `validate` rejects what cannot work before anything changes,
-//! `apply` runs the transaction (new globals, transformers, migrate, then commit, or a
-//! rollback that leaves everything as it was), `frames` migrates the frame at the update point.
+//! `plan` says what changes; `validate` rejects what cannot work before anything changes;
+//! `transaction` runs the update as one transaction (its steps: `new_version` links the
+//! version and initialises new globals, `transform` converts instances (one at a time:
+//! `convert`), `migrate`, then commit with `frames` moving the frames, or a rollback that
+//! leaves everything as it was); `old_code` releases what only unreachable old code used.
 
-mod apply;
+mod convert;
 pub mod event;
 mod frames;
 mod lazy_safe;
+mod new_version;
 mod old_code;
 pub mod plan;
+mod transaction;
+mod transform;
 mod validate;
 
 use std::time::{Duration, Instant};
@@ -96,20 +101,12 @@ pub struct UpdateState {
     pub on_event: Option<EventSink>,
     /// Plans of the applied versions, oldest first (`:versions`).
     pub history: Vec<UpdatePlan>,
-    /// Old contents (type slot, fields) of the records the update in progress converted, for
-    /// a rollback; plain data, so a large one can be freed on another thread at commit.
-    pub(crate) undo: Vec<crate::heap::OldContents>,
-    /// Writes by new globals' initialisers to objects that existed before the update in
-    /// progress (for a rollback).
-    pub(crate) init_journal: crate::heap::WriteGuard,
-    /// When the update in progress started its transformers, and how long they took once
-    /// done (for the event, also when it rolls back).
-    pub(crate) transform_time: Option<(std::time::Instant, Option<std::time::Duration>)>,
+    /// Set while an update's transaction is open: its undo log, lent to the code the update
+    /// runs (a lazy conversion in `migrate` records the instance's old contents there).
+    pub(crate) open: Option<transaction::UpdateLog>,
     /// The heap generation the last update began: objects born before it existed before that
     /// update (`WriteGuard`).
     pub(crate) epoch: u32,
-    /// An update is being prepared (conversions are recorded for a rollback).
-    pub(crate) updating: bool,
     /// A lazy conversion is running (its transformer sees old shapes; no nested conversions).
     pub(crate) converting: bool,
     /// The frames and registers a transformer had room for at the update point of the lazy
@@ -198,7 +195,7 @@ impl Vm {
         // An update point reached by code that an update runs (a new global's initialiser, a
         // transformer, `migrate`, a lazy conversion) is not a quiescent point of the program:
         // the update in progress finishes first.
-        if self.dsu.updating || self.dsu.converting {
+        if self.dsu.open.is_some() || self.dsu.converting {
             return;
         }
         if self.dsu.pending.is_none() {

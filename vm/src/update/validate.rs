@@ -1,8 +1,9 @@
 //! Checks made before anything changes: an update that cannot work is rejected whole.
 
-use super::plan::UpdatePlan;
+use super::plan::{FnStatus, UpdatePlan};
+use super::{Pending, Policy};
 use crate::heap::Obj;
-use crate::{Instr, Program, Vm};
+use crate::{FnKind, Instr, Program, Vm};
 
 impl Vm {
     /// Checks that need only the two programs.
@@ -31,6 +32,30 @@ impl Vm {
         }
         if !missing.is_empty() {
             return Err(missing.join("; "));
+        }
+        Ok(())
+    }
+
+    /// Under `relaxed`, frames left on old code keep running it after the commit: none of them
+    /// may call a function whose arity changes. `top_moves`: the frame at the update point
+    /// moves to its new code (it is not left on old code).
+    pub(crate) fn validate_old_frames(&self, pending: &Pending, top_moves: bool) -> Result<(), String> {
+        if self.dsu.settings.policy != Policy::Relaxed {
+            return Ok(());
+        }
+        let n = self.frames.len();
+        for (i, f) in self.frames.iter().enumerate() {
+            let status = pending.plan.status(&f.func.proto.name);
+            let migrates = i + 1 == n && top_moves;
+            if f.func.proto.kind == FnKind::Lambda
+                || migrates
+                || !matches!(status, FnStatus::Changed | FnStatus::Removed)
+            {
+                continue;
+            }
+            if let Some(why) = self.arity_conflict(&f.func, &pending.program, "a frame left on old code") {
+                return Err(why);
+            }
         }
         Ok(())
     }

@@ -226,8 +226,7 @@ impl Gen<'_, '_> {
     /// Where a failed guard at `pc` goes: the VM runs the instruction (`step_block`), except
     /// at update points, which leave compiled code (the update engine may move the frame).
     fn fallback(&mut self, pc: usize) -> Block {
-        use Instr::*;
-        if matches!(self.code[pc], Update { .. } | UpdateLoop { .. } | UpdateForLoop { .. }) {
+        if self.code[pc].update_point().is_some() {
             let bail = self.b.create_block();
             self.b.set_cold_block(bail);
             self.exits.push((bail, pc));
@@ -561,10 +560,8 @@ impl Gen<'_, '_> {
     /// (`LoadInt`, always done inline) and nothing else can lead to `pc` (not a jump target,
     /// so neither a jump nor a step the VM finishes elsewhere continues here).
     fn constant_before(&self, pc: usize, r: u16) -> Option<i64> {
-        match self.code.get(pc.checked_sub(1)?)? {
-            Instr::LoadInt { dst, value } if *dst == r && !self.jump_target[pc] => Some(*value as i64),
-            _ => None,
-        }
+        let Instr::LoadInt { dst, value } = *self.code.get(pc.checked_sub(1)?)? else { return None };
+        (dst == r && !self.jump_target[pc]).then_some(value as i64)
     }
 
     /// The register is false or nil.
@@ -744,7 +741,8 @@ impl Gen<'_, '_> {
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
-            GetField { .. } | SetField { .. } => self.field(pc, ins),
+            GetField { dst, obj, name } => self.field(pc, obj, dst, false, name),
+            SetField { obj, name, src } => self.field(pc, obj, src, true, name),
             CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
             CallMethod { dst, base, argc, name } => self.call_method(pc, dst, base, argc, name),
             GetIndex { dst, obj, index } => self.get_index(pc, dst, obj, index),
@@ -774,7 +772,17 @@ impl Gen<'_, '_> {
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
             }
-            _ => self.step(pc),
+            // The VM runs the rest (`step`).
+            LoadFunc { .. }
+            | LoadNative { .. }
+            | Closure { .. }
+            | Not { .. }
+            | Range { .. }
+            | NewList { .. }
+            | NewMap { .. }
+            | SetIndex { .. }
+            | Call { .. }
+            | IterPrep { .. } => self.step(pc),
         }
     }
 }
@@ -788,7 +796,58 @@ pub(crate) fn inlined_identities(proto: &Proto, feedback: Feedback) -> Vec<usize
         let f = match *ins {
             Instr::CallFunc { f, argc, .. } => call_prefix::candidate(feedback, f, argc).map(|c| Rc::as_ptr(&c)),
             Instr::CallMethod { argc, .. } => inline::candidate(feedback, pc, argc).map(|m| Rc::as_ptr(&m.func)),
-            _ => None,
+            Instr::Move { .. }
+            | Instr::LoadNil { .. }
+            | Instr::LoadTrue { .. }
+            | Instr::LoadFalse { .. }
+            | Instr::LoadInt { .. }
+            | Instr::LoadConst { .. }
+            | Instr::GetGlobal { .. }
+            | Instr::SetGlobal { .. }
+            | Instr::LoadFunc { .. }
+            | Instr::LoadNative { .. }
+            | Instr::Closure { .. }
+            | Instr::Add { .. }
+            | Instr::Sub { .. }
+            | Instr::Mul { .. }
+            | Instr::Div { .. }
+            | Instr::Mod { .. }
+            | Instr::AddImm { .. }
+            | Instr::Neg { .. }
+            | Instr::Not { .. }
+            | Instr::Eq { .. }
+            | Instr::Ne { .. }
+            | Instr::Lt { .. }
+            | Instr::Le { .. }
+            | Instr::Gt { .. }
+            | Instr::Ge { .. }
+            | Instr::JumpIfNotLt { .. }
+            | Instr::JumpIfNotLe { .. }
+            | Instr::JumpIfNotGt { .. }
+            | Instr::JumpIfNotGe { .. }
+            | Instr::Range { .. }
+            | Instr::Jump { .. }
+            | Instr::Loop { .. }
+            | Instr::JumpIfFalse { .. }
+            | Instr::JumpIfTrue { .. }
+            | Instr::NewList { .. }
+            | Instr::NewMap { .. }
+            | Instr::NewRecord { .. }
+            | Instr::GetField { .. }
+            | Instr::SetField { .. }
+            | Instr::GetIndex { .. }
+            | Instr::SetIndex { .. }
+            | Instr::Call { .. }
+            | Instr::CallNative { .. }
+            | Instr::Return { .. }
+            | Instr::ReturnNil {}
+            | Instr::IterPrep { .. }
+            | Instr::IterNext { .. }
+            | Instr::ForPrep { .. }
+            | Instr::ForLoop { .. }
+            | Instr::Update { .. }
+            | Instr::UpdateLoop { .. }
+            | Instr::UpdateForLoop { .. } => None,
         };
         out.extend(f.map(|f| f as usize));
     }

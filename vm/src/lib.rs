@@ -33,7 +33,7 @@ use rustc_hash::FxHashMap;
 pub use error::{RuntimeError, TraceFrame};
 pub use heap::{Heap, Obj};
 pub use native::{BuiltinKind, MethodImpl, NativeCtx, NativeDef, NativeFn, Reads};
-pub use opcodes::{Instr, OperandKind};
+pub use opcodes::{Effects, Instr, OperandKind};
 pub use program::{Const, FnKind, LocalInfo, Program, Proto, TypeDef, UpdatePoint};
 pub use value::{ObjRef, Value};
 

@@ -379,7 +379,47 @@ impl Gen<'_, '_> {
                 let r = self.b.ins().sqrt(x);
                 self.set(it, dst, Known::Float(r));
             }
-            _ => return self.leave(pc),
+            // Not in a typed body (`Body::Other`).
+            LoadNil { .. }
+            | LoadTrue { .. }
+            | LoadFalse { .. }
+            | GetGlobal { .. }
+            | SetGlobal { .. }
+            | LoadFunc { .. }
+            | LoadNative { .. }
+            | Closure { .. }
+            | Not { .. }
+            | Eq { .. }
+            | Ne { .. }
+            | Lt { .. }
+            | Le { .. }
+            | Gt { .. }
+            | Ge { .. }
+            | JumpIfNotLt { .. }
+            | JumpIfNotLe { .. }
+            | JumpIfNotGt { .. }
+            | JumpIfNotGe { .. }
+            | Range { .. }
+            | Jump { .. }
+            | Loop { .. }
+            | JumpIfFalse { .. }
+            | JumpIfTrue { .. }
+            | NewList { .. }
+            | NewMap { .. }
+            | NewRecord { .. }
+            | SetIndex { .. }
+            | Call { .. }
+            | CallFunc { .. }
+            | CallMethod { .. }
+            | Return { .. }
+            | ReturnNil {}
+            | IterPrep { .. }
+            | IterNext { .. }
+            | ForPrep { .. }
+            | ForLoop { .. }
+            | Update { .. }
+            | UpdateLoop { .. }
+            | UpdateForLoop { .. } => return self.leave(pc),
         }
         Some(())
     }

@@ -12,7 +12,6 @@
 //! compiled code belongs to one `Function` (one version of the code) and is dropped with it.
 
 mod code;
-mod int_loops;
 mod translate;
 
 pub use code::Jit;

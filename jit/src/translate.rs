@@ -18,7 +18,6 @@ use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
 use molt_vm::{Instr, OperandKind, Proto, Value};
 
-use crate::int_loops::{self, IntLoop};
 use crate::{
     CTX_CONSTS, CTX_PC, CTX_REGS, CTX_SHARED, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout,
     SHARED_GLOBALS, SHARED_SIGNALS, STEP_ERROR,
@@ -28,10 +27,10 @@ mod call_prefix;
 mod calls;
 mod heap;
 mod inline;
-mod typed_loops;
+mod loops;
 
 pub(crate) use inline::Inlined;
-use typed_loops::TypedLoop;
+use loops::{IntLoop, TypedLoop};
 
 /// Registers are 16 bytes (shifts by 4 below rely on it).
 const _: () = assert!(tag::SIZE == 16);
@@ -110,10 +109,10 @@ struct Gen<'a, 'b> {
     callee_ctx: Option<ir::StackSlot>,
     heap: HeapLayout,
     intrinsics: Intrinsics,
-    /// Counting loops compiled a second time over machine registers (`int_loops`), with the
+    /// Counting loops compiled a second time over machine registers (`loops::int`), with the
     /// block that checks whether the specialised version can be entered.
     int_loops: Vec<(IntLoop, Block)>,
-    /// Counting loops compiled a second time, typed (`typed_loops`), with their entry.
+    /// Counting loops compiled a second time, typed (`loops::typed`), with their entry.
     typed_loops: Vec<(TypedLoop, Block)>,
     /// What the interpreter saw of the function (see `tier::Feedback`).
     feedback: Feedback<'a>,
@@ -153,103 +152,6 @@ impl Gen<'_, '_> {
         // mid-way, from the interpreter).
         let t = self.loop_entry(target as usize);
         self.b.ins().jump(t, &[]);
-    }
-
-    /// Where a loop body starting at `start` is entered: the int version's check when it has
-    /// one, else the body.
-    fn loop_entry(&self, start: usize) -> Block {
-        if let Some((_, check)) = self.int_loops.iter().find(|(l, _)| l.start == start) {
-            return *check;
-        }
-        self.typed_loops.iter().find(|(l, _)| l.start == start).map_or(self.blocks[start], |(_, entry)| *entry)
-    }
-
-    /// Fills each int loop's entry check and its specialised blocks (see `int_loops`).
-    fn finish_int_loops(&mut self) {
-        for (l, check) in std::mem::take(&mut self.int_loops) {
-            let vars: Vec<Variable> = l.regs.iter().map(|_| self.b.declare_var(types::I64)).collect();
-            let var = |r: u16| vars[l.regs.iter().position(|&x| x == r).expect("a loop register")];
-            // The check: the registers the body reads first hold ints (the loop's own state
-            // does: `ForPrep` and `ForLoop` checked it).
-            self.b.switch_to_block(check);
-            let mut ok = self.b.ins().iconst(types::I8, 1);
-            for &r in &l.inputs {
-                let is_int = self.is_int(r);
-                ok = self.b.ins().band(ok, is_int);
-            }
-            let enter = self.b.create_block();
-            self.b.ins().brif(ok, enter, &[], self.blocks[l.start], &[]);
-            self.b.switch_to_block(enter);
-            for &r in &l.regs {
-                let v = self.payload(r);
-                self.b.def_var(var(r), v);
-            }
-            let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
-            let blocks: Vec<Block> = (l.start..=l.back).map(|_| self.b.create_block()).collect();
-            self.b.ins().jump(blocks[0], &[]);
-            for pc in l.start..l.back {
-                self.b.switch_to_block(blocks[pc - l.start]);
-                let next = blocks[pc + 1 - l.start];
-                let general = self.blocks[pc];
-                let value = |g: &mut Self, r: u16| g.b.use_var(var(r));
-                let checked = |g: &mut Self, r: ir::Value, overflow: ir::Value| {
-                    let fine = g.b.create_block();
-                    // On overflow the general version redoes the instruction (and raises).
-                    g.b.ins().brif(overflow, general, &[], fine, &[]);
-                    g.b.switch_to_block(fine);
-                    r
-                };
-                let (dst, result) = match self.code[pc] {
-                    Instr::Move { dst, src } => (dst, value(self, src)),
-                    Instr::LoadInt { dst, value: k } => (dst, self.b.ins().iconst(types::I64, k as i64)),
-                    Instr::AddImm { dst, a, value: k } => {
-                        let x = value(self, a);
-                        let y = self.b.ins().iconst(types::I64, k as i64);
-                        let (r, o) = self.b.ins().sadd_overflow(x, y);
-                        (dst, checked(self, r, o))
-                    }
-                    Instr::Add { dst, a, b } | Instr::Sub { dst, a, b } | Instr::Mul { dst, a, b } => {
-                        let (x, y) = (value(self, a), value(self, b));
-                        let (r, o) = match self.code[pc] {
-                            Instr::Add { .. } => self.b.ins().sadd_overflow(x, y),
-                            Instr::Sub { .. } => self.b.ins().ssub_overflow(x, y),
-                            _ => self.b.ins().smul_overflow(x, y),
-                        };
-                        (dst, checked(self, r, o))
-                    }
-                    _ => unreachable!("int_loops::find admits only these"),
-                };
-                // The frame stays exact: every result is written through.
-                self.b.def_var(var(dst), result);
-                self.store_int(dst, result);
-                self.b.ins().jump(next, &[]);
-            }
-            // The back-edge: signals (and the update point) go to the general version.
-            self.b.switch_to_block(blocks[l.back - l.start]);
-            let mut bits = Signals::INTERRUPT | Signals::COLLECT;
-            if matches!(self.code[l.back], Instr::UpdateForLoop { .. }) {
-                bits |= Signals::UPDATE;
-            }
-            let word = self.b.ins().atomic_load(types::I32, flags(), signals);
-            let set = self.b.ins().band_imm_u(word, bits as i64);
-            let clear = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
-            let step = self.b.create_block();
-            self.b.ins().brif(clear, step, &[], self.blocks[l.back], &[]);
-            self.b.switch_to_block(step);
-            let cur = self.b.use_var(var(l.base + 1));
-            let end = self.b.use_var(var(l.base));
-            let nxt = self.b.ins().iadd_imm_s(cur, 1);
-            let more = self.b.ins().icmp(IntCC::SignedLessThan, nxt, end);
-            let again = self.b.create_block();
-            self.b.ins().brif(more, again, &[], self.blocks[l.done], &[]);
-            self.b.switch_to_block(again);
-            self.b.def_var(var(l.base + 1), nxt);
-            self.b.def_var(var(l.var), nxt);
-            let regs = self.regs();
-            self.b.ins().store(flags(), nxt, regs, Self::off(l.base + 1) + tag::PAYLOAD_OFFSET);
-            self.b.ins().store(flags(), nxt, regs, Self::off(l.var) + tag::PAYLOAD_OFFSET);
-            self.b.ins().jump(blocks[0], &[]);
-        }
     }
 
     fn off(r: u16) -> i32 {
@@ -324,8 +226,7 @@ impl Gen<'_, '_> {
     /// Where a failed guard at `pc` goes: the VM runs the instruction (`step_block`), except
     /// at update points, which leave compiled code (the update engine may move the frame).
     fn fallback(&mut self, pc: usize) -> Block {
-        use Instr::*;
-        if matches!(self.code[pc], Update { .. } | UpdateLoop { .. } | UpdateForLoop { .. }) {
+        if self.code[pc].update_point().is_some() {
             let bail = self.b.create_block();
             self.b.set_cold_block(bail);
             self.exits.push((bail, pc));
@@ -659,10 +560,8 @@ impl Gen<'_, '_> {
     /// (`LoadInt`, always done inline) and nothing else can lead to `pc` (not a jump target,
     /// so neither a jump nor a step the VM finishes elsewhere continues here).
     fn constant_before(&self, pc: usize, r: u16) -> Option<i64> {
-        match self.code.get(pc.checked_sub(1)?)? {
-            Instr::LoadInt { dst, value } if *dst == r && !self.jump_target[pc] => Some(*value as i64),
-            _ => None,
-        }
+        let Instr::LoadInt { dst, value } = *self.code.get(pc.checked_sub(1)?)? else { return None };
+        (dst == r && !self.jump_target[pc]).then_some(value as i64)
     }
 
     /// The register is false or nil.
@@ -842,7 +741,8 @@ impl Gen<'_, '_> {
                 let next = self.next(pc);
                 self.b.ins().jump(next, &[]);
             }
-            GetField { .. } | SetField { .. } => self.field(pc, ins),
+            GetField { dst, obj, name } => self.field(pc, obj, dst, false, name),
+            SetField { obj, name, src } => self.field(pc, obj, src, true, name),
             CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
             CallMethod { dst, base, argc, name } => self.call_method(pc, dst, base, argc, name),
             GetIndex { dst, obj, index } => self.get_index(pc, dst, obj, index),
@@ -872,7 +772,17 @@ impl Gen<'_, '_> {
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
             }
-            _ => self.step(pc),
+            // The VM runs the rest (`step`).
+            LoadFunc { .. }
+            | LoadNative { .. }
+            | Closure { .. }
+            | Not { .. }
+            | Range { .. }
+            | NewList { .. }
+            | NewMap { .. }
+            | SetIndex { .. }
+            | Call { .. }
+            | IterPrep { .. } => self.step(pc),
         }
     }
 }
@@ -886,7 +796,58 @@ pub(crate) fn inlined_identities(proto: &Proto, feedback: Feedback) -> Vec<usize
         let f = match *ins {
             Instr::CallFunc { f, argc, .. } => call_prefix::candidate(feedback, f, argc).map(|c| Rc::as_ptr(&c)),
             Instr::CallMethod { argc, .. } => inline::candidate(feedback, pc, argc).map(|m| Rc::as_ptr(&m.func)),
-            _ => None,
+            Instr::Move { .. }
+            | Instr::LoadNil { .. }
+            | Instr::LoadTrue { .. }
+            | Instr::LoadFalse { .. }
+            | Instr::LoadInt { .. }
+            | Instr::LoadConst { .. }
+            | Instr::GetGlobal { .. }
+            | Instr::SetGlobal { .. }
+            | Instr::LoadFunc { .. }
+            | Instr::LoadNative { .. }
+            | Instr::Closure { .. }
+            | Instr::Add { .. }
+            | Instr::Sub { .. }
+            | Instr::Mul { .. }
+            | Instr::Div { .. }
+            | Instr::Mod { .. }
+            | Instr::AddImm { .. }
+            | Instr::Neg { .. }
+            | Instr::Not { .. }
+            | Instr::Eq { .. }
+            | Instr::Ne { .. }
+            | Instr::Lt { .. }
+            | Instr::Le { .. }
+            | Instr::Gt { .. }
+            | Instr::Ge { .. }
+            | Instr::JumpIfNotLt { .. }
+            | Instr::JumpIfNotLe { .. }
+            | Instr::JumpIfNotGt { .. }
+            | Instr::JumpIfNotGe { .. }
+            | Instr::Range { .. }
+            | Instr::Jump { .. }
+            | Instr::Loop { .. }
+            | Instr::JumpIfFalse { .. }
+            | Instr::JumpIfTrue { .. }
+            | Instr::NewList { .. }
+            | Instr::NewMap { .. }
+            | Instr::NewRecord { .. }
+            | Instr::GetField { .. }
+            | Instr::SetField { .. }
+            | Instr::GetIndex { .. }
+            | Instr::SetIndex { .. }
+            | Instr::Call { .. }
+            | Instr::CallNative { .. }
+            | Instr::Return { .. }
+            | Instr::ReturnNil {}
+            | Instr::IterPrep { .. }
+            | Instr::IterNext { .. }
+            | Instr::ForPrep { .. }
+            | Instr::ForLoop { .. }
+            | Instr::Update { .. }
+            | Instr::UpdateLoop { .. }
+            | Instr::UpdateForLoop { .. } => None,
         };
         out.extend(f.map(|f| f as usize));
     }
@@ -961,11 +922,11 @@ pub fn build(
         feedback,
         inlined: Vec::new(),
     };
-    for l in int_loops::find(&proto.code) {
+    for l in loops::int::find(&proto.code) {
         let check = g.b.create_block();
         g.int_loops.push((l, check));
     }
-    for l in typed_loops::find(&proto.code, consts, intrinsics.sqrt) {
+    for l in loops::typed::find(&proto.code, consts, intrinsics.sqrt) {
         if g.int_loops.iter().all(|(i, _)| i.start != l.start) {
             if std::env::var_os("MOLT_JIT_REPORT").is_some() {
                 eprintln!("jit: {}: typed loop over instructions {}..{}", proto.name, l.start, l.back);

@@ -7,7 +7,7 @@ mod list;
 mod map;
 mod string;
 
-use molt_vm::{BuiltinKind, MethodImpl, NativeDef, Vm};
+use molt_vm::{BuiltinKind, MethodImpl, NativeDef, Reads, Vm};
 
 /// Built-in methods written in Molt (see `prelude.molt`).
 pub const PRELUDE: &str = include_str!("prelude.molt");
@@ -19,16 +19,17 @@ pub fn install(vm: &mut Vm) {
     for (name, f, reads) in functions::FUNCTIONS {
         vm.register_native(NativeDef { name, f: *f, reads: *reads });
     }
-    for (name, f) in list::METHODS {
-        vm.register_method(BuiltinKind::List, name, MethodImpl::Native(*f));
+    for (kind, methods) in [(BuiltinKind::List, list::METHODS), (BuiltinKind::Map, map::METHODS)] {
+        for (name, f, reads) in methods {
+            vm.register_method(kind, name, MethodImpl::Native(*f), *reads);
+        }
     }
-    vm.register_method(BuiltinKind::List, "map", MethodImpl::Molt("__list_map".into()));
-    vm.register_method(BuiltinKind::List, "filter", MethodImpl::Molt("__list_filter".into()));
-    for (name, f) in map::METHODS {
-        vm.register_method(BuiltinKind::Map, name, MethodImpl::Native(*f));
-    }
+    // Strings are immutable: their methods read only plain values.
     for (name, f) in string::METHODS {
-        vm.register_method(BuiltinKind::Str, name, MethodImpl::Native(*f));
+        vm.register_method(BuiltinKind::Str, name, MethodImpl::Native(*f), Reads::Values);
+    }
+    for (name, molt) in [("map", "__list_map"), ("filter", "__list_filter")] {
+        vm.register_method(BuiltinKind::List, name, MethodImpl::Molt(molt.into()), Reads::World);
     }
 }
 

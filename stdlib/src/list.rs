@@ -1,22 +1,23 @@
 //! List methods (`map` and `filter` are in the prelude). The receiver is `args[0]`.
 
 use molt_vm::ops::{compare, values_equal};
-use molt_vm::{Heap, NativeCtx, NativeFn, Obj, ObjRef, Value};
+use molt_vm::{Heap, NativeCtx, NativeFn, Obj, ObjRef, Reads, Value};
 
 use crate::args::{count, int, list, writable};
 
-pub const METHODS: &[(&str, NativeFn)] = &[
-    ("push", push),
-    ("pop", pop),
-    ("insert", insert),
-    ("remove", remove),
-    ("contains", contains),
-    ("index_of", index_of),
-    ("join", join),
-    ("slice", slice),
-    ("reverse", reverse),
-    ("sort", sort),
-    ("len", len),
+/// Each method with what it reads (see `Reads`: lazy updates depend on it being right).
+pub const METHODS: &[(&str, NativeFn, Reads)] = &[
+    ("push", push, Reads::Values),
+    ("pop", pop, Reads::Values),
+    ("insert", insert, Reads::Values),
+    ("remove", remove, Reads::Values),
+    ("contains", contains, Reads::Values),
+    ("index_of", index_of, Reads::Values),
+    ("join", join, Reads::Contents),
+    ("slice", slice, Reads::Values),
+    ("reverse", reverse, Reads::Values),
+    ("sort", sort, Reads::Contents),
+    ("len", len, Reads::Values),
 ];
 
 fn push(ctx: &mut NativeCtx, a: &[Value]) -> Result<Value, String> {

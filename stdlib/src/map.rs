@@ -1,12 +1,20 @@
 //! Map methods. The receiver is `args[0]`.
 
 use molt_vm::map::Map;
-use molt_vm::{Heap, NativeCtx, NativeFn, Obj, Value};
+use molt_vm::{Heap, NativeCtx, NativeFn, Obj, Reads, Value};
 
 use crate::args::count;
 
-pub const METHODS: &[(&str, NativeFn)] =
-    &[("get", get), ("set", set), ("has", has), ("remove", remove), ("keys", keys), ("values", values), ("len", len)];
+/// Each method with what it reads (see `Reads`): keys are plain values.
+pub const METHODS: &[(&str, NativeFn, Reads)] = &[
+    ("get", get, Reads::Values),
+    ("set", set, Reads::Values),
+    ("has", has, Reads::Values),
+    ("remove", remove, Reads::Values),
+    ("keys", keys, Reads::Values),
+    ("values", values, Reads::Values),
+    ("len", len, Reads::Values),
+];
 
 fn map_mut<'a>(ctx: &'a mut NativeCtx, v: Value) -> &'a mut Map {
     match v {

@@ -33,7 +33,7 @@ use rustc_hash::FxHashMap;
 pub use error::{RuntimeError, TraceFrame};
 pub use heap::{Heap, Obj};
 pub use native::{BuiltinKind, MethodImpl, NativeCtx, NativeDef, NativeFn, Reads};
-pub use opcodes::{Instr, OperandKind};
+pub use opcodes::{Effects, Instr, OperandKind};
 pub use program::{Const, FnKind, LocalInfo, Program, Proto, TypeDef, UpdatePoint};
 pub use value::{ObjRef, Value};
 
@@ -179,6 +179,8 @@ pub struct Vm {
     pub natives: Vec<NativeDef>,
     native_index: FxHashMap<&'static str, u32>,
     pub builtin_methods: FxHashMap<(BuiltinKind, u32), MethodImpl>,
+    /// What each built-in method reads, as it declared when registered (`Reads`).
+    pub method_reads: FxHashMap<(BuiltinKind, u32), Reads>,
     /// The running program version: 1 at start, +1 per applied update.
     pub version: u32,
     pub out: Box<dyn Write>,
@@ -238,6 +240,7 @@ impl Vm {
             natives: Vec::new(),
             native_index: FxHashMap::default(),
             builtin_methods: FxHashMap::default(),
+            method_reads: FxHashMap::default(),
             version: 1,
             out: Box::new(std::io::BufWriter::new(std::io::stdout())),
             args: Vec::new(),
@@ -276,9 +279,12 @@ impl Vm {
         self.native_index.get(name).copied()
     }
 
-    pub fn register_method(&mut self, kind: BuiltinKind, name: &str, m: MethodImpl) {
+    /// Registers method `name` of `kind` with what it reads (a method written in Molt may
+    /// call anything: `Reads::World`).
+    pub fn register_method(&mut self, kind: BuiltinKind, name: &str, m: MethodImpl, reads: Reads) {
         let sym = self.intern(name);
         self.builtin_methods.insert((kind, sym), m);
+        self.method_reads.insert((kind, sym), reads);
     }
 
     /// The names of the registered built-in functions (for the compiler's resolver).

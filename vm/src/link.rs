@@ -108,9 +108,9 @@ impl Vm {
                 .proto
                 .code
                 .iter()
-                .filter_map(|ins| match *ins {
-                    Instr::Closure { f: t, .. } => self.funcs.get(t as usize)?.clone().map(|l| (t, l)),
-                    _ => None,
+                .filter_map(|ins| {
+                    let Instr::Closure { f: t, .. } = *ins else { return None };
+                    self.funcs.get(t as usize)?.clone().map(|l| (t, l))
                 })
                 .collect();
             let _ = f.lambdas.set(lambdas);

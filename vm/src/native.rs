@@ -30,8 +30,12 @@ pub struct NativeDef {
     pub reads: Reads,
 }
 
-/// What a built-in function looks at. A lazy update needs it: a conversion that runs after
-/// the update must not see anything the program changed since (`update/lazy_safe.rs`).
+/// What a built-in function or method looks at. A lazy update needs it: a conversion that
+/// runs after the update must not see anything the program changed since
+/// (`update/lazy_safe.rs`). A method's receiver counts as an argument: `Values` for a method
+/// means it handles its receiver's items as values (moves them, compares them by identity
+/// or as strings) without looking into them; `Contents` that it looks into them (`join`
+/// prints each, `sort` orders them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reads {
     /// Only its arguments' plain values (numbers, strings), failing on anything else; it

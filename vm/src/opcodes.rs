@@ -1,11 +1,21 @@
-//! The one opcode table. Every instruction is defined once, in `opcodes!` below; the macro
-//! generates the `Instr` enum the interpreter matches on, the names and operand kinds the
-//! disassembler prints, the byte encoding of `.mbc` files and the operand list the verifier
-//! checks. Adding an instruction is one entry here plus its case in `interp.rs`.
+//! The one opcode table. Every instruction is defined once, in `opcodes!` below, with what
+//! each operand is for (`Role`: destination, source, register window, jump target, table
+//! reference...) and what the instruction may do (`Effects`), as Lua 5.4's `lopcodes.h`
+//! opmodes. The macro (`opcodes/table_macro.rs`) generates the `Instr` enum the interpreter
+//! matches on, the names and operand kinds the disassembler prints, the byte encoding of
+//! `.mbc` files, and the facts analyses derive what they need from (`Instr::reg_use`,
+//! `effects`, `target`, `update_point`, `unfused`). Adding an instruction is one entry here,
+//! which must classify it, plus its case in `interp.rs` and in every exhaustive match.
 //!
 //! Registers are frame-relative (`R[a]`). `K[k]` is the function's constant pool, `G[g]` the
 //! global table, `F[f]` the function table (calls go through it, so an update swaps code by
 //! writing a slot), `T[t]` the type table, `N[n]` the program's name table (fields, methods).
+
+mod facts;
+#[macro_use]
+mod table_macro;
+
+pub use facts::{Effects, RegUse, Role};
 
 /// What an operand refers to: the verifier checks each kind against its own limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,64 +44,6 @@ pub enum OperandKind {
     Point,
 }
 
-macro_rules! operand_type {
-    (Reg) => {
-        u16
-    };
-    (Const) => {
-        u32
-    };
-    (Jump) => {
-        u32
-    };
-    (Global) => {
-        u32
-    };
-    (Func) => {
-        u32
-    };
-    (Type) => {
-        u32
-    };
-    (Name) => {
-        u32
-    };
-    (Native) => {
-        u32
-    };
-    (Count) => {
-        u16
-    };
-    (Imm) => {
-        i32
-    };
-    (Point) => {
-        u16
-    };
-}
-
-/// Passes a table-reference operand through the linker's mapping; other operands unchanged.
-macro_rules! remap_operand {
-    (Global, $v:expr, $f:expr) => {
-        $f(OperandKind::Global, $v)
-    };
-    (Func, $v:expr, $f:expr) => {
-        $f(OperandKind::Func, $v)
-    };
-    (Type, $v:expr, $f:expr) => {
-        $f(OperandKind::Type, $v)
-    };
-    (Name, $v:expr, $f:expr) => {
-        $f(OperandKind::Name, $v)
-    };
-    (Native, $v:expr, $f:expr) => {
-        $f(OperandKind::Native, $v)
-    };
-    ($other:ident, $v:expr, $f:expr) => {
-        $v
-    };
-}
-
 /// Error from decoding an instruction stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
@@ -99,194 +51,154 @@ pub enum DecodeError {
     BadOpcode(u8),
 }
 
-macro_rules! opcodes {
-    ( $( $(#[doc = $doc:literal])* $name:ident { $($field:ident : $kind:ident),* } ),* $(,)? ) => {
-        /// One bytecode instruction. See the table in `opcodes.rs` for each one's semantics.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Instr {
-            $( $(#[doc = $doc])* $name { $($field: operand_type!($kind)),* } ),*
-        }
-
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-        #[repr(u8)]
-        enum Code { $($name),* }
-
-        /// Every opcode's name and operand kinds, in opcode order.
-        pub const OPCODES: &[(&str, &[(&str, OperandKind)])] = &[
-            $( (stringify!($name), &[$((stringify!($field), OperandKind::$kind)),*]) ),*
-        ];
-
-        impl Instr {
-            /// The mnemonic, as `molt disasm` prints it.
-            pub fn name(&self) -> &'static str {
-                match self { $( Instr::$name { .. } => stringify!($name) ),* }
-            }
-
-            /// The opcode byte.
-            pub fn opcode(&self) -> u8 {
-                match self { $( Instr::$name { .. } => Code::$name as u8 ),* }
-            }
-
-            /// Operands with their names and kinds, widened to i64.
-            pub fn operands(&self) -> Vec<(&'static str, OperandKind, i64)> {
-                match *self {
-                    $( Instr::$name { $($field),* } => vec![$((stringify!($field), OperandKind::$kind, $field as i64)),*] ),*
-                }
-            }
-
-            /// This instruction with every table reference (global, function, type, name,
-            /// built-in) passed through `f`: how the linker maps a program's indices to slots.
-            #[allow(unused_variables, clippy::redundant_closure_call)]
-            pub fn map_refs(self, f: &mut impl FnMut(OperandKind, u32) -> u32) -> Instr {
-                match self {
-                    $( Instr::$name { $($field),* } => Instr::$name { $($field: remap_operand!($kind, $field, f)),* } ),*
-                }
-            }
-
-            /// Appends the little-endian byte encoding: opcode, then each operand at its width.
-            pub fn encode(&self, out: &mut Vec<u8>) {
-                out.push(self.opcode());
-                match *self {
-                    $( Instr::$name { $($field),* } => { $( out.extend_from_slice(&$field.to_le_bytes()); )* } ),*
-                }
-            }
-
-            /// Decodes one instruction at `*pos`, advancing it.
-            pub fn decode(bytes: &[u8], pos: &mut usize) -> Result<Instr, DecodeError> {
-                let op = *bytes.get(*pos).ok_or(DecodeError::Truncated)?;
-                *pos += 1;
-                $(
-                    if op == Code::$name as u8 {
-                        $( let $field = {
-                            const N: usize = std::mem::size_of::<operand_type!($kind)>();
-                            let end = *pos + N;
-                            let slice = bytes.get(*pos..end).ok_or(DecodeError::Truncated)?;
-                            *pos = end;
-                            <operand_type!($kind)>::from_le_bytes(slice.try_into().map_err(|_| DecodeError::Truncated)?)
-                        }; )*
-                        return Ok(Instr::$name { $($field),* });
-                    }
-                )*
-                Err(DecodeError::BadOpcode(op))
-            }
-        }
-    };
+/// One opcode's entry in the table: its name, its operands' names and roles, its effects.
+#[derive(Clone, Copy, Debug)]
+pub struct OpInfo {
+    pub name: &'static str,
+    pub operands: &'static [(&'static str, Role)],
+    pub effects: Effects,
 }
 
 opcodes! {
     /// R[dst] := R[src]
-    Move { dst: Reg, src: Reg },
+    Move { dst: Dst, src: Src } => NONE,
     /// R[dst] := nil
-    LoadNil { dst: Reg },
+    LoadNil { dst: Dst } => NONE,
     /// R[dst] := true
-    LoadTrue { dst: Reg },
+    LoadTrue { dst: Dst } => NONE,
     /// R[dst] := false
-    LoadFalse { dst: Reg },
+    LoadFalse { dst: Dst } => NONE,
     /// R[dst] := value (a small int)
-    LoadInt { dst: Reg, value: Imm },
+    LoadInt { dst: Dst, value: Imm } => NONE,
     /// R[dst] := K[k]
-    LoadConst { dst: Reg, k: Const },
+    LoadConst { dst: Dst, k: Const } => NONE,
     /// R[dst] := G[g]
-    GetGlobal { dst: Reg, g: Global },
+    GetGlobal { dst: Dst, g: Global } => READS_GLOBAL,
     /// G[g] := R[src]
-    SetGlobal { g: Global, src: Reg },
+    SetGlobal { g: Global, src: Src } => WRITES_GLOBAL,
     /// R[dst] := the named function F[f] as a value (late-bound: calls the newest version)
-    LoadFunc { dst: Reg, f: Func },
+    LoadFunc { dst: Dst, f: Func } => NONE,
     /// R[dst] := the built-in function B[native] as a value
-    LoadNative { dst: Reg, native: Native },
+    LoadNative { dst: Dst, native: Native } => NONE,
     /// R[dst] := a closure of F[f]'s current code capturing R[base .. base+n]
-    Closure { dst: Reg, f: Func, base: Reg, n: Count },
-    /// R[dst] := R[a] + R[b]
-    Add { dst: Reg, a: Reg, b: Reg },
+    Closure { dst: Dst, f: Func, base: Window(reads 0..n), n: Count } => ALLOCATES | MAY_RAISE,
+    /// R[dst] := R[a] + R[b]  (strings: a new string)
+    Add { dst: Dst, a: Src, b: Src } => ALLOCATES | MAY_RAISE,
     /// R[dst] := R[a] - R[b]
-    Sub { dst: Reg, a: Reg, b: Reg },
+    Sub { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] * R[b]
-    Mul { dst: Reg, a: Reg, b: Reg },
+    Mul { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] / R[b]
-    Div { dst: Reg, a: Reg, b: Reg },
+    Div { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] % R[b]
-    Mod { dst: Reg, a: Reg, b: Reg },
+    Mod { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] + value (int immediate)
-    AddImm { dst: Reg, a: Reg, value: Imm },
+    AddImm { dst: Dst, a: Src, value: Imm } => MAY_RAISE,
     /// R[dst] := -R[a]
-    Neg { dst: Reg, a: Reg },
+    Neg { dst: Dst, a: Src } => MAY_RAISE,
     /// R[dst] := not R[a]
-    Not { dst: Reg, a: Reg },
-    /// R[dst] := R[a] == R[b]
-    Eq { dst: Reg, a: Reg, b: Reg },
+    Not { dst: Dst, a: Src } => NONE,
+    /// R[dst] := R[a] == R[b]  (by value for strings, by identity for objects)
+    Eq { dst: Dst, a: Src, b: Src } => NONE,
     /// R[dst] := R[a] != R[b]
-    Ne { dst: Reg, a: Reg, b: Reg },
+    Ne { dst: Dst, a: Src, b: Src } => NONE,
     /// R[dst] := R[a] < R[b]
-    Lt { dst: Reg, a: Reg, b: Reg },
+    Lt { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] <= R[b]
-    Le { dst: Reg, a: Reg, b: Reg },
+    Le { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] > R[b]
-    Gt { dst: Reg, a: Reg, b: Reg },
+    Gt { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// R[dst] := R[a] >= R[b]
-    Ge { dst: Reg, a: Reg, b: Reg },
+    Ge { dst: Dst, a: Src, b: Src } => MAY_RAISE,
     /// if not (R[a] < R[b]) goto target  (fused compare-and-branch for loop heads)
-    JumpIfNotLt { a: Reg, b: Reg, target: Jump },
+    JumpIfNotLt { a: Src, b: Src, target: Jump } => BRANCHES | MAY_RAISE,
     /// if not (R[a] <= R[b]) goto target
-    JumpIfNotLe { a: Reg, b: Reg, target: Jump },
+    JumpIfNotLe { a: Src, b: Src, target: Jump } => BRANCHES | MAY_RAISE,
     /// if not (R[a] > R[b]) goto target
-    JumpIfNotGt { a: Reg, b: Reg, target: Jump },
+    JumpIfNotGt { a: Src, b: Src, target: Jump } => BRANCHES | MAY_RAISE,
     /// if not (R[a] >= R[b]) goto target
-    JumpIfNotGe { a: Reg, b: Reg, target: Jump },
+    JumpIfNotGe { a: Src, b: Src, target: Jump } => BRANCHES | MAY_RAISE,
     /// R[dst] := R[a] .. R[b]
-    Range { dst: Reg, a: Reg, b: Reg },
+    Range { dst: Dst, a: Src, b: Src } => ALLOCATES | MAY_RAISE,
     /// goto target (forward)
-    Jump { target: Jump },
+    Jump { target: Jump } => BRANCHES | ENDS,
     /// goto target (a loop back-edge: a GC safepoint and interrupt check)
-    Loop { target: Jump },
+    Loop { target: Jump } => BRANCHES | ENDS | SAFEPOINT | MAY_RAISE,
     /// if R[cond] is false or nil goto target
-    JumpIfFalse { cond: Reg, target: Jump },
+    JumpIfFalse { cond: Src, target: Jump } => BRANCHES,
     /// if R[cond] is neither false nor nil goto target
-    JumpIfTrue { cond: Reg, target: Jump },
+    JumpIfTrue { cond: Src, target: Jump } => BRANCHES,
     /// R[dst] := [R[base], ..., R[base+n-1]]
-    NewList { dst: Reg, base: Reg, n: Count },
+    NewList { dst: Dst, base: Window(reads 0..n), n: Count } => ALLOCATES | MAY_RAISE,
     /// R[dst] := {R[base]: R[base+1], ...} with n pairs
-    NewMap { dst: Reg, base: Reg, n: Count },
+    NewMap { dst: Dst, base: Window(reads 0..2 * n), n: Count } => ALLOCATES | MAY_RAISE,
     /// R[dst] := T[ty] { fields R[base .. base+n] in layout order }
-    NewRecord { dst: Reg, ty: Type, base: Reg, n: Count },
+    NewRecord { dst: Dst, ty: Type, base: Window(reads 0..n), n: Count } => ALLOCATES | MAY_RAISE,
     /// R[dst] := R[obj].N[name]
-    GetField { dst: Reg, obj: Reg, name: Name },
+    GetField { dst: Dst, obj: Src, name: Field } => READS_HEAP | MAY_RAISE,
     /// R[obj].N[name] := R[src]
-    SetField { obj: Reg, name: Name, src: Reg },
-    /// R[dst] := R[obj][R[index]]
-    GetIndex { dst: Reg, obj: Reg, index: Reg },
+    SetField { obj: Src, name: Field, src: Src } => WRITES_HEAP | MAY_RAISE,
+    /// R[dst] := R[obj][R[index]]  (a string's character is a new string)
+    GetIndex { dst: Dst, obj: Src, index: Src } => READS_HEAP | ALLOCATES | MAY_RAISE,
     /// R[obj][R[index]] := R[src]
-    SetIndex { obj: Reg, index: Reg, src: Reg },
+    SetIndex { obj: Src, index: Src, src: Src } => WRITES_HEAP | MAY_RAISE,
     /// R[dst] := R[base](R[base+1], ..., R[base+argc])  (call through a value)
-    Call { dst: Reg, base: Reg, argc: Count },
+    Call { dst: Dst, base: Window(reads 0..argc + 1), argc: Count } => CALLS | MAY_RAISE,
     /// R[dst] := F[f](R[base], ..., R[base+argc-1])  (named call through the function table)
-    CallFunc { dst: Reg, f: Func, base: Reg, argc: Count },
+    CallFunc { dst: Dst, f: Func, base: Window(reads 0..argc), argc: Count } => CALLS | MAY_RAISE,
     /// R[dst] := R[base].N[name](R[base+1], ..., R[base+argc])
-    CallMethod { dst: Reg, base: Reg, name: Name, argc: Count },
+    CallMethod { dst: Dst, base: Window(reads 0..argc + 1), name: Method, argc: Count } => CALLS | MAY_RAISE,
     /// R[dst] := B[native](R[base], ..., R[base+argc-1])
-    CallNative { dst: Reg, native: Native, base: Reg, argc: Count },
+    CallNative { dst: Dst, native: Native, base: Window(reads 0..argc), argc: Count } => CALLS | MAY_RAISE,
     /// return R[src]
-    Return { src: Reg },
+    Return { src: Src } => RETURNS | ENDS,
     /// return nil
-    ReturnNil {},
+    ReturnNil {} => RETURNS | ENDS,
     /// prepare R[base], R[base+1] to iterate over R[src] (list, map keys, range, string chars)
-    IterPrep { base: Reg, src: Reg },
+    IterPrep { base: Window(writes 0..2), src: Src } => READS_HEAP | ALLOCATES | MAY_RAISE,
     /// R[var] := next item of the iteration in R[base], R[base+1], or goto exit when done
-    IterNext { base: Reg, var: Reg, exit: Jump },
+    IterNext { base: Window(reads 0..2, writes 1..2), var: Dst, exit: Jump }
+        => READS_HEAP | ALLOCATES | BRANCHES | MAY_RAISE,
     /// for a range loop: R[base] = end, R[base+1] = start (ints); if start >= end goto exit,
     /// else R[var] := start
-    ForPrep { base: Reg, var: Reg, exit: Jump },
+    ForPrep { base: Window(reads 0..2), var: Dst, exit: Jump } => BRANCHES | MAY_RAISE,
     /// range loop back-edge (a safepoint): R[base+1] += 1; if R[base+1] < R[base] then
     /// R[var] := R[base+1] and goto target
-    ForLoop { base: Reg, var: Reg, target: Jump },
+    ForLoop { base: Window(reads 0..2, writes 1..2), var: Dst, target: Jump } => BRANCHES | SAFEPOINT | MAY_RAISE,
     /// an update point: P[point] in the function's update-point table
-    Update { point: Point },
+    Update { point: Point } => UPDATE_POINT,
     /// `Update point` fused with the `Loop target` that always follows it (one dispatch for an
     /// update point at the end of a loop body). The plain `Loop` stays for jumps to it and for a
     /// frame resuming after the update point.
-    UpdateLoop { point: Point, target: Jump },
+    UpdateLoop { point: Point, target: Jump } => UPDATE_POINT | BRANCHES | SAFEPOINT | MAY_RAISE;
+        unfused Loop { target },
     /// `Update point` fused with the `ForLoop base var target` that always follows it; when the
     /// loop ends it continues after that `ForLoop` (pc + 2).
-    UpdateForLoop { point: Point, base: Reg, var: Reg, target: Jump },
+    UpdateForLoop { point: Point, base: Window(reads 0..2, writes 1..2), var: Dst, target: Jump }
+        => UPDATE_POINT | BRANCHES | SAFEPOINT | SKIPS | MAY_RAISE;
+        unfused ForLoop { base, var, target },
+}
+
+impl Instr {
+    /// Where control can go after this instruction at `pc`: the next instruction unless it
+    /// `ENDS` (an update point's next is where a migrated frame resumes), pc + 2 when it
+    /// `SKIPS`, and its jump target.
+    pub fn successors(&self, pc: usize) -> impl Iterator<Item = usize> {
+        let e = self.effects();
+        let next = (!e.contains(Effects::ENDS)).then_some(pc + 1);
+        let skip = e.contains(Effects::SKIPS).then_some(pc + 2);
+        next.into_iter().chain(skip).chain(self.target())
+    }
+
+    /// Calls `f` with each register the instruction reads (windows included).
+    pub fn for_each_read(&self, f: impl FnMut(u16)) {
+        self.reg_use().reads().for_each(f)
+    }
+
+    /// Calls `f` with each register the instruction writes (windows included).
+    pub fn for_each_write(&self, f: impl FnMut(u16)) {
+        self.reg_use().writes().for_each(f)
+    }
 }
 
 impl OperandKind {
@@ -353,8 +265,62 @@ mod tests {
 
     #[test]
     fn table_matches_enum() {
-        assert_eq!(OPCODES[Instr::Move { dst: 0, src: 0 }.opcode() as usize].0, "Move");
+        assert_eq!(OPCODES[Instr::Move { dst: 0, src: 0 }.opcode() as usize].name, "Move");
         let last = Instr::UpdateForLoop { point: 0, base: 0, var: 0, target: 0 };
         assert_eq!(OPCODES.len(), last.opcode() as usize + 1);
+    }
+
+    /// Every opcode, its operands all zero but window lengths `n`.
+    fn every_opcode(n: i64) -> Vec<Instr> {
+        (0..OPCODES.len())
+            .map(|op| {
+                let mut bytes = vec![op as u8];
+                for (_, role) in OPCODES[op].operands {
+                    let v = if *role == Role::Count { n } else { 0 };
+                    encode_operand(role.kind(), v, &mut bytes);
+                }
+                Instr::decode(&bytes, &mut 0).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn registers_read_and_written() {
+        let regs = |i: Instr| (i.reg_use().reads().collect::<Vec<_>>(), i.reg_use().writes().collect::<Vec<_>>());
+        assert_eq!(regs(Instr::Add { dst: 1, a: 2, b: 3 }), (vec![2, 3], vec![1]));
+        assert_eq!(regs(Instr::CallMethod { dst: 0, base: 4, name: 0, argc: 2 }), (vec![4, 5, 6], vec![0]));
+        assert_eq!(regs(Instr::NewMap { dst: 0, base: 1, n: 2 }), (vec![1, 2, 3, 4], vec![0]));
+        assert_eq!(regs(Instr::IterPrep { base: 3, src: 1 }), (vec![1], vec![3, 4]));
+        assert_eq!(regs(Instr::IterNext { base: 3, var: 5, exit: 0 }), (vec![3, 4], vec![4, 5]));
+        assert_eq!(regs(Instr::ForPrep { base: 3, var: 5, exit: 0 }), (vec![3, 4], vec![5]));
+        assert_eq!(Instr::NewList { dst: 0, base: 7, n: 0 }.reg_use().window_extent(), Some((7, 0)));
+        assert_eq!(Instr::ForLoop { base: 7, var: 9, target: 0 }.reg_use().window_extent(), Some((7, 2)));
+        assert_eq!(Instr::Move { dst: 0, src: 1 }.reg_use().window_extent(), None);
+    }
+
+    #[test]
+    fn operand_facts_follow_the_roles() {
+        for (ins, info) in every_opcode(1).iter().zip(OPCODES) {
+            let has = |r: Role| info.operands.iter().any(|(_, role)| *role == r);
+            assert_eq!(ins.target().is_some(), has(Role::Jump), "{}", info.name);
+            assert_eq!(ins.update_point().is_some(), has(Role::Point), "{}", info.name);
+            assert_eq!(ins.reg_use().window_extent().is_some(), has(Role::Window), "{}", info.name);
+            assert_eq!(ins.effects(), info.effects, "{}", info.name);
+            // A branch has a target; an update point with a back-edge names its unfused form.
+            assert_eq!(info.effects.contains(Effects::BRANCHES), has(Role::Jump), "{}", info.name);
+            let fused = info.effects.contains(Effects::UPDATE_POINT | Effects::SAFEPOINT);
+            assert_eq!(ins.unfused().is_some(), fused, "{}", info.name);
+        }
+    }
+
+    #[test]
+    fn successors_from_effects() {
+        let succ = |i: Instr| i.successors(10).collect::<Vec<_>>();
+        assert_eq!(succ(Instr::Add { dst: 0, a: 0, b: 0 }), vec![11]);
+        assert_eq!(succ(Instr::Jump { target: 20 }), vec![20]);
+        assert_eq!(succ(Instr::Loop { target: 2 }), vec![2]);
+        assert_eq!(succ(Instr::ReturnNil {}), Vec::<usize>::new());
+        assert_eq!(succ(Instr::JumpIfFalse { cond: 0, target: 20 }), vec![11, 20]);
+        assert_eq!(succ(Instr::UpdateForLoop { point: 0, base: 0, var: 2, target: 3 }), vec![11, 12, 3]);
     }
 }

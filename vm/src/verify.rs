@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::Instr;
-use crate::opcodes::OperandKind;
+use crate::opcodes::{Effects, OperandKind, Role};
 use crate::program::{FnKind, Program, Proto};
 
 /// Why a program failed verification.
@@ -219,7 +219,7 @@ fn check_frame(p: &Program, f: &Proto) -> Res {
             format_args!("is in file {}, but the program has {} files", f.file, p.files.len()),
         ));
     }
-    if !matches!(last, Instr::Return { .. } | Instr::ReturnNil {} | Instr::Jump { .. } | Instr::Loop { .. }) {
+    if !last.effects().contains(Effects::ENDS) {
         return Err(instr_error(
             f,
             f.code.len() - 1,
@@ -230,29 +230,12 @@ fn check_frame(p: &Program, f: &Proto) -> Res {
     Ok(())
 }
 
-/// The registers an instruction uses from its `base` operand on: `(base, count)`. `base` itself
-/// is checked here rather than as a plain register, since with a count of 0 it may equal `nregs`.
-fn register_window(ins: &Instr) -> Option<(usize, usize)> {
-    let (base, count) = match *ins {
-        Instr::NewList { base, n, .. } | Instr::Closure { base, n, .. } => (base, n as usize),
-        Instr::NewMap { base, n, .. } => (base, 2 * n as usize),
-        Instr::NewRecord { base, n, .. } => (base, n as usize),
-        Instr::Call { base, argc, .. } | Instr::CallMethod { base, argc, .. } => (base, argc as usize + 1),
-        Instr::CallFunc { base, argc, .. } | Instr::CallNative { base, argc, .. } => (base, argc as usize),
-        Instr::IterPrep { base, .. } | Instr::IterNext { base, .. } => (base, 2),
-        Instr::ForPrep { base, .. } | Instr::ForLoop { base, .. } => (base, 2),
-        Instr::UpdateForLoop { base, .. } => (base, 2),
-        _ => return None,
-    };
-    Some((base as usize, count))
-}
-
 /// Every operand below the limit of its kind.
 fn check_operands(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res {
-    let windowed = register_window(ins).is_some();
-    for (name, kind, value) in ins.operands() {
+    for ((name, kind, value), (_, role)) in ins.operands().into_iter().zip(ins.roles()) {
         let (limit, what, table) = match kind {
-            OperandKind::Reg if name == "base" && windowed => continue,
+            // With a run of 0 a window's base may equal `nregs`: `check_register_window`.
+            OperandKind::Reg if *role == Role::Window => continue,
             OperandKind::Reg => (f.nregs as usize, "register", "registers in the function"),
             OperandKind::Const => (f.consts.len(), "constant", "constants in the pool"),
             OperandKind::Jump => (f.code.len(), "jump target", "instructions in the function"),
@@ -287,7 +270,7 @@ fn check_register_window(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res 
             return Err(instr_error(f, pc, ins, format!("record of {fields} fields built from {n} registers")));
         }
     }
-    let Some((base, count)) = register_window(ins) else {
+    let Some((base, count)) = ins.reg_use().window_extent() else {
         return Ok(());
     };
     let nregs = f.nregs as usize;
@@ -304,10 +287,7 @@ fn check_register_window(p: &Program, f: &Proto, pc: usize, ins: &Instr) -> Res 
 
 /// `Loop` jumps backward (or to itself); every other jump goes forward.
 fn check_control_flow(f: &Proto, pc: usize, ins: &Instr) -> Res {
-    let is_loop = matches!(
-        ins,
-        Instr::Loop { .. } | Instr::ForLoop { .. } | Instr::UpdateLoop { .. } | Instr::UpdateForLoop { .. }
-    );
+    let is_loop = ins.effects().contains(Effects::SAFEPOINT);
     for (_, kind, target) in ins.operands() {
         if kind != OperandKind::Jump {
             continue;
@@ -386,11 +366,7 @@ fn check_locals(f: &Proto) -> Res {
 /// A fused update point and back-edge is followed by the same back-edge unfused: execution
 /// resumes there after an update, and `UpdateForLoop` falls through past it.
 fn check_fused(f: &Proto, pc: usize, ins: &Instr) -> Res {
-    let plain = match *ins {
-        Instr::UpdateLoop { target, .. } => Instr::Loop { target },
-        Instr::UpdateForLoop { base, var, target, .. } => Instr::ForLoop { base, var, target },
-        _ => return Ok(()),
-    };
+    let Some(plain) = ins.unfused() else { return Ok(()) };
     if f.code.get(pc + 1) != Some(&plain) {
         return Err(instr_error(
             f,
@@ -402,21 +378,13 @@ fn check_fused(f: &Proto, pc: usize, ins: &Instr) -> Res {
     Ok(())
 }
 
-/// The update point an instruction polls, if it is one.
-fn point_of(ins: &Instr) -> Option<u16> {
-    match *ins {
-        Instr::Update { point } | Instr::UpdateLoop { point, .. } | Instr::UpdateForLoop { point, .. } => Some(point),
-        _ => None,
-    }
-}
-
 /// Each update point is the pc of the `Update` (or fused update) instruction naming it, so a
 /// migrated frame can resume right after it (an update point is never last: the last
 /// instruction is a terminator).
 fn check_update_points(f: &Proto) -> Res {
     for (i, point) in f.update_points.iter().enumerate() {
         let at = f.code.get(point.pc as usize);
-        if !u16::try_from(i).is_ok_and(|i| at.and_then(point_of) == Some(i)) {
+        if !u16::try_from(i).is_ok_and(|i| at.and_then(Instr::update_point) == Some(i)) {
             let found = at.map_or_else(|| "past the end of the code".to_string(), |ins| format!("at {}", show(ins)));
             return Err(function_error(
                 f,
@@ -425,25 +393,4 @@ fn check_update_points(f: &Proto) -> Res {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::opcodes::{OPCODES, encode_operand};
-
-    /// Every instruction with a `base` operand has a register window, so `check_operands` may
-    /// leave `base` to `check_register_window`.
-    #[test]
-    fn every_base_operand_has_a_window() {
-        for (op, (name, operands)) in OPCODES.iter().enumerate() {
-            let mut bytes = vec![op as u8];
-            for (_, kind) in operands.iter() {
-                encode_operand(*kind, 0, &mut bytes);
-            }
-            let ins = Instr::decode(&bytes, &mut 0).unwrap();
-            let has_base = operands.iter().any(|(n, k)| *n == "base" && *k == OperandKind::Reg);
-            assert_eq!(has_base, register_window(&ins).is_some(), "{name}");
-        }
-    }
 }

@@ -2,7 +2,7 @@
 //! `mbc::read` (which must never panic on any input), and targeted verifier rejections.
 
 use molt_vm::mbc::{self, HEADER_LEN};
-use molt_vm::opcodes::{OPCODES, encode_operand};
+use molt_vm::opcodes::{Effects, OPCODES, encode_operand};
 use molt_vm::program::TransformDef;
 use molt_vm::verify::verify;
 use molt_vm::{Const, FnKind, Instr, LocalInfo, OperandKind, Program, Proto, TypeDef, UpdatePoint};
@@ -258,32 +258,30 @@ fn shapes() -> Program {
 fn every_opcode() -> Program {
     let mut main = func("main", FnKind::Function, 0, 8, vec![]);
     main.consts = vec![Const::Int(42), Const::Float(f64::NAN), Const::Str(String::new())];
-    for (op, (_, operands)) in OPCODES.iter().enumerate() {
+    for (op, info) in OPCODES.iter().enumerate() {
         let pc = main.code.len();
         let mut bytes = vec![op as u8];
-        for (_, kind) in operands.iter() {
+        let back_edge = info.effects.contains(Effects::SAFEPOINT);
+        for (_, role) in info.operands {
+            let kind = role.kind();
             let v: i64 = match kind {
-                OperandKind::Jump if matches!(OPCODES[op].0, "Loop" | "ForLoop" | "UpdateLoop" | "UpdateForLoop") => 0,
+                OperandKind::Jump if back_edge => 0,
                 OperandKind::Jump => pc as i64 + 1,
                 OperandKind::Func => 1, // a lambda without captures, for `Closure`
                 OperandKind::Point => main.update_points.len() as i64,
                 OperandKind::Imm => -5,
-                OperandKind::Count if OPCODES[op].0 == "NewRecord" => 1, // type T has one field
+                OperandKind::Count if info.name == "NewRecord" => 1, // type T has one field
                 _ => 0,
             };
-            if *kind == OperandKind::Point {
+            if kind == OperandKind::Point {
                 main.update_points.push(UpdatePoint { label: None, ordinal: pc as u32, pc: pc as u32 });
             }
-            encode_operand(*kind, v, &mut bytes);
+            encode_operand(kind, v, &mut bytes);
         }
         let ins = Instr::decode(&bytes, &mut 0).expect("an instruction built from the table");
         main.code.push(ins);
         // A fused update point is followed by its back-edge unfused.
-        match ins {
-            Instr::UpdateLoop { target, .. } => main.code.push(Instr::Loop { target }),
-            Instr::UpdateForLoop { base, var, target, .. } => main.code.push(Instr::ForLoop { base, var, target }),
-            _ => {}
-        }
+        main.code.extend(ins.unfused());
     }
     main.code.push(Instr::ReturnNil {});
     main.lines = vec![7; main.code.len()];

@@ -19,7 +19,7 @@ use cranelift_codegen::ir::{self, Block, InstBuilder, types};
 use molt_vm::func_table::TierSlot;
 use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
-use molt_vm::{Function, Instr, Value};
+use molt_vm::{Effects, Function, Instr, Value};
 
 use super::{Gen, flags};
 use crate::SHARED_TIER_SLOTS;
@@ -43,20 +43,43 @@ fn followed(ins: &Instr, consts: &[Value]) -> bool {
         LoadInt { .. } | LoadNil { .. } | LoadTrue { .. } | LoadFalse { .. } | Move { .. } | AddImm { .. } => true,
         Add { .. } | Sub { .. } | Mul { .. } | Return { .. } | ReturnNil {} => true,
         JumpIfNotLt { .. } | JumpIfNotLe { .. } | JumpIfNotGt { .. } | JumpIfNotGe { .. } | Jump { .. } => true,
-        _ => false,
-    }
-}
-
-/// The forward jump target of `ins`, if it has one.
-fn target(ins: &Instr) -> Option<usize> {
-    use Instr::*;
-    match *ins {
-        JumpIfNotLt { target, .. }
-        | JumpIfNotLe { target, .. }
-        | JumpIfNotGt { target, .. }
-        | JumpIfNotGe { target, .. }
-        | Jump { target } => Some(target as usize),
-        _ => None,
+        GetGlobal { .. }
+        | SetGlobal { .. }
+        | LoadFunc { .. }
+        | LoadNative { .. }
+        | Closure { .. }
+        | Div { .. }
+        | Mod { .. }
+        | Neg { .. }
+        | Not { .. }
+        | Eq { .. }
+        | Ne { .. }
+        | Lt { .. }
+        | Le { .. }
+        | Gt { .. }
+        | Ge { .. }
+        | Range { .. }
+        | Loop { .. }
+        | JumpIfFalse { .. }
+        | JumpIfTrue { .. }
+        | NewList { .. }
+        | NewMap { .. }
+        | NewRecord { .. }
+        | GetField { .. }
+        | SetField { .. }
+        | GetIndex { .. }
+        | SetIndex { .. }
+        | Call { .. }
+        | CallFunc { .. }
+        | CallMethod { .. }
+        | CallNative { .. }
+        | IterPrep { .. }
+        | IterNext { .. }
+        | ForPrep { .. }
+        | ForLoop { .. }
+        | Update { .. }
+        | UpdateLoop { .. }
+        | UpdateForLoop { .. } => false,
     }
 }
 
@@ -67,14 +90,14 @@ fn reaches_return(f: &Function, pc: usize, left: usize) -> bool {
     if left == 0 || !followed(ins, &f.consts) {
         return false;
     }
-    if matches!(ins, Instr::Return { .. } | Instr::ReturnNil {}) {
+    if ins.effects().contains(Effects::RETURNS) {
         return true;
     }
-    let jump = target(ins);
+    let jump = ins.target();
     if jump.is_some_and(|t| t <= pc) {
         return false;
     }
-    let falls = !matches!(ins, Instr::Jump { .. });
+    let falls = !ins.effects().contains(Effects::ENDS);
     (falls && reaches_return(f, pc + 1, left - 1)) || jump.is_some_and(|t| reaches_return(f, t, left - 1))
 }
 
@@ -241,7 +264,49 @@ impl Gen<'_, '_> {
                     self.prefix_path(f, target as usize, state.clone(), left, (dst, base), general, next);
                     self.b.switch_to_block(on);
                 }
-                _ => break,
+                // A backward jump, or not followed.
+                GetGlobal { .. }
+                | SetGlobal { .. }
+                | LoadFunc { .. }
+                | LoadNative { .. }
+                | Closure { .. }
+                | Div { .. }
+                | Mod { .. }
+                | Neg { .. }
+                | Not { .. }
+                | Eq { .. }
+                | Ne { .. }
+                | Lt { .. }
+                | Le { .. }
+                | Gt { .. }
+                | Ge { .. }
+                | JumpIfNotLt { .. }
+                | JumpIfNotLe { .. }
+                | JumpIfNotGt { .. }
+                | JumpIfNotGe { .. }
+                | Range { .. }
+                | Jump { .. }
+                | Loop { .. }
+                | JumpIfFalse { .. }
+                | JumpIfTrue { .. }
+                | NewList { .. }
+                | NewMap { .. }
+                | NewRecord { .. }
+                | GetField { .. }
+                | SetField { .. }
+                | GetIndex { .. }
+                | SetIndex { .. }
+                | Call { .. }
+                | CallFunc { .. }
+                | CallMethod { .. }
+                | CallNative { .. }
+                | IterPrep { .. }
+                | IterNext { .. }
+                | ForPrep { .. }
+                | ForLoop { .. }
+                | Update { .. }
+                | UpdateLoop { .. }
+                | UpdateForLoop { .. } => break,
             }
             pc += 1;
         }

@@ -4,8 +4,8 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self, Block, InstBuilder, types};
+use molt_vm::InlineCache;
 use molt_vm::value::tag;
-use molt_vm::{InlineCache, Instr};
 
 use super::{Gen, flags};
 use crate::{CTX_CACHES, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW};
@@ -150,15 +150,11 @@ impl Gen<'_, '_> {
 
     /// `GetField` / `SetField` (`write`) on the inline cache's type, in place; the rest (a
     /// miss, which fills the cache; errors) goes to the VM.
-    pub(super) fn field(&mut self, pc: usize, ins: Instr) {
-        let (obj, reg, write, helper, packed, name) = match ins {
-            Instr::GetField { dst, obj, name } => {
-                (obj, dst, false, self.helpers.get_field, dst as u64 | (obj as u64) << 16, name)
-            }
-            Instr::SetField { obj, name, src } => {
-                (obj, src, true, self.helpers.set_field, obj as u64 | (src as u64) << 16, name)
-            }
-            _ => return self.step(pc),
+    pub(super) fn field(&mut self, pc: usize, obj: u16, reg: u16, write: bool, name: u32) {
+        let (helper, packed) = if write {
+            (self.helpers.set_field, obj as u64 | (reg as u64) << 16)
+        } else {
+            (self.helpers.get_field, reg as u64 | (obj as u64) << 16)
         };
         let slow = self.b.create_block();
         let (o, index) = self.cached_record(pc, obj, slow);

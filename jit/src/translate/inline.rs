@@ -75,7 +75,55 @@ fn inlinable(f: &Function, ty: u32, argc: u16) -> bool {
             }
             Instr::GetField { dst, obj, .. } if field_of_self(pc, obj) => dst,
             Instr::SetField { obj, src, .. } if field_of_self(pc, obj) && read(src) => continue,
-            _ => return false,
+            // Guards failed, or not inlinable.
+            Instr::Move { .. }
+            | Instr::LoadConst { .. }
+            | Instr::GetGlobal { .. }
+            | Instr::SetGlobal { .. }
+            | Instr::LoadFunc { .. }
+            | Instr::LoadNative { .. }
+            | Instr::Closure { .. }
+            | Instr::Add { .. }
+            | Instr::Sub { .. }
+            | Instr::Mul { .. }
+            | Instr::Div { .. }
+            | Instr::Mod { .. }
+            | Instr::AddImm { .. }
+            | Instr::Neg { .. }
+            | Instr::Not { .. }
+            | Instr::Eq { .. }
+            | Instr::Ne { .. }
+            | Instr::Lt { .. }
+            | Instr::Le { .. }
+            | Instr::Gt { .. }
+            | Instr::Ge { .. }
+            | Instr::JumpIfNotLt { .. }
+            | Instr::JumpIfNotLe { .. }
+            | Instr::JumpIfNotGt { .. }
+            | Instr::JumpIfNotGe { .. }
+            | Instr::Range { .. }
+            | Instr::Jump { .. }
+            | Instr::Loop { .. }
+            | Instr::JumpIfFalse { .. }
+            | Instr::JumpIfTrue { .. }
+            | Instr::NewList { .. }
+            | Instr::NewMap { .. }
+            | Instr::NewRecord { .. }
+            | Instr::GetField { .. }
+            | Instr::SetField { .. }
+            | Instr::GetIndex { .. }
+            | Instr::SetIndex { .. }
+            | Instr::Call { .. }
+            | Instr::CallFunc { .. }
+            | Instr::CallMethod { .. }
+            | Instr::CallNative { .. }
+            | Instr::IterPrep { .. }
+            | Instr::IterNext { .. }
+            | Instr::ForPrep { .. }
+            | Instr::ForLoop { .. }
+            | Instr::Update { .. }
+            | Instr::UpdateLoop { .. }
+            | Instr::UpdateForLoop { .. } => return false,
         };
         if dst == 0 || dst as usize >= written.len() {
             return false; // `self` stays the receiver
@@ -175,7 +223,49 @@ impl Gen<'_, '_> {
                     continue;
                 }
                 // Not inlinable (see `inlinable`): the general call.
-                _ => {
+                Instr::GetGlobal { .. }
+                | Instr::SetGlobal { .. }
+                | Instr::LoadFunc { .. }
+                | Instr::LoadNative { .. }
+                | Instr::Closure { .. }
+                | Instr::Add { .. }
+                | Instr::Sub { .. }
+                | Instr::Mul { .. }
+                | Instr::Div { .. }
+                | Instr::Mod { .. }
+                | Instr::AddImm { .. }
+                | Instr::Neg { .. }
+                | Instr::Eq { .. }
+                | Instr::Ne { .. }
+                | Instr::Lt { .. }
+                | Instr::Le { .. }
+                | Instr::Gt { .. }
+                | Instr::Ge { .. }
+                | Instr::JumpIfNotLt { .. }
+                | Instr::JumpIfNotLe { .. }
+                | Instr::JumpIfNotGt { .. }
+                | Instr::JumpIfNotGe { .. }
+                | Instr::Range { .. }
+                | Instr::Jump { .. }
+                | Instr::Loop { .. }
+                | Instr::JumpIfFalse { .. }
+                | Instr::JumpIfTrue { .. }
+                | Instr::NewList { .. }
+                | Instr::NewMap { .. }
+                | Instr::NewRecord { .. }
+                | Instr::GetIndex { .. }
+                | Instr::SetIndex { .. }
+                | Instr::Call { .. }
+                | Instr::CallFunc { .. }
+                | Instr::CallMethod { .. }
+                | Instr::CallNative { .. }
+                | Instr::IterPrep { .. }
+                | Instr::IterNext { .. }
+                | Instr::ForPrep { .. }
+                | Instr::ForLoop { .. }
+                | Instr::Update { .. }
+                | Instr::UpdateLoop { .. }
+                | Instr::UpdateForLoop { .. } => {
                     self.b.ins().jump(general, &[]);
                     return;
                 }

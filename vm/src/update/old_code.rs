@@ -10,7 +10,8 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashSet;
 
-use crate::{Function, Instr, Value, Vm};
+use crate::opcodes::Role;
+use crate::{Function, Value, Vm};
 
 impl Vm {
     /// Runs after a collection that traced code (see the module comment).
@@ -59,32 +60,50 @@ impl Vm {
             if let Some(lambdas) = f.lambdas.get() {
                 work.extend(lambdas.iter().map(|(_, l)| l.clone()));
             }
+            // Every table reference the code can follow, found by its role in the opcode table.
+            let mut refs = Vec::new();
             for i in &f.proto.code {
-                match *i {
-                    Instr::CallFunc { f: s, .. } | Instr::LoadFunc { f: s, .. } | Instr::Closure { f: s, .. } => {
-                        if let Some(r) = self.removed_funcs.get(&s)
-                            && live_funcs.insert(s)
+                i.for_each_operand(|role, v| refs.push((role, v as u32)));
+            }
+            for (role, v) in refs {
+                match role {
+                    Role::Func => {
+                        if let Some(r) = self.removed_funcs.get(&v)
+                            && live_funcs.insert(v)
                         {
                             work.push(r.clone());
                         }
                     }
-                    Instr::GetGlobal { g, .. } | Instr::SetGlobal { g, .. } if self.removed_globals.contains(&g) => {
-                        live_globals.insert(g);
+                    Role::Global => {
+                        if self.removed_globals.contains(&v) {
+                            live_globals.insert(v);
+                        }
                     }
-                    Instr::NewRecord { ty, .. } => {
-                        built.insert(ty);
+                    // Only `NewRecord` builds by type.
+                    Role::Type => {
+                        built.insert(v);
                     }
                     // A method is found by name on the receiver (and remembered by the call's
                     // inline cache): any removed method of that name may be what it runs.
-                    Instr::CallMethod { name, .. } => {
-                        let Some(m) = self.syms.get_index(name as usize) else { continue };
+                    Role::Method => {
+                        let Some(m) = self.syms.get_index(v as usize) else { continue };
                         for &s in removed_methods.get(m.as_str()).into_iter().flatten() {
                             if live_funcs.insert(s) {
                                 work.push(self.removed_funcs[&s].clone());
                             }
                         }
                     }
-                    _ => {}
+                    // A field is found in the record's own layout; the rest are no references.
+                    Role::Field
+                    | Role::Dst
+                    | Role::Src
+                    | Role::Window
+                    | Role::Const
+                    | Role::Jump
+                    | Role::Native
+                    | Role::Count
+                    | Role::Imm
+                    | Role::Point => {}
                 }
             }
         }

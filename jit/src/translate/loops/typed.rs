@@ -22,8 +22,8 @@ use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Value};
 
-use super::{Gen, flags};
-use crate::int_loops;
+use super::{Body, body, counting_back_edge};
+use crate::translate::{Gen, flags};
 use crate::{SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS};
 
 /// One loop. A counting loop: `ForPrep` just before `start`, the body `start..back`, the
@@ -43,24 +43,10 @@ pub struct TypedLoop {
 /// The register an instruction of a typed body writes (`Some(None)`: none), or `None` when
 /// the typed version does not handle the instruction.
 fn body_write(i: &Instr, consts: &[Value], sqrt: Option<u32>) -> Option<Option<u16>> {
-    use Instr::*;
-    Some(Some(match *i {
-        Move { dst, .. }
-        | LoadInt { dst, .. }
-        | AddImm { dst, .. }
-        | Add { dst, .. }
-        | Sub { dst, .. }
-        | Mul { dst, .. }
-        | Div { dst, .. }
-        | Mod { dst, .. }
-        | Neg { dst, .. }
-        | GetField { dst, .. }
-        | GetIndex { dst, .. } => dst,
-        LoadConst { dst, k } if matches!(consts.get(k as usize), Some(Value::Int(_) | Value::Float(_))) => dst,
-        CallNative { dst, native, argc: 1, .. } if Some(native) == sqrt => dst,
-        SetField { .. } => return Some(None),
-        _ => return None,
-    }))
+    match body(i, consts, sqrt) {
+        Body::Int(_) | Body::Typed => Some(i.reg_use().writes().next()),
+        Body::Other => None,
+    }
 }
 
 /// The end of a body starting at `start` the typed version handles: the first instruction
@@ -82,10 +68,10 @@ pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoo
     for (at, ins) in code.iter().enumerate() {
         if let Instr::IterNext { base, var, exit } = *ins {
             let back = body_end(code, at + 1, base, consts, sqrt);
-            let closes = match code.get(back) {
-                Some(Instr::Loop { target } | Instr::UpdateLoop { target, .. }) => *target as usize == at,
-                _ => false,
-            };
+            // `Loop` back to the `IterNext`, or `UpdateLoop` (followed by that `Loop`).
+            let closes = code
+                .get(back)
+                .is_some_and(|i| matches!(i.unfused().unwrap_or(*i), Instr::Loop { target } if target as usize == at));
             if closes && exit as usize == back + 1 && back > at + 1 {
                 out.push(TypedLoop { start: at, back, done: back + 1, base, var, over_list: true });
             }
@@ -94,7 +80,7 @@ pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoo
         let Instr::ForPrep { base, var, .. } = *ins else { continue };
         let start = at + 1;
         let pc = body_end(code, start, base, consts, sqrt);
-        let Some((back, done)) = int_loops::counting_back_edge(code, pc, base, var, start) else { continue };
+        let Some((back, done)) = counting_back_edge(code, pc, base, var, start) else { continue };
         if back > start {
             out.push(TypedLoop { start, back, done, base, var, over_list: false });
         }
@@ -133,7 +119,7 @@ struct Iteration {
 
 impl Gen<'_, '_> {
     /// Fills each typed loop's blocks; `entry` is the block its `loop_entry` maps to.
-    pub(super) fn finish_typed_loops(&mut self, feedback: Feedback) {
+    pub(in crate::translate) fn finish_typed_loops(&mut self, feedback: Feedback) {
         for (l, entry) in std::mem::take(&mut self.typed_loops) {
             self.b.switch_to_block(entry);
             let mut it = Iteration { known: vec![None; self.nregs], objs: None, quiet: false };
@@ -393,7 +379,47 @@ impl Gen<'_, '_> {
                 let r = self.b.ins().sqrt(x);
                 self.set(it, dst, Known::Float(r));
             }
-            _ => return self.leave(pc),
+            // Not in a typed body (`Body::Other`).
+            LoadNil { .. }
+            | LoadTrue { .. }
+            | LoadFalse { .. }
+            | GetGlobal { .. }
+            | SetGlobal { .. }
+            | LoadFunc { .. }
+            | LoadNative { .. }
+            | Closure { .. }
+            | Not { .. }
+            | Eq { .. }
+            | Ne { .. }
+            | Lt { .. }
+            | Le { .. }
+            | Gt { .. }
+            | Ge { .. }
+            | JumpIfNotLt { .. }
+            | JumpIfNotLe { .. }
+            | JumpIfNotGt { .. }
+            | JumpIfNotGe { .. }
+            | Range { .. }
+            | Jump { .. }
+            | Loop { .. }
+            | JumpIfFalse { .. }
+            | JumpIfTrue { .. }
+            | NewList { .. }
+            | NewMap { .. }
+            | NewRecord { .. }
+            | SetIndex { .. }
+            | Call { .. }
+            | CallFunc { .. }
+            | CallMethod { .. }
+            | Return { .. }
+            | ReturnNil {}
+            | IterPrep { .. }
+            | IterNext { .. }
+            | ForPrep { .. }
+            | ForLoop { .. }
+            | Update { .. }
+            | UpdateLoop { .. }
+            | UpdateForLoop { .. } => return self.leave(pc),
         }
         Some(())
     }

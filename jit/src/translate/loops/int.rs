@@ -1,0 +1,208 @@
+//! Counting loops over ints, compiled a second time with their registers in machine
+//! registers. The first translation keeps every register in the frame (memory): a loop like
+//! `for i in 1..n { s += i; }` then carries `s` and the loop counter from one iteration to the
+//! next through a store and a load, and that chain (store forwarding, ~5 cycles) bounds the
+//! loop. A loop whose body does only int arithmetic and moves gets a second, specialised
+//! version: it is entered when the registers the body reads are ints (checked when the loop
+//! starts, and at each back-edge of the general version, so a loop entered from the
+//! interpreter mid-way gets there too). It keeps their values in Cranelift variables,
+//! still writing every result to the frame (so the frame is always exact), and leaves for the
+//! general version at the same instruction on anything else: an overflow, a signal, the
+//! update point of the back-edge. Since the frame is always up to date, leaving is a jump.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{self, Block, InstBuilder, types};
+use cranelift_frontend::Variable;
+use molt_vm::Instr;
+use molt_vm::signals::Signals;
+use molt_vm::value::tag;
+
+use super::{Body, IntArith, IntStep, body, counting_back_edge};
+use crate::SHARED_SIGNALS;
+use crate::translate::{Gen, flags};
+
+/// One specialisable loop: `ForPrep` at `prep`, body `start..back`, back-edge at `back`
+/// (a `ForLoop`, or an `UpdateForLoop` followed by its `ForLoop`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntLoop {
+    pub prep: usize,
+    pub start: usize,
+    pub back: usize,
+    /// Where the loop continues when it ends (after the back-edge).
+    pub done: usize,
+    pub base: u16,
+    pub var: u16,
+    /// Registers the body reads before writing them: must hold ints to enter.
+    pub inputs: Vec<u16>,
+    /// Every register the loop uses (kept in variables).
+    pub regs: Vec<u16>,
+}
+
+/// The loops of `code` whose bodies are straight-line int arithmetic.
+pub fn find(code: &[Instr]) -> Vec<IntLoop> {
+    let mut out = Vec::new();
+    for (prep, ins) in code.iter().enumerate() {
+        let Instr::ForPrep { base, var, .. } = *ins else { continue };
+        let start = prep + 1;
+        let mut pc = start;
+        let mut inputs: Vec<u16> = Vec::new();
+        let mut written: Vec<u16> = vec![var];
+        let mut regs: Vec<u16> = vec![base, base + 1, var];
+        while let Some(i) = code.get(pc).filter(|i| matches!(body(i, &[], None), Body::Int(_))) {
+            let regs_used = i.reg_use();
+            for r in regs_used.reads() {
+                if !written.contains(&r) && !inputs.contains(&r) && r != base && r != base + 1 {
+                    inputs.push(r);
+                }
+                if !regs.contains(&r) {
+                    regs.push(r);
+                }
+            }
+            if let Some(d) = regs_used.writes().next() {
+                // The loop's own state is the back-edge's to write.
+                if d == base || d == base + 1 || d == var {
+                    break;
+                }
+                written.push(d);
+                if !regs.contains(&d) {
+                    regs.push(d);
+                }
+            }
+            pc += 1;
+        }
+        let Some((back, done)) = counting_back_edge(code, pc, base, var, start) else { continue };
+        if back == start {
+            continue; // an empty body gains nothing
+        }
+        out.push(IntLoop { prep, start, back, done, base, var, inputs, regs });
+    }
+    out
+}
+
+impl Gen<'_, '_> {
+    /// Fills each int loop's entry check and its specialised blocks (see `find`).
+    pub(in crate::translate) fn finish_int_loops(&mut self) {
+        for (l, check) in std::mem::take(&mut self.int_loops) {
+            let vars: Vec<Variable> = l.regs.iter().map(|_| self.b.declare_var(types::I64)).collect();
+            let var = |r: u16| vars[l.regs.iter().position(|&x| x == r).expect("a loop register")];
+            // The check: the registers the body reads first hold ints (the loop's own state
+            // does: `ForPrep` and `ForLoop` checked it).
+            self.b.switch_to_block(check);
+            let mut ok = self.b.ins().iconst(types::I8, 1);
+            for &r in &l.inputs {
+                let is_int = self.is_int(r);
+                ok = self.b.ins().band(ok, is_int);
+            }
+            let enter = self.b.create_block();
+            self.b.ins().brif(ok, enter, &[], self.blocks[l.start], &[]);
+            self.b.switch_to_block(enter);
+            for &r in &l.regs {
+                let v = self.payload(r);
+                self.b.def_var(var(r), v);
+            }
+            let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
+            let blocks: Vec<Block> = (l.start..=l.back).map(|_| self.b.create_block()).collect();
+            self.b.ins().jump(blocks[0], &[]);
+            for pc in l.start..l.back {
+                self.b.switch_to_block(blocks[pc - l.start]);
+                let next = blocks[pc + 1 - l.start];
+                let general = self.blocks[pc];
+                let value = |g: &mut Self, r: u16| g.b.use_var(var(r));
+                let checked = |g: &mut Self, r: ir::Value, overflow: ir::Value| {
+                    let fine = g.b.create_block();
+                    // On overflow the general version redoes the instruction (and raises).
+                    g.b.ins().brif(overflow, general, &[], fine, &[]);
+                    g.b.switch_to_block(fine);
+                    r
+                };
+                let Body::Int(step) = body(&self.code[pc], &[], None) else {
+                    unreachable!("find admits only int steps")
+                };
+                let (dst, result) = match step {
+                    IntStep::Move { dst, src } => (dst, value(self, src)),
+                    IntStep::Load { dst, value: k } => (dst, self.b.ins().iconst(types::I64, k)),
+                    IntStep::AddImm { dst, a, value: k } => {
+                        let x = value(self, a);
+                        let y = self.b.ins().iconst(types::I64, k);
+                        let (r, o) = self.b.ins().sadd_overflow(x, y);
+                        (dst, checked(self, r, o))
+                    }
+                    IntStep::Arith { op, dst, a, b } => {
+                        let (x, y) = (value(self, a), value(self, b));
+                        let (r, o) = match op {
+                            IntArith::Add => self.b.ins().sadd_overflow(x, y),
+                            IntArith::Sub => self.b.ins().ssub_overflow(x, y),
+                            IntArith::Mul => self.b.ins().smul_overflow(x, y),
+                        };
+                        (dst, checked(self, r, o))
+                    }
+                };
+                // The frame stays exact: every result is written through.
+                self.b.def_var(var(dst), result);
+                self.store_int(dst, result);
+                self.b.ins().jump(next, &[]);
+            }
+            // The back-edge: signals (and the update point) go to the general version.
+            self.b.switch_to_block(blocks[l.back - l.start]);
+            let mut bits = Signals::INTERRUPT | Signals::COLLECT;
+            if matches!(self.code[l.back], Instr::UpdateForLoop { .. }) {
+                bits |= Signals::UPDATE;
+            }
+            let word = self.b.ins().atomic_load(types::I32, flags(), signals);
+            let set = self.b.ins().band_imm_u(word, bits as i64);
+            let clear = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
+            let step = self.b.create_block();
+            self.b.ins().brif(clear, step, &[], self.blocks[l.back], &[]);
+            self.b.switch_to_block(step);
+            let cur = self.b.use_var(var(l.base + 1));
+            let end = self.b.use_var(var(l.base));
+            let nxt = self.b.ins().iadd_imm_s(cur, 1);
+            let more = self.b.ins().icmp(IntCC::SignedLessThan, nxt, end);
+            let again = self.b.create_block();
+            self.b.ins().brif(more, again, &[], self.blocks[l.done], &[]);
+            self.b.switch_to_block(again);
+            self.b.def_var(var(l.base + 1), nxt);
+            self.b.def_var(var(l.var), nxt);
+            let regs = self.regs();
+            self.b.ins().store(flags(), nxt, regs, Self::off(l.base + 1) + tag::PAYLOAD_OFFSET);
+            self.b.ins().store(flags(), nxt, regs, Self::off(l.var) + tag::PAYLOAD_OFFSET);
+            self.b.ins().jump(blocks[0], &[]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_summing_loop_and_its_inputs() {
+        // s = 0; for i in 1..n + 1 { s += i; }
+        let code = [
+            Instr::LoadInt { dst: 1, value: 0 },
+            Instr::LoadInt { dst: 3, value: 1 },
+            Instr::AddImm { dst: 2, a: 0, value: 1 },
+            Instr::ForPrep { base: 2, var: 4, exit: 6 },
+            Instr::Add { dst: 1, a: 1, b: 4 },
+            Instr::ForLoop { base: 2, var: 4, target: 4 },
+            Instr::Return { src: 1 },
+        ];
+        let loops = find(&code);
+        assert_eq!(loops.len(), 1);
+        let l = &loops[0];
+        assert_eq!((l.prep, l.start, l.back, l.done), (3, 4, 5, 6));
+        assert_eq!(l.inputs, vec![1]);
+        assert_eq!(l.regs, vec![2, 3, 4, 1]);
+    }
+
+    #[test]
+    fn skips_loops_with_other_instructions() {
+        let code = [
+            Instr::ForPrep { base: 2, var: 4, exit: 4 },
+            Instr::GetIndex { dst: 1, obj: 0, index: 4 },
+            Instr::ForLoop { base: 2, var: 4, target: 1 },
+            Instr::ReturnNil {},
+        ];
+        assert!(find(&code).is_empty());
+    }
+}

@@ -34,7 +34,7 @@ pub use error::{RuntimeError, TraceFrame};
 pub use heap::{Heap, Obj};
 pub use native::{BuiltinKind, MethodImpl, NativeCtx, NativeDef, NativeFn, Reads};
 pub use opcodes::{Instr, OperandKind};
-pub use program::{Const, FnKind, LocalInfo, Program, Proto, TypeDef, UpdatePoint};
+pub use program::{Const, FnKind, LocalInfo, LocalRole, Program, Proto, TypeDef, UpdatePoint};
 pub use value::{ObjRef, Value};
 
 /// The file name the prelude (built-in methods written in Molt) is compiled under; stack traces

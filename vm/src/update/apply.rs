@@ -336,7 +336,7 @@ impl Vm {
         if !plan.globals_added.is_empty() {
             self.heap.guard = WriteGuard::journal(epoch);
             for g in &plan.globals_added {
-                let Some(init) = self.func_slot(&format!("<init {g}>")) else { continue };
+                let Some(&init) = program.global_init(g).and_then(|f| map.funcs.get(f as usize)) else { continue };
                 let v = self
                     .call_slot(init, &[])
                     .map_err(|e| format!("initialising new global '{g}' failed: {}", describe(&e)))?;

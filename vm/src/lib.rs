@@ -70,7 +70,7 @@ pub struct Function {
 
 /// An instruction's inline cache: the record type it last saw (type slot + 1; 0: none) and
 /// what that type resolved to (a field index, or a method's function slot). `repr(C)`:
-/// compiled code reads and fills it too (`key` at 0, `value` at 4).
+/// compiled code reads and fills it too (at `KEY_OFFSET` and `VALUE_OFFSET`).
 #[derive(Default, Debug)]
 #[repr(C)]
 pub struct InlineCache {
@@ -79,6 +79,10 @@ pub struct InlineCache {
 }
 
 impl InlineCache {
+    /// Where compiled code finds the key and the value.
+    pub const KEY_OFFSET: i32 = std::mem::offset_of!(InlineCache, key) as i32;
+    pub const VALUE_OFFSET: i32 = std::mem::offset_of!(InlineCache, value) as i32;
+
     #[inline(always)]
     pub fn get(&self) -> (u32, u32) {
         (self.key.get(), self.value.get())

@@ -211,6 +211,9 @@ pub struct Vm {
     /// function value, a frame finishing in old code) that still calls it runs that version
     /// (DSU.md: old code stays alive as long as something uses it).
     pub(crate) removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
+    /// (type name, method name symbol) -> function slot, for every method ever linked (like
+    /// function slots, forever): how old code finds a method an update removed.
+    pub(crate) method_slots: FxHashMap<(String, u32), u32>,
     /// Global slots an update removed whose value old code may still read (dropped when
     /// none can: `update/old_code.rs`).
     pub(crate) removed_globals: rustc_hash::FxHashSet<u32>,
@@ -252,6 +255,7 @@ impl Vm {
             register_limit: 64 * MAX_FRAMES,
             retired: Vec::new(),
             removed_funcs: Default::default(),
+            method_slots: Default::default(),
             removed_globals: Default::default(),
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),

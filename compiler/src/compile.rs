@@ -277,7 +277,7 @@ impl<'o> Compiler<'o> {
         (self.functions.len() - 1) as u32
     }
 
-    fn compile_items(&mut self) -> (u32, Option<u32>, Vec<TransformDef>, Option<u32>) {
+    fn compile_items(&mut self) -> EntryPoints {
         let items = std::mem::take(&mut self.items);
         // Field defaults: one function per defaulted field (used by updates and by literals).
         let type_names: Vec<String> = self.types.keys().cloned().collect();
@@ -341,7 +341,7 @@ impl<'o> Compiler<'o> {
                 }
                 Item::Transform { ty, param, body, span } => {
                     let proto = self.compile_fn(
-                        format!("<transform {}>", ty.name),
+                        made_name("transform", &ty.name),
                         FnKind::Transform,
                         std::slice::from_ref(param),
                         None,
@@ -381,7 +381,7 @@ impl<'o> Compiler<'o> {
             if inits.iter().any(|(s, _)| *s == slot) {
                 continue; // a duplicate, already reported
             }
-            let proto = self.compile_thunk(format!("<init {}>", name.name), FnKind::Init, Some(init.span), |c| {
+            let proto = self.compile_thunk(made_name("init", &name.name), FnKind::Init, Some(init.span), |c| {
                 let r = c.expr_any(init);
                 c.f().emit(molt_vm::Instr::Return { src: r });
             });
@@ -399,13 +399,35 @@ impl<'o> Compiler<'o> {
         });
         let init = self.add_function(init);
         let main = self.funcs.get("main").map(|(i, _)| *i);
+        let mut global_inits = vec![None; self.globals.len()];
+        for (slot, f) in inits {
+            global_inits[slot as usize] = Some(f);
+        }
         self.items = items;
-        (init, main, transforms, migrate)
+        EntryPoints { init, main, transforms, migrate, global_inits }
     }
 
     pub(crate) fn f(&mut self) -> &mut FnState {
         self.fns.last_mut().unwrap()
     }
+}
+
+/// The functions a program starts from, as `Program` holds them.
+struct EntryPoints {
+    init: u32,
+    main: Option<u32>,
+    transforms: Vec<TransformDef>,
+    migrate: Option<u32>,
+    /// Per global slot, its initialiser.
+    global_inits: Vec<Option<u32>>,
+}
+
+/// The name of a compiler-made function about `subject` (`<transform T>`, `<init g>`): shown
+/// in stack traces, and the function's identity across versions like any function name. What
+/// the function is for is in its `FnKind` and the program's tables (`transforms`,
+/// `global_inits`); nothing parses it back from the name.
+fn made_name(what: &str, subject: &str) -> String {
+    format!("<{what} {subject}>")
 }
 
 fn run(opts: &Options, entry: Option<(String, PathBuf, String)>) -> Output {
@@ -417,7 +439,7 @@ fn run(opts: &Options, entry: Option<(String, PathBuf, String)>) -> Output {
         c.load(shown, key, text);
     }
     c.declare();
-    let (init, main, transforms, migrate) = c.compile_items();
+    let EntryPoints { init, main, transforms, migrate, global_inits } = c.compile_items();
     let mut diagnostics = std::mem::take(&mut c.diags);
     // Files with syntax errors first (each in source order): a file that does not parse
     // loses declarations, and the errors that follow in the files importing it (an imported
@@ -450,6 +472,7 @@ fn run(opts: &Options, entry: Option<(String, PathBuf, String)>) -> Output {
                 version: opts.version,
                 files: c.files.iter().map(|f| f.path.clone()).collect(),
                 globals: c.globals.keys().cloned().collect(),
+                global_inits,
                 functions,
                 types,
                 names: c.names.iter().cloned().collect(),

@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 
-use molt_vm::{Const, FnKind, Instr, LocalInfo, Proto};
+use molt_vm::{Const, FnKind, Instr, LocalInfo, LocalRole, Proto};
 
 #[derive(Clone, Debug)]
 pub struct Local {
     pub name: String,
+    pub role: LocalRole,
     pub reg: u16,
     pub start: u32,
 }
@@ -166,18 +167,26 @@ impl FnState {
             self.next_reg = first.reg;
         }
         for l in scope {
-            if let Some(regs) = self.visible.get_mut(&l.name) {
+            if l.role == LocalRole::Named
+                && let Some(regs) = self.visible.get_mut(&l.name)
+            {
                 regs.pop();
             }
-            self.proto.locals.push(LocalInfo { name: l.name, reg: l.reg, start: l.start, end });
+            self.proto.locals.push(LocalInfo { name: l.name, role: l.role, reg: l.reg, start: l.start, end });
         }
     }
 
     /// Declares a local living in `reg` from now on.
     pub fn declare(&mut self, name: &str, reg: u16) {
-        let start = self.pc() as u32;
-        self.scopes.last_mut().unwrap().push(Local { name: name.to_string(), reg, start });
+        self.declare_hidden(name, LocalRole::Named, reg);
         self.visible.entry(name.to_string()).or_default().push(reg);
+    }
+
+    /// Declares a local that code cannot name (a `for` loop's state, `role`, for loop variable
+    /// `name`): it is recorded for frame migration only.
+    pub fn declare_hidden(&mut self, name: &str, role: LocalRole, reg: u16) {
+        let start = self.pc() as u32;
+        self.scopes.last_mut().unwrap().push(Local { name: name.to_string(), role, reg, start });
     }
 
     pub fn lookup_local(&self, name: &str) -> Option<u16> {

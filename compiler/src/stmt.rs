@@ -1,6 +1,6 @@
 //! Statements and blocks.
 
-use molt_vm::{Instr, UpdatePoint};
+use molt_vm::{Instr, LocalRole, UpdatePoint};
 
 use crate::ast::{BinOp, Block, Expr, ExprKind, Stmt};
 use crate::compile::Compiler;
@@ -82,8 +82,8 @@ impl Compiler<'_> {
                     self.expr(a, state + 1);
                     self.expr(b, state);
                     self.f().line = line;
-                    self.f().declare(&format!("<for {} range end>", var.name), state);
-                    self.f().declare(&format!("<for {} range next>", var.name), state + 1);
+                    self.f().declare_hidden(&var.name, LocalRole::ForRangeEnd, state);
+                    self.f().declare_hidden(&var.name, LocalRole::ForRangeNext, state + 1);
                     let v = self.f().alloc();
                     let prep = self.f().emit(Instr::ForPrep { base: state, var: v, exit: 0 });
                     let body_start = self.f().pc();
@@ -105,9 +105,9 @@ impl Compiler<'_> {
                     self.f().line = line;
                     self.f().emit(Instr::IterPrep { base: state, src });
                     self.f().free_to(state + 2);
-                    // Hidden loop state: named so that frame migration can match `for` chains.
-                    self.f().declare(&format!("<for {}>", var.name), state);
-                    self.f().declare(&format!("<for {} index>", var.name), state + 1);
+                    // Hidden loop state: recorded so that frame migration can match `for` chains.
+                    self.f().declare_hidden(&var.name, LocalRole::ForState, state);
+                    self.f().declare_hidden(&var.name, LocalRole::ForNext, state + 1);
                     let v = self.f().alloc();
                     let top = self.f().pc();
                     let next = self.f().emit(Instr::IterNext { base: state, var: v, exit: 0 });

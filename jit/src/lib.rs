@@ -94,12 +94,12 @@ struct Shared {
     /// `vm.globals`, by slot.
     globals: *mut Value,
 }
-pub(crate) const SHARED_SIGNALS: i32 = 0;
-pub(crate) const SHARED_TIER_SLOTS: i32 = 24;
-pub(crate) const SHARED_STACK_LEN: i32 = 32;
-pub(crate) const SHARED_HEAP_OBJS: i32 = 40;
-pub(crate) const SHARED_HEAP_SLOW: i32 = 48;
-pub(crate) const SHARED_GLOBALS: i32 = 56;
+pub(crate) const SHARED_SIGNALS: i32 = std::mem::offset_of!(Shared, signals) as i32;
+pub(crate) const SHARED_TIER_SLOTS: i32 = std::mem::offset_of!(Shared, tier_slots) as i32;
+pub(crate) const SHARED_STACK_LEN: i32 = std::mem::offset_of!(Shared, stack_len) as i32;
+pub(crate) const SHARED_HEAP_OBJS: i32 = std::mem::offset_of!(Shared, heap_objs) as i32;
+pub(crate) const SHARED_HEAP_SLOW: i32 = std::mem::offset_of!(Shared, heap_slow) as i32;
+pub(crate) const SHARED_GLOBALS: i32 = std::mem::offset_of!(Shared, globals) as i32;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs

@@ -104,6 +104,7 @@ fn empty_program() -> Program {
         version: 1,
         files: Vec::new(),
         globals: Vec::new(),
+        global_inits: Vec::new(),
         functions: Vec::new(),
         types: Vec::new(),
         names: Vec::new(),

@@ -77,6 +77,6 @@ fn function(program: &Program, index: usize, f: &Proto, out: &mut String) {
         out.push('\n');
     }
     for l in &f.locals {
-        let _ = writeln!(out, "  local r{} {} [{}, {})", l.reg, l.name, l.start, l.end);
+        let _ = writeln!(out, "  local r{} {l} [{}, {})", l.reg, l.start, l.end);
     }
 }

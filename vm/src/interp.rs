@@ -6,14 +6,15 @@ use std::rc::Rc;
 
 use crate::heap::Obj;
 use crate::map::Map;
-use crate::native::{BuiltinKind, MethodImpl};
 use crate::signals::Signals;
 use crate::tier::{Exit, JitMode};
 use crate::{Function, Instr, RuntimeError, Value, Vm};
 
+mod methods;
 mod support;
 mod tier_entry;
 
+use methods::MethodTarget;
 use support::check_arity;
 
 impl Vm {
@@ -511,106 +512,30 @@ impl Vm {
                         let start = base + b as usize;
                         let ret = base + dst as usize;
                         let cache = &func.caches[pc - 1];
-                        match recv {
+                        // The hot path inline: a record's method through a warm cache, of the
+                        // right arity. Everything else (and its errors) is `resolve_method`.
+                        let cached = match recv {
                             Value::Obj(o) => match self.heap.get(o) {
-                                Obj::Record { ty, fields } => {
-                                    let ty = *ty;
-                                    let (ct, slot) = cache.get();
-                                    let slot = if ct == ty + 1 {
-                                        Some(slot)
-                                    } else {
-                                        let s = self.types[ty as usize].methods.get(&name).copied();
-                                        if let Some(s) = s {
-                                            cache.set((ty + 1, s));
-                                        }
-                                        // Old code calling a method an update removed runs its
-                                        // last version, warm cache or not.
-                                        s.or_else(|| self.removed_method(&func, ty, name))
-                                    };
-                                    match slot {
-                                        Some(slot) => {
-                                            let callee = match self.callee(slot) {
-                                                Some(c) => c,
-                                                None => throw!(format!(
-                                                    "method '{}' was removed by an update",
-                                                    self.syms[name as usize]
-                                                )),
-                                            };
-                                            if callee.proto.arity as usize != argc as usize + 1 {
-                                                throw!(format!(
-                                                    "<fn {}> expects {} but got {}",
-                                                    callee.proto.name,
-                                                    crate::error::arguments(
-                                                        callee.proto.arity.saturating_sub(1) as usize
-                                                    ),
-                                                    argc
-                                                ));
-                                            }
-                                            push_frame!(callee, start, ret);
-                                        }
-                                        None => {
-                                            // No method: a field holding a function is called instead.
-                                            let field =
-                                                self.types[ty as usize].fields.get(&name).map(|&i| fields[i as usize]);
-                                            match field {
-                                                Some(f) => call_value!(f, start + 1, argc, ret),
-                                                None => throw!(format!(
-                                                    "{} has no method '{}'",
-                                                    self.types[ty as usize].name, self.syms[name as usize]
-                                                )),
-                                            }
-                                        }
-                                    }
-                                }
-                                other => {
-                                    let kind = match other {
-                                        Obj::Str(_) => BuiltinKind::Str,
-                                        Obj::List(_) => BuiltinKind::List,
-                                        Obj::Map(_) => BuiltinKind::Map,
-                                        Obj::Range(..) => BuiltinKind::Range,
-                                        _ => throw!(format!(
-                                            "{} has no method '{}'",
-                                            self.type_of(recv),
-                                            self.syms[name as usize]
-                                        )),
-                                    };
-                                    match self.builtin_methods.get(&(kind, name)) {
-                                        Some(MethodImpl::Native(f)) => {
-                                            let f = *f;
-                                            let v = tri!(self.call_native_fn(f, start, argc as usize + 1, false));
-                                            self.stack[ret] = v;
-                                        }
-                                        Some(MethodImpl::Molt(fname)) => {
-                                            let callee = match self
-                                                .func_slot(fname)
-                                                .and_then(|s| self.funcs[s as usize].clone())
-                                            {
-                                                Some(c) => c,
-                                                None => throw!(format!("prelude function '{fname}' is missing")),
-                                            };
-                                            if callee.proto.arity as usize != argc as usize + 1 {
-                                                throw!(format!(
-                                                    "{}() expects {} but got {}",
-                                                    self.syms[name as usize],
-                                                    crate::error::arguments(
-                                                        callee.proto.arity.saturating_sub(1) as usize
-                                                    ),
-                                                    argc
-                                                ));
-                                            }
-                                            push_frame!(callee, start, ret);
-                                        }
-                                        None => {
-                                            throw!(format!(
-                                                "{} has no method '{}'",
-                                                kind.name(),
-                                                self.syms[name as usize]
-                                            ))
-                                        }
-                                    }
-                                }
+                                Obj::Record { ty, .. } => match cache.get() {
+                                    (ct, slot) if ct == ty + 1 => self.callee(slot),
+                                    _ => None,
+                                },
+                                _ => None,
                             },
-                            _ => throw!(format!("{} has no method '{}'", self.type_of(recv), self.syms[name as usize])),
+                            _ => None,
+                        };
+                        match cached {
+                            Some(callee) if callee.proto.arity as usize == argc as usize + 1 => {
+                                push_frame!(callee, start, ret)
+                            }
+                            _ => match tri!(self.resolve_method(&func, cache, recv, name, argc)) {
+                                MethodTarget::Function(callee) => push_frame!(callee, start, ret),
+                                MethodTarget::Native(f) => {
+                                    let v = tri!(self.call_native_fn(f, start, argc as usize + 1, false));
+                                    self.stack[ret] = v;
+                                }
+                                MethodTarget::Field(f) => call_value!(f, start + 1, argc, ret),
+                            },
                         }
                     }
                     Instr::CallNative { dst, native, base: b, argc } => {

@@ -34,7 +34,7 @@ pub use error::{RuntimeError, TraceFrame};
 pub use heap::{Heap, Obj};
 pub use native::{BuiltinKind, MethodImpl, NativeCtx, NativeDef, NativeFn, Reads};
 pub use opcodes::{Effects, Instr, OperandKind};
-pub use program::{Const, FnKind, LocalInfo, Program, Proto, TypeDef, UpdatePoint};
+pub use program::{Const, FnKind, LocalInfo, LocalRole, Program, Proto, TypeDef, UpdatePoint};
 pub use value::{ObjRef, Value};
 
 /// The file name the prelude (built-in methods written in Molt) is compiled under; stack traces
@@ -70,7 +70,7 @@ pub struct Function {
 
 /// An instruction's inline cache: the record type it last saw (type slot + 1; 0: none) and
 /// what that type resolved to (a field index, or a method's function slot). `repr(C)`:
-/// compiled code reads and fills it too (`key` at 0, `value` at 4).
+/// compiled code reads and fills it too (at `KEY_OFFSET` and `VALUE_OFFSET`).
 #[derive(Default, Debug)]
 #[repr(C)]
 pub struct InlineCache {
@@ -79,6 +79,10 @@ pub struct InlineCache {
 }
 
 impl InlineCache {
+    /// Where compiled code finds the key and the value.
+    pub const KEY_OFFSET: i32 = std::mem::offset_of!(InlineCache, key) as i32;
+    pub const VALUE_OFFSET: i32 = std::mem::offset_of!(InlineCache, value) as i32;
+
     #[inline(always)]
     pub fn get(&self) -> (u32, u32) {
         (self.key.get(), self.value.get())
@@ -209,6 +213,9 @@ pub struct Vm {
     /// function value, a frame finishing in old code) that still calls it runs that version
     /// (DSU.md: old code stays alive as long as something uses it).
     pub(crate) removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
+    /// (type name, method name symbol) -> function slot, for every method ever linked (like
+    /// function slots, forever): how old code finds a method an update removed.
+    pub(crate) method_slots: FxHashMap<(String, u32), u32>,
     /// Global slots an update removed whose value old code may still read (dropped when
     /// none can: `update/old_code.rs`).
     pub(crate) removed_globals: rustc_hash::FxHashSet<u32>,
@@ -251,6 +258,7 @@ impl Vm {
             register_limit: 64 * MAX_FRAMES,
             retired: Vec::new(),
             removed_funcs: Default::default(),
+            method_slots: Default::default(),
             removed_globals: Default::default(),
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),

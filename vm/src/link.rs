@@ -121,7 +121,11 @@ impl Vm {
     pub fn link_type(&mut self, program: &Program, i: usize, map: &SlotMap) -> TypeRt {
         let t = &program.types[i];
         let fields = t.fields.iter().enumerate().map(|(j, f)| (self.intern(f), j as u32)).collect();
-        let methods = t.methods.iter().map(|(n, f)| (self.intern(n), map.funcs[*f as usize])).collect();
+        let methods: rustc_hash::FxHashMap<u32, u32> =
+            t.methods.iter().map(|(n, f)| (self.intern(n), map.funcs[*f as usize])).collect();
+        for (&name, &slot) in &methods {
+            self.method_slots.insert((t.name.clone(), name), slot);
+        }
         TypeRt {
             name: t.name.clone(),
             version: t.version,

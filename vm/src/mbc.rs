@@ -14,7 +14,7 @@
 //! Body: every field of [`Program`] in declaration order (the program version again, so the header
 //! copy is checked too). Integers are little-endian at their Rust width, strings a u32 byte length
 //! then UTF-8, vectors a u32 count then the items, `Option` a 0/1 byte then the value, `f64` its
-//! bits, [`FnKind`] its `as_u8` byte, a constant a tag byte (0 int, 1 float, 2 string) then the
+//! bits, [`FnKind`] and [`LocalRole`] their `as_u8` byte, a constant a tag byte (0 int, 1 float, 2 string) then the
 //! value, and a function's code a u32 byte length then the instructions as `Instr::encode`
 //! writes them.
 //!
@@ -25,13 +25,14 @@
 use std::fmt;
 
 use crate::opcodes::{DecodeError, Instr};
-use crate::program::{Const, FnKind, LocalInfo, Program, Proto, TransformDef, TypeDef, UpdatePoint};
+use crate::program::{Const, FnKind, LocalInfo, LocalRole, Program, Proto, TransformDef, TypeDef, UpdatePoint};
 
 /// The first eight bytes of every `.mbc` file.
 pub const MAGIC: &[u8; 8] = b"MOLTBC\r\n";
 
 /// The version of the file format this VM reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: locals carry a role byte (`LocalRole`), the program a table of global initialisers.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// Magic, format version, program version, layout hash, body length, checksum.
 pub const HEADER_LEN: usize = 8 + 2 + 4 + 8 + 8 + 8;
@@ -147,6 +148,7 @@ impl Writer {
         self.u32(p.version);
         self.vec(&p.files, |w, s| w.str(s));
         self.vec(&p.globals, |w, s| w.str(s));
+        self.vec(&p.global_inits, |w, f| w.opt_u32(*f));
         self.vec(&p.functions, Writer::proto);
         self.vec(&p.types, Writer::type_def);
         self.vec(&p.names, |w, s| w.str(s));
@@ -179,6 +181,7 @@ impl Writer {
         self.vec(&f.consts, Writer::constant);
         self.vec(&f.locals, |w, l| {
             w.str(&l.name);
+            w.u8(l.role.as_u8());
             w.u16(l.reg);
             w.u32(l.start);
             w.u32(l.end);
@@ -241,8 +244,8 @@ mod min_size {
     pub const METHOD: usize = STRING + 4;
     /// tag + the length of an empty string.
     pub const CONST: usize = 1 + STRING;
-    /// name, reg, start, end.
-    pub const LOCAL: usize = STRING + 2 + 4 + 4;
+    /// name, role, reg, start, end.
+    pub const LOCAL: usize = STRING + 1 + 2 + 4 + 4;
     /// label tag, ordinal, pc.
     pub const UPDATE_POINT: usize = 1 + 4 + 4;
     /// name, kind, version, arity, ncaptures, nregs, file, line, then the lengths of code, lines,
@@ -276,6 +279,7 @@ pub fn read(bytes: &[u8]) -> Result<Program, MbcError> {
         )));
     }
     crate::verify::verify(&program).map_err(|e| MbcError::new(format!("verification failed: {e}")))?;
+    program.check_global_inits().map_err(|e| MbcError::new(format!("verification failed: {e}")))?;
     Ok(program)
 }
 
@@ -439,6 +443,8 @@ impl<'a> Reader<'a> {
         let version = self.u32("program version")?;
         let files = self.vec("file list", min_size::STRING, |r, _| r.string("file path"))?;
         let globals = self.vec("global list", min_size::STRING, |r, _| r.string("global name"))?;
+        let global_inits =
+            self.vec("global initialiser list", min_size::OPTION, |r, _| r.opt_u32("global initialiser"))?;
         let functions = self.vec("function list", min_size::PROTO, |r, i| r.proto(i))?;
         let types = self.vec("type list", min_size::TYPE, |r, i| r.type_def(i))?;
         self.context.clear();
@@ -450,7 +456,20 @@ impl<'a> Reader<'a> {
             Ok(TransformDef { type_name: r.string("transform type name")?, func: r.u32("transform function")? })
         })?;
         let migrate = self.opt_u32("migrate function index")?;
-        Ok(Program { version, files, globals, functions, types, names, natives, init, main, transforms, migrate })
+        Ok(Program {
+            version,
+            files,
+            globals,
+            global_inits,
+            functions,
+            types,
+            names,
+            natives,
+            init,
+            main,
+            transforms,
+            migrate,
+        })
     }
 
     fn proto(&mut self, index: usize) -> Res<Proto> {
@@ -471,8 +490,14 @@ impl<'a> Reader<'a> {
         let lines = self.vec("line table", min_size::U32, |r, _| r.u32("line"))?;
         let consts = self.vec("constant pool", min_size::CONST, |r, _| r.constant())?;
         let locals = self.vec("local table", min_size::LOCAL, |r, _| {
+            let name = r.string("local name")?;
+            let at = r.pos;
+            let tag = r.u8("local role")?;
+            let role = LocalRole::from_u8(tag)
+                .ok_or_else(|| MbcError::at(at, format!("bad local role {tag} for local '{name}' of {}", r.context)))?;
             Ok(LocalInfo {
-                name: r.string("local name")?,
+                name,
+                role,
                 reg: r.u16("local register")?,
                 start: r.u32("local start")?,
                 end: r.u32("local end")?,
@@ -593,7 +618,7 @@ mod tests {
         with_point.update_points.push(p);
         assert_eq!(encoded(|w| w.proto(&with_point)) - min_size::PROTO, min_size::UPDATE_POINT);
         let mut with_local = proto.clone();
-        with_local.locals.push(LocalInfo { name: String::new(), reg: 0, start: 0, end: 0 });
+        with_local.locals.push(LocalInfo { name: String::new(), role: LocalRole::Named, reg: 0, start: 0, end: 0 });
         assert_eq!(encoded(|w| w.proto(&with_local)) - min_size::PROTO, min_size::LOCAL);
         let mut with_method = ty.clone();
         with_method.methods.push((String::new(), 0));
@@ -606,6 +631,7 @@ mod tests {
             version: 7,
             files: vec![],
             globals: vec![],
+            global_inits: vec![],
             functions: vec![],
             types: vec![],
             names: vec![],

@@ -3,6 +3,8 @@
 //! tables (`globals`, `functions`, `types`, `names`, `natives`); the VM's linker maps them to its
 //! own slots by name, so a new version can be compiled without knowing the running one.
 
+use std::fmt;
+
 /// A constant in a function's pool.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Const {
@@ -33,15 +35,59 @@ impl FnKind {
     }
 }
 
-/// A named local and the instructions where it is live: frame migration carries locals by name.
+/// What a local holds: a variable of the program, or the hidden state of a `for` loop, which
+/// frame migration matches by loop variable and role (a counting loop and a general one over
+/// a range carry the same two ints, one step apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LocalRole {
+    /// A variable the program names (parameters included).
+    Named,
+    /// Counting loop (`for x in a..b`): the end of the range.
+    ForRangeEnd,
+    /// Counting loop: the current value, which the loop variable is copied from.
+    ForRangeNext,
+    /// General loop: the iterated value (a range's end for a range).
+    ForState,
+    /// General loop: the next index.
+    ForNext,
+}
+
+impl LocalRole {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+    pub fn from_u8(b: u8) -> Option<LocalRole> {
+        use LocalRole::*;
+        [Named, ForRangeEnd, ForRangeNext, ForState, ForNext].get(b as usize).copied()
+    }
+}
+
+/// A local and the instructions where it is live: frame migration carries locals by name and
+/// role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalInfo {
+    /// The variable's name; for a `for` loop's hidden state, the loop variable's.
     pub name: String,
+    pub role: LocalRole,
     pub reg: u16,
     /// First instruction where the local holds its value.
     pub start: u32,
     /// One past the last instruction of its scope.
     pub end: u32,
+}
+
+/// How the disassembler and messages show a local: hidden loop state says whose it is.
+impl fmt::Display for LocalInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.role {
+            LocalRole::Named => return f.write_str(&self.name),
+            LocalRole::ForRangeEnd => "range end",
+            LocalRole::ForRangeNext => "range next",
+            LocalRole::ForState => "state",
+            LocalRole::ForNext => "index",
+        };
+        write!(f, "{} (for {what})", self.name)
+    }
 }
 
 /// An `update;` or `update "label";` statement.
@@ -101,6 +147,9 @@ pub struct Program {
     /// Source file paths, indexed by `Proto::file`.
     pub files: Vec<String>,
     pub globals: Vec<String>,
+    /// Per global (parallel to `globals`), the `Init` function computing its initial value: an
+    /// update runs those of the globals it adds.
+    pub global_inits: Vec<Option<u32>>,
     pub functions: Vec<Proto>,
     pub types: Vec<TypeDef>,
     /// Field and method names.
@@ -134,6 +183,48 @@ impl Program {
             }
         }
         h
+    }
+
+    /// The function initialising global `name`, if the program declares it.
+    pub fn global_init(&self, name: &str) -> Option<u32> {
+        let g = self.globals.iter().position(|n| n == name)?;
+        self.global_inits.get(g).copied().flatten()
+    }
+
+    /// `global_inits` has one entry per global, each an `Init` function of arity 0 (checked
+    /// with the other tables when a `.mbc` file is read).
+    pub fn check_global_inits(&self) -> Result<(), String> {
+        if self.global_inits.len() != self.globals.len() {
+            return Err(format!(
+                "the program has {} globals but {} initialiser entries",
+                self.globals.len(),
+                self.global_inits.len()
+            ));
+        }
+        for (g, init) in self.globals.iter().zip(&self.global_inits) {
+            let Some(i) = *init else { continue };
+            let Some(f) = self.functions.get(i as usize) else {
+                return Err(format!(
+                    "the initialiser of global '{g}' is function f{i}, but the program has {} functions",
+                    self.functions.len()
+                ));
+            };
+            if f.kind != FnKind::Init || f.arity != 0 {
+                return Err(format!(
+                    "the initialiser of global '{g}' is '{}', of kind {:?} and arity {}, but must be an Init function of no arguments",
+                    f.name, f.kind, f.arity
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The functions of the methods called `name` of every type, in function-table order.
+    pub fn methods_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Proto> + use<'a> {
+        let mut fs: Vec<u32> =
+            self.types.iter().flat_map(|t| &t.methods).filter(|(m, _)| m == name).map(|(_, f)| *f).collect();
+        fs.sort_unstable();
+        fs.into_iter().filter_map(|f| self.functions.get(f as usize))
     }
 
     pub fn function_index(&self, name: &str) -> Option<u32> {

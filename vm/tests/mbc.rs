@@ -5,7 +5,7 @@ use molt_vm::mbc::{self, HEADER_LEN};
 use molt_vm::opcodes::{Effects, OPCODES, encode_operand};
 use molt_vm::program::TransformDef;
 use molt_vm::verify::verify;
-use molt_vm::{Const, FnKind, Instr, LocalInfo, OperandKind, Program, Proto, TypeDef, UpdatePoint};
+use molt_vm::{Const, FnKind, Instr, LocalInfo, LocalRole, OperandKind, Program, Proto, TypeDef, UpdatePoint};
 
 /// Multiplies the number of random cases: `MOLT_FUZZ_SCALE=50 cargo test -p molt-vm --test mbc`
 /// for a longer search. The default keeps the whole file well under a second or two.
@@ -69,7 +69,12 @@ fn func(name: &str, kind: FnKind, arity: u16, nregs: u16, code: Vec<Instr>) -> P
 }
 
 fn local(name: &str, reg: u16, start: u32, end: u32) -> LocalInfo {
-    LocalInfo { name: name.to_string(), reg, start, end }
+    hidden(name, LocalRole::Named, reg, start, end)
+}
+
+/// A local of `role` (a `for` loop's state, for loop variable `name`).
+fn hidden(name: &str, role: LocalRole, reg: u16, start: u32, end: u32) -> LocalInfo {
+    LocalInfo { name: name.to_string(), role, reg, start, end }
 }
 
 fn empty_program() -> Program {
@@ -77,6 +82,7 @@ fn empty_program() -> Program {
         version: 1,
         files: vec!["main.molt".into()],
         globals: vec![],
+        global_inits: vec![],
         functions: vec![],
         types: vec![],
         names: vec![],
@@ -132,6 +138,7 @@ fn calc() -> Program {
         version: 3,
         files: vec!["calc.molt".into()],
         globals: vec!["total".into()],
+        global_inits: vec![None],
         functions: vec![init, add, main],
         types: vec![],
         names: vec![],
@@ -219,8 +226,8 @@ fn shapes() -> Program {
     main.locals = vec![
         local("p", 0, 3, 23),
         local("f", 6, 7, 23),
-        local("<for item>", 8, 14, 19),
-        local("<for item index>", 9, 14, 19),
+        hidden("item", LocalRole::ForState, 8, 14, 19),
+        hidden("item", LocalRole::ForNext, 9, 14, 19),
         local("item", 4, 15, 19),
     ];
     main.update_points = vec![UpdatePoint { label: Some("tick ✓".into()), ordinal: 0, pc: 15 }];
@@ -236,6 +243,7 @@ fn shapes() -> Program {
         version: 2,
         files: vec!["shapes.molt".into(), "lib/geometry.molt".into()],
         globals: vec!["origin".into(), "count".into()],
+        global_inits: vec![None, None],
         functions: vec![init, norm2, default_y, lambda, main, transform, migrate],
         types: vec![TypeDef {
             name: "Point".into(),
@@ -292,6 +300,7 @@ fn every_opcode() -> Program {
     p.init = 2;
     p.main = Some(0);
     p.globals = vec!["g".into()];
+    p.global_inits = vec![None];
     p.types =
         vec![TypeDef { name: "T".into(), version: 1, fields: vec!["a".into()], defaults: vec![None], methods: vec![] }];
     p.names = vec!["a".into()];
@@ -401,11 +410,12 @@ fn header_errors() {
     assert_eq!(error_of(&good[..5]), "invalid bytecode file: truncated at byte 5 (in the 38-byte header)");
     assert_eq!(error_of(&good[..20]), "invalid bytecode file: truncated at byte 20 (in the 38-byte header)");
 
-    let mut v2 = good.clone();
-    v2[8] = 2;
+    // Files of the previous format (before local roles and global initialisers) are refused.
+    let mut v1 = good.clone();
+    v1[8] = 1;
     assert_eq!(
-        error_of(&v2),
-        "invalid bytecode file: unsupported format version 2 (this VM reads format version 1) (at byte 8)"
+        error_of(&v1),
+        "invalid bytecode file: unsupported format version 1 (this VM reads format version 2) (at byte 8)"
     );
 
     let cut = &good[..good.len() - 3];
@@ -550,6 +560,18 @@ fn invalid_utf8_and_bad_tags() {
     b[at] = 3;
     let e = error_of(&resealed(b));
     assert!(e.contains("bad constant tag 3 in function 2 'main' (expected 0, 1 or 2)"), "{e}");
+
+    // A local's role byte follows its name.
+    let mut p = calc();
+    p.functions[2].locals[2].name = "counter".into();
+    let mut b = mbc::write(&p);
+    let at = find(&b, b"counter") + "counter".len();
+    b[at] = 7;
+    let e = error_of(&resealed(b));
+    assert_eq!(
+        e,
+        format!("invalid bytecode file: bad local role 7 for local 'counter' of function 2 'main' (at byte {at})")
+    );
 
     // Bytes left over after a complete program.
     let mut b = good.clone();
@@ -933,6 +955,32 @@ fn rejects_bad_frames() {
     let mut p = calc();
     p.functions[1].file = 1;
     assert_eq!(verify_error(&p), "function 'add': is in file 1, but the program has 1 files");
+}
+
+/// A global's initialiser must be an `Init` function of no arguments, one entry per global.
+#[test]
+fn checks_global_initialisers() {
+    let global_init_error = |inits: Vec<Option<u32>>| {
+        let mut p = calc();
+        p.global_inits = inits;
+        let e = p.check_global_inits().expect_err("expected an error");
+        assert_eq!(error_of(&mbc::write(&p)), format!("invalid bytecode file: verification failed: {e}"));
+        e
+    };
+    let mut p = calc();
+    p.global_inits = vec![Some(0)];
+    assert_eq!(mbc::read(&mbc::write(&p)).unwrap(), p);
+    assert_eq!(p.global_init("total"), Some(0));
+    assert_eq!(p.global_init("other"), None);
+    assert_eq!(global_init_error(vec![]), "the program has 1 globals but 0 initialiser entries");
+    assert_eq!(
+        global_init_error(vec![Some(3)]),
+        "the initialiser of global 'total' is function f3, but the program has 3 functions"
+    );
+    assert_eq!(
+        global_init_error(vec![Some(1)]),
+        "the initialiser of global 'total' is 'add', of kind Function and arity 2, but must be an Init function of no arguments"
+    );
 }
 
 #[test]

@@ -29,8 +29,8 @@ impl Gen<'_, '_> {
         let ty = self.b.ins().uload32(flags(), obj, h.ty_offset);
         let caches = self.b.ins().load(types::I64, flags(), self.ctx, CTX_CACHES);
         let at = (pc * std::mem::size_of::<InlineCache>()) as i32;
-        let key = self.b.ins().uload32(flags(), caches, at);
-        let value = self.b.ins().uload32(flags(), caches, at + 4);
+        let key = self.b.ins().uload32(flags(), caches, at + InlineCache::KEY_OFFSET);
+        let value = self.b.ins().uload32(flags(), caches, at + InlineCache::VALUE_OFFSET);
         let ty1 = self.b.ins().iadd_imm_s(ty, 1);
         let hit = self.b.ins().icmp(IntCC::Equal, key, ty1);
         let ok = self.b.ins().band(is_record, hit);

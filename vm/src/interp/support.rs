@@ -121,8 +121,7 @@ impl Vm {
         if current || self.removed_funcs.is_empty() {
             return None;
         }
-        let full = format!("{}.{}", self.types[ty as usize].name, self.syms[name as usize]);
-        let slot = self.func_names.get_index_of(&full)? as u32;
+        let slot = *self.method_slots.get(&(self.types[ty as usize].name.clone(), name))?;
         self.removed_funcs.contains_key(&slot).then_some(slot)
     }
 

@@ -5,8 +5,8 @@
 
 use std::rc::Rc;
 
+use super::methods::{MethodTarget, builtin_kind};
 use super::support::check_arity;
-use crate::heap::Obj;
 use crate::tier::{Exit, JIT_THRESHOLD, JitMode, MAX_TIER_DEPTH};
 use crate::{Function, RuntimeError, Value, Vm};
 
@@ -309,21 +309,13 @@ impl Vm {
         name: u32,
         argc: u16,
     ) -> Result<bool, RuntimeError> {
-        use crate::{BuiltinKind, MethodImpl};
         let base = self.tier_base(pc + 1)?;
         let start = base + b as usize;
-        let kind = match self.stack[start] {
-            Value::Obj(o) => match self.heap.get(o) {
-                Obj::Str(_) => BuiltinKind::Str,
-                Obj::List(_) => BuiltinKind::List,
-                Obj::Map(_) => BuiltinKind::Map,
-                Obj::Range(..) => BuiltinKind::Range,
-                _ => return Ok(false),
-            },
-            _ => return Ok(false),
-        };
-        let Some(MethodImpl::Native(f)) = self.builtin_methods.get(&(kind, name)) else { return Ok(false) };
-        match self.call_native_fn(*f, start, argc as usize + 1, false) {
+        let recv = self.stack[start];
+        let Some(kind) = builtin_kind(self, recv) else { return Ok(false) };
+        // A prelude method or an error: the VM steps the instruction (and raises the error).
+        let Ok(MethodTarget::Native(f)) = self.builtin_method(kind, recv, name, argc) else { return Ok(false) };
+        match self.call_native_fn(f, start, argc as usize + 1, false) {
             Ok(v) => {
                 self.stack[base + dst as usize] = v;
                 Ok(true)

@@ -8,14 +8,14 @@ use std::rc::Rc;
 use super::Pending;
 use super::Policy;
 use super::plan::{FnStatus, UpdatePlan};
-use crate::program::{LocalInfo, Proto};
+use crate::program::{LocalInfo, LocalRole, Proto};
 use crate::{FnKind, Function, Value, Vm};
 
-/// Locals in scope at `pc`: for each name the innermost one (the latest start).
+/// Locals in scope at `pc`: for each name and role the innermost one (the latest start).
 fn in_scope(p: &Proto, pc: u32) -> Vec<&LocalInfo> {
     let mut out: Vec<&LocalInfo> = Vec::new();
     for l in p.locals.iter().filter(|l| l.start <= pc && pc < l.end) {
-        match out.iter_mut().find(|o| o.name == l.name) {
+        match out.iter_mut().find(|o| o.name == l.name && o.role == l.role) {
             Some(o) if o.start < l.start => *o = l,
             Some(_) => {}
             None => out.push(l),
@@ -36,30 +36,6 @@ pub(crate) struct FrameMove {
     /// Old registers that must hold ints for the move to work (a general `for` loop's state
     /// going into a counting loop: only a range's iteration fits).
     pub need_int: Vec<(u16, String)>,
-}
-
-/// The part a hidden local plays in a `for` loop over variable `var`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Counting loop (`for i in a..b`): the end, the current value.
-    RangeEnd,
-    RangeCur,
-    /// General loop: the iterated value (or a range's end), the next index.
-    State,
-    Next,
-}
-
-fn hidden_role(name: &str) -> Option<(&str, Role)> {
-    let inner = name.strip_prefix("<for ")?.strip_suffix('>')?;
-    Some(if let Some(v) = inner.strip_suffix(" range end") {
-        (v, Role::RangeEnd)
-    } else if let Some(v) = inner.strip_suffix(" range next") {
-        (v, Role::RangeCur)
-    } else if let Some(v) = inner.strip_suffix(" index") {
-        (v, Role::Next)
-    } else {
-        (inner, Role::State)
-    })
 }
 
 /// The move, or why the frame cannot be migrated.
@@ -83,9 +59,8 @@ pub(crate) fn plan_move(old: &Proto, new: &Proto, point: u16) -> Result<FrameMov
     let loops = |s: &[&LocalInfo]| {
         let mut v: Vec<String> = s
             .iter()
-            .filter_map(|l| hidden_role(&l.name))
-            .filter(|(_, r)| matches!(r, Role::RangeEnd | Role::State))
-            .map(|(v, _)| v.to_string())
+            .filter(|l| matches!(l.role, LocalRole::ForRangeEnd | LocalRole::ForState))
+            .map(|l| l.name.clone())
             .collect();
         v.sort();
         v
@@ -95,31 +70,27 @@ pub(crate) fn plan_move(old: &Proto, new: &Proto, point: u16) -> Result<FrameMov
     }
     let mut m = FrameMove { pc: to.pc as usize + 1, carry: Vec::new(), adjust: Vec::new(), need_int: Vec::new() };
     for n in &new_scope {
-        let Some((var, role)) = hidden_role(&n.name) else {
-            if let Some(o) = old_scope.iter().find(|o| o.name == n.name) {
-                m.carry.push((n.reg, o.reg));
-            }
-            continue;
-        };
-        let old_reg = |want: Role| old_scope.iter().find(|o| hidden_role(&o.name) == Some((var, want))).map(|o| o.reg);
-        // The same kind of loop carries its state as it is; a counting loop and a general
-        // one over a range hold the same two ints, one step apart.
-        let (source, delta, must_be_int) = match role {
-            Role::RangeEnd => match old_reg(Role::RangeEnd) {
+        // The old local of the same name (the loop variable's, for loop state) and `role`.
+        let old_reg = |role: LocalRole| old_scope.iter().find(|o| o.role == role && o.name == n.name).map(|o| o.reg);
+        // A variable, and the same kind of loop's state, carries over as it is; a counting
+        // loop and a general one over a range hold the same two ints, one step apart.
+        let (source, delta, must_be_int) = match n.role {
+            LocalRole::Named => (old_reg(LocalRole::Named), 0, false),
+            LocalRole::ForRangeEnd => match old_reg(LocalRole::ForRangeEnd) {
                 Some(r) => (Some(r), 0, false),
-                None => (old_reg(Role::State), 0, true),
+                None => (old_reg(LocalRole::ForState), 0, true),
             },
-            Role::RangeCur => match old_reg(Role::RangeCur) {
+            LocalRole::ForRangeNext => match old_reg(LocalRole::ForRangeNext) {
                 Some(r) => (Some(r), 0, false),
-                None => (old_reg(Role::Next), -1, false),
+                None => (old_reg(LocalRole::ForNext), -1, false),
             },
-            Role::State => match old_reg(Role::State) {
+            LocalRole::ForState => match old_reg(LocalRole::ForState) {
                 Some(r) => (Some(r), 0, false),
-                None => (old_reg(Role::RangeEnd), 0, false),
+                None => (old_reg(LocalRole::ForRangeEnd), 0, false),
             },
-            Role::Next => match old_reg(Role::Next) {
+            LocalRole::ForNext => match old_reg(LocalRole::ForNext) {
                 Some(r) => (Some(r), 0, false),
-                None => (old_reg(Role::RangeCur), 1, false),
+                None => (old_reg(LocalRole::ForRangeNext), 1, false),
             },
         };
         let Some(o) = source else { continue };
@@ -128,7 +99,7 @@ pub(crate) fn plan_move(old: &Proto, new: &Proto, point: u16) -> Result<FrameMov
             m.adjust.push((n.reg, delta));
         }
         if must_be_int {
-            m.need_int.push((o, var.to_string()));
+            m.need_int.push((o, n.name.clone()));
         }
     }
     Ok(m)

@@ -33,6 +33,7 @@ impl Transaction {
             }
         }
         vm.link_lambdas(map.funcs.clone().into_iter());
+        self.func_slots = map.funcs;
         vm.version += 1;
         // Removed globals keep their value while old code may read them (`old_code.rs`); a
         // global declared again is new (its initialiser runs next).
@@ -91,13 +92,13 @@ impl Transaction {
     /// objects that existed before are journaled, so that a rollback undoes them.
     pub(super) fn init_globals(&mut self, vm: &mut Vm) -> Result<(), String> {
         vm.dsu.epoch = vm.heap.new_generation();
-        let added = &self.pending.plan.globals_added;
+        let (added, program, slots) = (&self.pending.plan.globals_added, &self.pending.program, &self.func_slots);
         if added.is_empty() {
             return Ok(());
         }
         let (result, journal) = vm.guarded(WriteGuard::journal(vm.dsu.epoch), |vm| {
             for g in added {
-                let Some(init) = vm.func_slot(&format!("<init {g}>")) else { continue };
+                let Some(&init) = program.global_init(g).and_then(|f| slots.get(f as usize)) else { continue };
                 let v = vm
                     .call_slot(init, &[])
                     .map_err(|e| format!("initialising new global '{g}' failed: {}", describe(&e)))?;

@@ -45,10 +45,10 @@ impl Vm {
         let mut live_globals: FxHashSet<u32> = FxHashSet::default();
         // Outdated layouts that old code can still build (`NewRecord` of an old type slot).
         let mut built: FxHashSet<u32> = FxHashSet::default();
-        // Removed methods (`Type.name` functions) by method name, for calls by name below.
-        let mut removed_methods: rustc_hash::FxHashMap<&str, Vec<u32>> = Default::default();
-        for &s in self.removed_funcs.keys() {
-            if let Some((_, m)) = self.func_names.get_index(s as usize).and_then(|n| n.rsplit_once('.')) {
+        // Removed methods by method name (symbol), for calls by name below.
+        let mut removed_methods: rustc_hash::FxHashMap<u32, Vec<u32>> = Default::default();
+        for (&(_, m), &s) in &self.method_slots {
+            if self.removed_funcs.contains_key(&s) {
                 removed_methods.entry(m).or_default().push(s);
             }
         }
@@ -86,8 +86,7 @@ impl Vm {
                     // A method is found by name on the receiver (and remembered by the call's
                     // inline cache): any removed method of that name may be what it runs.
                     Role::Method => {
-                        let Some(m) = self.syms.get_index(v as usize) else { continue };
-                        for &s in removed_methods.get(m.as_str()).into_iter().flatten() {
+                        for &s in removed_methods.get(&v).into_iter().flatten() {
                             if live_funcs.insert(s) {
                                 work.push(self.removed_funcs[&s].clone());
                             }

@@ -79,7 +79,7 @@ fn canonical(p: &Program, f: &Proto) -> String {
         s.push_str(&format!("@{:?}/{}/{}", u.label, u.ordinal, u.pc));
     }
     for l in &f.locals {
-        s.push_str(&format!("${}/{}/{}/{}", l.name, l.reg, l.start, l.end));
+        s.push_str(&format!("${}/{:?}/{}/{}/{}", l.name, l.role, l.reg, l.start, l.end));
     }
     s
 }

@@ -90,6 +90,8 @@ pub(crate) struct Transaction {
     started: Instant,
     wait_us: u64,
     before: Snapshot,
+    /// The new program's functions' slots, by index (set when the version is linked).
+    pub func_slots: Vec<u32>,
     /// The type slots by name before the update (the old layouts' slots).
     pub old_type_slots: HashMap<String, u32>,
     /// Writes of new globals' initialisers to objects that existed before the update.
@@ -221,6 +223,7 @@ impl Transaction {
         Transaction {
             before: Snapshot::take(vm),
             old_type_slots: vm.type_slots.clone(),
+            func_slots: Vec::new(),
             pending,
             checked,
             started,
@@ -244,7 +247,7 @@ impl Transaction {
     fn migrate(&mut self, vm: &mut Vm) -> Result<(), String> {
         let program = &self.pending.program;
         let Some(m) = program.migrate else { return Ok(()) };
-        let slot = vm.func_slot(&program.functions[m as usize].name).ok_or("migrate slot")?;
+        let slot = *self.func_slots.get(m as usize).ok_or("migrate slot")?;
         let (result, journal) = vm.guarded(WriteGuard::journal(vm.dsu.epoch), |vm| vm.call_slot(slot, &[]));
         self.migrate_journal = journal;
         result.map(drop).map_err(|e| format!("migrate failed: {}", describe(&e)))

@@ -51,9 +51,7 @@ impl Transaction {
         let transforms: HashMap<&str, u32> = program
             .transforms
             .iter()
-            .filter_map(|t| {
-                Some((t.type_name.as_str(), vm.func_slot(program.functions.get(t.func as usize)?.name.as_str())?))
-            })
+            .filter_map(|t| Some((t.type_name.as_str(), *self.func_slots.get(t.func as usize)?)))
             .collect();
         let mut work = Vec::new();
         for change in &plan.types_changed {

@@ -146,13 +146,11 @@ impl Vm {
     ) -> Option<String> {
         let old = self.dsu.program.as_ref()?;
         let method = self.syms.get_index(name as usize)?;
-        let suffix = format!(".{method}");
         // A method whose arity changes, or one an earlier update removed and this one adds
         // again (old code may have been calling its last version).
-        let nf = new.functions.iter().find(|nf| {
+        let nf = new.methods_named(method).find(|nf| {
             let readded = self.func_names.contains(&nf.name) && !old.functions.iter().any(|of| of.name == nf.name);
-            nf.name.ends_with(&suffix)
-                && nf.arity != argc + 1
+            nf.arity != argc + 1
                 && (readded || old.functions.iter().any(|of| of.name == nf.name && of.arity != nf.arity))
         })?;
         let takes = nf.arity - 1;

@@ -111,10 +111,11 @@ fn cmd_run(args: &[String]) -> ExitCode {
     }
     match molt::run_program(&program, &opts) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(molt::RunError::Runtime(e)) => {
             molt::report_raw!("{e}");
             ExitCode::from(1)
         }
+        Err(molt::RunError::Output(e)) => molt::output::failed(&e),
     }
 }
 
@@ -148,10 +149,7 @@ fn cmd_compile(args: &[String]) -> ExitCode {
 fn cmd_disasm(args: &[String]) -> ExitCode {
     let [file] = args else { return usage_error("`molt disasm` takes exactly one FILE") };
     match load(Path::new(file)) {
-        Ok(p) => {
-            print!("{}", molt_vm::disasm::disassemble(&p));
-            ExitCode::SUCCESS
-        }
+        Ok(p) => molt::output::print(&molt_vm::disasm::disassemble(&p)),
         Err(code) => code,
     }
 }
@@ -165,8 +163,7 @@ fn cmd_plan(args: &[String]) -> ExitCode {
     let plan = molt_vm::update::UpdatePlan::new(&old, &new, 1).to_string();
     // The files have no running versions: name them instead of "version 1 -> 2".
     let body = plan.split_once('\n').map_or("", |(_, rest)| rest);
-    print!("update plan: {} -> {}\n{body}", args[0], args[1]);
-    ExitCode::SUCCESS
+    molt::output::print(&format!("update plan: {} -> {}\n{body}", args[0], args[1]))
 }
 
 /// Deeply nested source (or data being printed) recurses deeply in the compiler and printer:
@@ -199,10 +196,7 @@ fn real_main() -> ExitCode {
         "check" => cmd_check(rest),
         "compile" => cmd_compile(rest),
         "disasm" => cmd_disasm(rest),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
+        "help" | "--help" | "-h" => molt::output::print(&format!("{USAGE}\n")),
         "plan" => cmd_plan(rest),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
         "repl" => match molt::repl::cmd(rest) {

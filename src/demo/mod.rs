@@ -94,7 +94,8 @@ pub fn run(fast: bool) -> std::process::ExitCode {
     say("A small bank (demo/v1.molt) runs a loop with `update \"tick\";` at its head: the places");
     say("where a new version may take over. Three new versions arrive while it runs.\n");
     let mut vm = crate::new_vm();
-    vm.out = Box::new(std::io::stdout());
+    let (out, output) = crate::output::Stdout::new(false);
+    vm.out = Box::new(out);
     if fast {
         vm.args = vec!["fast".into()];
     }
@@ -111,9 +112,13 @@ pub fn run(fast: bool) -> std::process::ExitCode {
             say("Try it yourself: molt run FILE --update NEW_FILE --trace-updates (see examples/).");
             std::process::ExitCode::SUCCESS
         }
-        Err(e) => {
-            crate::report_raw!("{e}");
-            std::process::ExitCode::from(1)
-        }
+        Err(e) => match output.error() {
+            // `print` on a closed pipe (`molt demo | head`): the reader is gone.
+            Some((std::io::ErrorKind::BrokenPipe, _)) => std::process::ExitCode::SUCCESS,
+            _ => {
+                crate::report_raw!("{e}");
+                std::process::ExitCode::from(1)
+            }
+        },
     }
 }

@@ -1,0 +1,167 @@
+//! What `molt` does when its output cannot be written (a closed pipe, a full disk, a closed
+//! descriptor), how it refuses to overwrite its input, and how it keeps error output bounded
+//! (docs/messages.md "Output", "Compile errors"). Every run starts the real binary in a scratch
+//! directory, with a timeout; outputs and statuses are compared exactly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A scratch directory per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("molt-cli-output-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Where the run's stdout goes.
+enum Stdout {
+    /// A pipe whose reading end is closed as soon as the child starts (`| head -0`).
+    ClosedPipe,
+    /// `/dev/full`: every write fails with ENOSPC.
+    Full,
+    /// The descriptor is closed (`>&-`).
+    Closed,
+    /// A pipe read to its end.
+    Piped,
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn wait(mut child: Child) -> Run {
+    let start = Instant::now();
+    let out = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut o) = out {
+            let _ = std::io::Read::read_to_string(&mut o, &mut s);
+        }
+        s
+    });
+    let mut err = child.stderr.take().expect("stderr is piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!("molt did not end within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run { code: status.code(), stdout: reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+}
+
+/// `molt ARGS` in `dir`, stdout as `to`.
+fn molt(dir: &Path, args: &[&str], to: Stdout) -> Run {
+    let bin = env!("CARGO_BIN_EXE_molt");
+    let mut cmd = match to {
+        Stdout::Closed => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg("exec \"$0\" \"$@\" >&-").arg(bin).args(args);
+            c
+        }
+        _ => {
+            let mut c = Command::new(bin);
+            c.args(args);
+            c
+        }
+    };
+    cmd.current_dir(dir).stdin(Stdio::null()).stderr(Stdio::piped());
+    match to {
+        Stdout::ClosedPipe | Stdout::Piped => cmd.stdout(Stdio::piped()),
+        Stdout::Full => cmd.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full")),
+        Stdout::Closed => cmd.stdout(Stdio::inherit()),
+    };
+    let mut child = cmd.spawn().expect("start molt");
+    if let Stdout::ClosedPipe = to {
+        drop(child.stdout.take());
+    }
+    wait(child)
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A program whose disassembly is far bigger than a pipe's buffer.
+fn big_program(dir: &Path) {
+    let mut s = String::from("fn main() {\n");
+    for i in 0..3000 {
+        s.push_str(&format!("  let x{i} = {i} + 1;\n"));
+    }
+    s.push_str("}\n");
+    write(dir, "big.molt", &s);
+}
+
+const THREE_PRINTS: &str = "fn main() {\n  print(1);\n  print(2);\n  print(3);\n}\n";
+const FOREVER: &str = "fn main() {\n  let i = 0;\n  while true {\n    print(i);\n    i = i + 1;\n  }\n}\n";
+const ENOSPC: &str = "No space left on device (os error 28)";
+const EBADF: &str = "Bad file descriptor (os error 9)";
+
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let dir = scratch("pipe");
+    big_program(&dir);
+    write(&dir, "forever.molt", FOREVER);
+    for args in [&["disasm", "big.molt"][..], &["plan", "big.molt", "big.molt"], &["run", "forever.molt"]] {
+        let r = molt(&dir, args, Stdout::ClosedPipe);
+        assert_eq!((r.code, r.stderr.as_str()), (Some(0), ""), "molt {args:?}");
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error_with_status_1() {
+    let dir = scratch("full");
+    write(&dir, "p.molt", THREE_PRINTS);
+    write(&dir, "forever.molt", FOREVER);
+    let msg = format!("error: cannot write to standard output: {ENOSPC}\n");
+    for args in [&["help"][..], &["disasm", "p.molt"], &["plan", "p.molt", "p.molt"]] {
+        let r = molt(&dir, args, Stdout::Full);
+        assert_eq!((r.code, r.stderr.as_str()), (Some(1), msg.as_str()), "molt {args:?}");
+    }
+    // A few prints stay in the buffer until the end: the final flush reports it.
+    let r = molt(&dir, &["run", "p.molt"], Stdout::Full);
+    assert_eq!((r.code, r.stderr.as_str()), (Some(1), msg.as_str()));
+    // More output than the buffer: the `print` that fills it fails, a runtime error.
+    let r = molt(&dir, &["run", "forever.molt"], Stdout::Full);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (Some(1), format!("error: print(): cannot write output: {ENOSPC}\n  at main (forever.molt:4)\n").as_str())
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_with_status_1() {
+    let dir = scratch("closed");
+    write(&dir, "p.molt", THREE_PRINTS);
+    write(&dir, "quiet.molt", "fn main() {\n  let x = 1;\n}\n");
+    let r = molt(&dir, &["run", "p.molt"], Stdout::Closed);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (Some(1), format!("error: print(): cannot write output: {EBADF}\n  at main (p.molt:2)\n").as_str())
+    );
+    let r = molt(&dir, &["help"], Stdout::Closed);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (Some(1), format!("error: cannot write to standard output: {EBADF}\n").as_str())
+    );
+    // Nothing to write, nothing lost.
+    let r = molt(&dir, &["run", "quiet.molt"], Stdout::Closed);
+    assert_eq!((r.code, r.stderr.as_str()), (Some(0), ""));
+    // `>/dev/null` is not a closed stdout.
+    let r = molt(&dir, &["run", "p.molt"], Stdout::Piped);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (Some(0), "1\n2\n3\n", ""));
+}

@@ -133,10 +133,17 @@ fn cmd_compile(args: &[String]) -> ExitCode {
         [o, out, f] if o == "-o" => (f, out.clone()),
         _ => return usage_error("`molt compile` takes FILE -o OUT.mbc"),
     };
+    if same_file(Path::new(file), Path::new(&out)) {
+        return overwrite_error(&out, file);
+    }
     let program = match load(Path::new(file)) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // Nor an imported file.
+    if let Some(f) = program.files.iter().find(|f| !f.starts_with('<') && same_file(Path::new(f), Path::new(&out))) {
+        return overwrite_error(&out, f);
+    }
     match std::fs::write(&out, molt_vm::mbc::write(&program)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -144,6 +151,26 @@ fn cmd_compile(args: &[String]) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether `a` and `b` name one existing file (through another path, a symbolic or a hard link).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (x.dev(), x.ino()) == (y.dev(), y.ino());
+        }
+    }
+    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+fn overwrite_error(out: &str, source: &str) -> ExitCode {
+    let mbc = Path::new(source).with_extension("mbc");
+    usage_error(&format!(
+        "-o {out} names the source file {source}: the bytecode would overwrite it (write it to another file, e.g. -o {})",
+        mbc.display()
+    ))
 }
 
 fn cmd_disasm(args: &[String]) -> ExitCode {

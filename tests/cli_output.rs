@@ -165,3 +165,32 @@ fn a_closed_stdout_is_an_error_with_status_1() {
     let r = molt(&dir, &["run", "p.molt"], Stdout::Piped);
     assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (Some(0), "1\n2\n3\n", ""));
 }
+
+#[test]
+fn compile_refuses_to_overwrite_its_source() {
+    let dir = scratch("overwrite");
+    write(&dir, "x.molt", THREE_PRINTS);
+    write(&dir, "main.molt", "import \"x.molt\";\n");
+    std::os::unix::fs::symlink("x.molt", dir.join("sym.molt")).unwrap();
+    std::fs::hard_link(dir.join("x.molt"), dir.join("hard.molt")).unwrap();
+    let usage = molt(&dir, &["help"], Stdout::Piped).stdout;
+    for (args, out, source) in [
+        (&["compile", "x.molt", "-o", "x.molt"][..], "x.molt", "x.molt"),
+        (&["compile", "-o", "./x.molt", "x.molt"], "./x.molt", "x.molt"),
+        (&["compile", "x.molt", "-o", "sym.molt"], "sym.molt", "x.molt"),
+        (&["compile", "x.molt", "-o", "hard.molt"], "hard.molt", "x.molt"),
+        // An imported file is a source too.
+        (&["compile", "main.molt", "-o", "x.molt"], "x.molt", "x.molt"),
+    ] {
+        let r = molt(&dir, args, Stdout::Piped);
+        let msg = format!(
+            "error: -o {out} names the source file {source}: the bytecode would overwrite it (write it to another file, e.g. -o x.mbc)\n\n{usage}"
+        );
+        assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (Some(2), "", msg.as_str()), "molt {args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("x.molt")).unwrap(), THREE_PRINTS);
+    let r = molt(&dir, &["compile", "x.molt", "-o", "x.mbc"], Stdout::Piped);
+    assert_eq!((r.code, r.stderr.as_str()), (Some(0), ""));
+    let r = molt(&dir, &["run", "x.mbc"], Stdout::Piped);
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), "1\n2\n3\n"));
+}

@@ -194,3 +194,39 @@ fn compile_refuses_to_overwrite_its_source() {
     let r = molt(&dir, &["run", "x.mbc"], Stdout::Piped);
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), "1\n2\n3\n"));
 }
+
+#[test]
+fn a_long_source_line_is_quoted_as_a_window_around_the_column() {
+    let dir = scratch("window");
+    write(&dir, "long.molt", &format!("fn main() {{ let s = \"{}\"; print(zz); let t = \"{}\"; }}\n", "é".repeat(150), "x".repeat(100)));
+    let r = molt(&dir, &["check", "long.molt"], Stdout::Piped);
+    let quoted = format!("…{}\"; print(zz); let t = \"{}…", "é".repeat(31), "x".repeat(66));
+    assert_eq!(quoted.chars().count(), 122);
+    let expected = format!(
+        "error[E0003]: undefined name 'zz'\n  ┌─ long.molt:1:181\n  │\n1 │ {quoted}\n  │ {}^^ not declared anywhere\n\n",
+        " ".repeat(41)
+    );
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (Some(2), "", expected.as_str()));
+}
+
+#[test]
+fn thousands_of_errors_on_one_line_show_the_first_50() {
+    let dir = scratch("many");
+    // 8000 errors on one 24 KB line: rendering each with the whole line took minutes and
+    // hundreds of megabytes.
+    write(&dir, "nest.molt", &format!("fn main() {{ {}{} }}\n", "{ y; ".repeat(4000), "}".repeat(4000)));
+    let start = Instant::now();
+    let r = molt(&dir, &["check", "nest.molt"], Stdout::Piped);
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert_eq!(r.code, Some(2));
+    assert_eq!(r.stderr.matches("error[E").count(), 50);
+    assert!(r.stderr.len() < 20_000, "{} bytes of errors", r.stderr.len());
+    let first = format!(
+        "error[E0001]: syntax error: unexpected ';', expected one of 'or', ':'\n  ┌─ nest.molt:1:16\n  │\n1 │ fn main() {{ {}{{ y…\n  │                ^\n\n",
+        "{ y; ".repeat(21)
+    );
+    assert!(r.stderr.starts_with(&first), "{}", &r.stderr[..first.len().min(r.stderr.len())]);
+    assert!(r.stderr.ends_with(
+        "note: 7950 more errors are not shown (the first 50 are above; fixing them often fixes the rest)\nerror: 8000 errors found\n"
+    ));
+}

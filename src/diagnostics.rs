@@ -97,7 +97,12 @@ fn quote<'a>(files: &'a [SourceFile], d: &Diagnostic) -> (Quoted<'a>, Range<usiz
     let long = |a: usize, b: usize| text[a..b].lines().any(|l| l.chars().nth(MAX_LINE).is_some());
     if !long(line_start, last_end) {
         // The whole lines the span covers, as they are.
-        let quoted = Quoted { name: &f.path, text: text[line_start..last_end].to_string(), first_line: first_line as usize, window: None };
+        let quoted = Quoted {
+            name: &f.path,
+            text: text[line_start..last_end].to_string(),
+            first_line: first_line as usize,
+            window: None,
+        };
         return (quoted, start - line_start..end - line_start);
     }
     // One long line: a window around the span's start (the span is cut at the window's end).
@@ -113,7 +118,8 @@ fn quote<'a>(files: &'a [SourceFile], d: &Diagnostic) -> (Quoted<'a>, Range<usiz
     let shown = format!("{prefix}{}{suffix}", &line[a..b]);
     let span_start = prefix.len() + (start - line_start) - a;
     let span_end = prefix.len() + (end.min(line_start + b).max(start) - line_start) - a;
-    let quoted = Quoted { name: &f.path, text: shown, first_line: first_line as usize, window: Some((from, prefix.len())) };
+    let quoted =
+        Quoted { name: &f.path, text: shown, first_line: first_line as usize, window: Some((from, prefix.len())) };
     (quoted, span_start..span_end)
 }
 

@@ -79,7 +79,7 @@ pub fn load_program(path: &Path) -> Result<Program, LoadError> {
         return molt_vm::mbc::read(&bytes).map_err(|e| LoadError::Other(format!("{}: {e}", path.display())));
     }
     // An unreadable file is a plain error (there is no source line to show).
-    if let Err(e) = std::fs::read_to_string(path) {
+    if let Err(e) = molt_compiler::read_source(path) {
         return Err(LoadError::Other(format!("cannot read '{}': {e}", path.display())));
     }
     let out = compile_path(path);

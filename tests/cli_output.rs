@@ -198,7 +198,11 @@ fn compile_refuses_to_overwrite_its_source() {
 #[test]
 fn a_long_source_line_is_quoted_as_a_window_around_the_column() {
     let dir = scratch("window");
-    write(&dir, "long.molt", &format!("fn main() {{ let s = \"{}\"; print(zz); let t = \"{}\"; }}\n", "é".repeat(150), "x".repeat(100)));
+    write(
+        &dir,
+        "long.molt",
+        &format!("fn main() {{ let s = \"{}\"; print(zz); let t = \"{}\"; }}\n", "é".repeat(150), "x".repeat(100)),
+    );
     let r = molt(&dir, &["check", "long.molt"], Stdout::Piped);
     let quoted = format!("…{}\"; print(zz); let t = \"{}…", "é".repeat(31), "x".repeat(66));
     assert_eq!(quoted.chars().count(), 122);
@@ -229,4 +233,52 @@ fn thousands_of_errors_on_one_line_show_the_first_50() {
     assert!(r.stderr.ends_with(
         "note: 7950 more errors are not shown (the first 50 are above; fixing them often fixes the rest)\nerror: 8000 errors found\n"
     ));
+}
+
+#[test]
+fn a_rollback_reason_is_one_line_with_its_control_characters_escaped() {
+    let dir = scratch("escape");
+    let main = "fn main() {\n  for i in [1, 2] {\n    update \"tick\";\n    print(i);\n  }\n}\n";
+    write(&dir, "v1.molt", main);
+    write(&dir, "v2.molt", &format!("{main}migrate {{\n  error(\"bad\\nnews\\u{{1b}}[31m\\t!\");\n}}\n"));
+    let r = molt(&dir, &["run", "v1.molt", "--update", "v2.molt"], Stdout::Piped);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (
+            Some(0),
+            "1\n2\n",
+            "update rolled back (version 1 -> 2): migrate failed: bad\\nnews\\u{1b}[31m\\t! (at <migrate> v2.molt:8)\n"
+        )
+    );
+}
+
+#[test]
+fn a_source_file_that_is_not_utf8_is_reported_with_its_position() {
+    let dir = scratch("utf8");
+    std::fs::write(dir.join("bad.molt"), b"fn main() {\n  print(\"h\xc3\xa9\xff\");\n}\n").unwrap();
+    write(&dir, "main.molt", "import \"bad.molt\";\n");
+    let bad = "bad.molt:2:12: invalid UTF-8 (byte 0xff): source files must be UTF-8 text";
+    let r = molt(&dir, &["run", "bad.molt"], Stdout::Piped);
+    assert_eq!((r.code, r.stderr.as_str()), (Some(2), format!("error: cannot read 'bad.molt': {bad}\n").as_str()));
+    let r = molt(&dir, &["check", "main.molt"], Stdout::Piped);
+    let expected = format!(
+        "error[E0016]: cannot read import 'bad.molt': {bad}\n  ┌─ main.molt:1:1\n  │\n1 │ import \"bad.molt\";\n  │ ^^^^^^^^^^^^^^^^^^\n\n"
+    );
+    assert_eq!((r.code, r.stderr.as_str()), (Some(2), expected.as_str()));
+}
+
+#[test]
+fn a_duplicate_definition_points_at_the_first() {
+    let dir = scratch("dup");
+    write(&dir, "lib.molt", "fn helper() { return 1; }\n");
+    write(
+        &dir,
+        "dup.molt",
+        "import \"lib.molt\";\nfn helper() { return 2; }\ntype P { a, fn a() { return 1; } }\nfn main() {}\n",
+    );
+    let r = molt(&dir, &["check", "dup.molt"], Stdout::Piped);
+    let expected = "error[E0004]: duplicate definition of 'helper'\n  ┌─ dup.molt:2:4\n  │\n2 │ fn helper() { return 2; }\n  │    ^^^^^^\n  │\n  = 'helper' is first defined at lib.molt:1:4\n\n\
+                    error[E0004]: duplicate definition of 'P.a'\n  ┌─ dup.molt:3:16\n  │\n3 │ type P { a, fn a() { return 1; } }\n  │                ^\n  │\n  = 'P.a' is first defined at dup.molt:3:10\n\n\
+                    error: 2 errors found\n";
+    assert_eq!((r.code, r.stderr.as_str()), (Some(2), expected));
 }

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use molt_vm::Program;
+use molt_vm::update::event::escape_controls;
 use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
 
 const VERSIONS: [(&str, &str); 4] = [
@@ -62,7 +63,7 @@ fn say(text: &str) {
 fn explain(e: &UpdateEvent) {
     match e.kind {
         EventKind::Requested => say(&format!("   plan: {}", e.summary)),
-        EventKind::Waiting => say(&format!("   waiting: {}", e.reason.as_deref().unwrap_or(""))),
+        EventKind::Waiting => say(&format!("   waiting: {}", escape_controls(e.reason.as_deref().unwrap_or("")))),
         EventKind::Applied => say(&format!(
             "   applied at the next `update \"tick\"`: now version {}; {} record(s) transformed in place{},\n   paused {} us, of which {} us in transformers. The loop goes on in the new code:\n",
             e.to,
@@ -71,10 +72,10 @@ fn explain(e: &UpdateEvent) {
             e.pause_us,
             e.transform_us
         )),
-        EventKind::Rejected => say(&format!("   rejected: {}", e.reason.as_deref().unwrap_or(""))),
+        EventKind::Rejected => say(&format!("   rejected: {}", escape_controls(e.reason.as_deref().unwrap_or("")))),
         EventKind::RolledBack => say(&format!(
             "   rolled back: {}\n   Nothing changed: the owners keep their names, the program goes on in version {}:\n",
-            e.reason.as_deref().unwrap_or(""),
+            escape_controls(e.reason.as_deref().unwrap_or("")),
             e.from
         )),
     }

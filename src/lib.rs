@@ -27,6 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod demo;
 pub mod diagnostics;
+pub mod output;
 pub mod repl;
 pub mod watch;
 
@@ -78,7 +79,7 @@ pub fn load_program(path: &Path) -> Result<Program, LoadError> {
         return molt_vm::mbc::read(&bytes).map_err(|e| LoadError::Other(format!("{}: {e}", path.display())));
     }
     // An unreadable file is a plain error (there is no source line to show).
-    if let Err(e) = std::fs::read_to_string(path) {
+    if let Err(e) = molt_compiler::read_source(path) {
         return Err(LoadError::Other(format!("cannot read '{}': {e}", path.display())));
     }
     let out = compile_path(path);
@@ -190,9 +191,20 @@ impl molt_vm::update::UpdateSource for FileUpdates {
     }
 }
 
+/// Why `run_program` failed.
+pub enum RunError {
+    /// A runtime error (the program's own, or `print` failing to write).
+    Runtime(RuntimeError),
+    /// The program's output could not be written: its last output, at the final flush, or any
+    /// write to a closed pipe (which ends the program quietly: `output::failed`).
+    Output(std::io::Error),
+}
+
 /// Runs a whole program on a fresh VM, with updates from `opts`.
-pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeError> {
+pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError> {
     let mut vm = new_vm();
+    let (out, output) = output::Stdout::new(true);
+    vm.out = Box::new(out);
     vm.args = opts.args.clone();
     vm.dsu.settings = opts.settings.clone();
     if opts.jit != molt_vm::tier::JitMode::Off {
@@ -226,7 +238,9 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
         vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));
     }
     let result = vm.run_program(program);
-    vm.flush();
+    let failed_before = output.error();
+    // Flushed here, not by `Vm::flush`, which drops the error: output lost is a failure.
+    let flushed = vm.out.flush();
     // MOLT_JIT_REPORT=1: what the compiled tier compiled, how long it took, how big it is.
     if std::env::var_os("MOLT_JIT_REPORT").is_some() {
         if let Some(jit) = &vm.jit {
@@ -237,5 +251,12 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RuntimeEr
             }
         }
     }
-    result
+    match (result, failed_before) {
+        // `print` on a closed pipe: the reader is gone, the program ends quietly.
+        (Err(_), Some((std::io::ErrorKind::BrokenPipe, m))) => {
+            Err(RunError::Output(std::io::Error::new(std::io::ErrorKind::BrokenPipe, m)))
+        }
+        (Err(e), _) => Err(RunError::Runtime(e)),
+        (Ok(()), _) => flushed.map_err(RunError::Output),
+    }
 }

@@ -111,10 +111,11 @@ fn cmd_run(args: &[String]) -> ExitCode {
     }
     match molt::run_program(&program, &opts) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(molt::RunError::Runtime(e)) => {
             molt::report_raw!("{e}");
             ExitCode::from(1)
         }
+        Err(molt::RunError::Output(e)) => molt::output::failed(&e),
     }
 }
 
@@ -132,10 +133,17 @@ fn cmd_compile(args: &[String]) -> ExitCode {
         [o, out, f] if o == "-o" => (f, out.clone()),
         _ => return usage_error("`molt compile` takes FILE -o OUT.mbc"),
     };
+    if same_file(Path::new(file), Path::new(&out)) {
+        return overwrite_error(&out, file);
+    }
     let program = match load(Path::new(file)) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // Nor an imported file.
+    if let Some(f) = program.files.iter().find(|f| !f.starts_with('<') && same_file(Path::new(f), Path::new(&out))) {
+        return overwrite_error(&out, f);
+    }
     match std::fs::write(&out, molt_vm::mbc::write(&program)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -145,13 +153,30 @@ fn cmd_compile(args: &[String]) -> ExitCode {
     }
 }
 
+/// Whether `a` and `b` name one existing file (through another path, a symbolic or a hard link).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return (x.dev(), x.ino()) == (y.dev(), y.ino());
+        }
+    }
+    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+fn overwrite_error(out: &str, source: &str) -> ExitCode {
+    let mbc = Path::new(source).with_extension("mbc");
+    usage_error(&format!(
+        "-o {out} names the source file {source}: the bytecode would overwrite it (write it to another file, e.g. -o {})",
+        mbc.display()
+    ))
+}
+
 fn cmd_disasm(args: &[String]) -> ExitCode {
     let [file] = args else { return usage_error("`molt disasm` takes exactly one FILE") };
     match load(Path::new(file)) {
-        Ok(p) => {
-            print!("{}", molt_vm::disasm::disassemble(&p));
-            ExitCode::SUCCESS
-        }
+        Ok(p) => molt::output::print(&molt_vm::disasm::disassemble(&p)),
         Err(code) => code,
     }
 }
@@ -165,8 +190,7 @@ fn cmd_plan(args: &[String]) -> ExitCode {
     let plan = molt_vm::update::UpdatePlan::new(&old, &new, 1).to_string();
     // The files have no running versions: name them instead of "version 1 -> 2".
     let body = plan.split_once('\n').map_or("", |(_, rest)| rest);
-    print!("update plan: {} -> {}\n{body}", args[0], args[1]);
-    ExitCode::SUCCESS
+    molt::output::print(&format!("update plan: {} -> {}\n{body}", args[0], args[1]))
 }
 
 /// Deeply nested source (or data being printed) recurses deeply in the compiler and printer:
@@ -199,10 +223,7 @@ fn real_main() -> ExitCode {
         "check" => cmd_check(rest),
         "compile" => cmd_compile(rest),
         "disasm" => cmd_disasm(rest),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
+        "help" | "--help" | "-h" => molt::output::print(&format!("{USAGE}\n")),
         "plan" => cmd_plan(rest),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
         "repl" => match molt::repl::cmd(rest) {

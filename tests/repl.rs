@@ -453,3 +453,34 @@ fn an_update_waiting_when_the_program_stops_is_traced_once() {
     r.prompt();
     r.quit();
 }
+
+/// `:load` of a directory or of a file that is not UTF-8 says so, with the path (it used to
+/// blame the session's internal `<repl>:1:1` import line).
+#[test]
+fn load_of_a_directory_or_a_bad_file_names_it() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = scratch("load-dir");
+    std::fs::create_dir_all(dir.join("adir")).unwrap();
+    std::fs::write(dir.join("bad.molt"), b"fn main() {\n  print(\"h\xc3\xa9\xff\");\n}\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_molt"))
+        .arg("repl")
+        .current_dir(&dir)
+        .env("MOLT_HISTORY", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b":load adir\n:load bad.molt\n1 + 1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "molt repl: type definitions, statements or expressions; :help lists the commands, Ctrl-D leaves\n\
+         error: cannot load 'adir': it is a directory (give a .molt file)\n\
+         adir was not loaded; the session is unchanged\n\
+         error: cannot read 'bad.molt': bad.molt:2:12: invalid UTF-8 (byte 0xff): source files must be UTF-8 text\n\
+         bad.molt was not loaded; the session is unchanged\n\
+         2\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}

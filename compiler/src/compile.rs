@@ -53,7 +53,8 @@ pub(crate) struct Compiler<'o> {
     /// Named functions: name -> (index, arity).
     pub funcs: HashMap<String, (u32, usize)>,
     pub types: IndexMap<String, TypeInfo>,
-    item_spans: HashMap<String, ()>,
+    /// Where each item's name is defined (file, span): a duplicate's error points at it.
+    item_spans: HashMap<String, (usize, Span)>,
     pub functions: Vec<Option<Proto>>,
     pub names: IndexSet<String>,
     pub natives: IndexSet<String>,
@@ -113,7 +114,10 @@ impl<'o> Compiler<'o> {
                     self.load(shown_import.clone(), PathBuf::from(&shown_import), t.clone());
                     continue;
                 }
-                match (std::fs::canonicalize(&joined), std::fs::read_to_string(&joined)) {
+                match (
+                    std::fs::canonicalize(&joined).map_err(crate::diag::ReadError::from),
+                    crate::diag::read_source(&joined),
+                ) {
                     (Ok(canon), Ok(t)) => self.load(shown_import, canon, t),
                     (_, Err(e)) | (Err(e), _) => {
                         self.diags.push(Diagnostic::new(
@@ -131,16 +135,23 @@ impl<'o> Compiler<'o> {
     }
 
     fn claim_name(&mut self, file: usize, name: &Ident) -> bool {
-        if self.item_spans.insert(name.name.clone(), ()).is_some() {
-            self.diags.push(Diagnostic::new(
-                "E0004",
-                format!("duplicate definition of '{}'", name.name),
-                file,
-                name.span,
-            ));
+        if let Some(&(first_file, first)) = self.item_spans.get(&name.name) {
+            let note = self.first_defined(&name.name, first_file, first);
+            self.diags.push(
+                Diagnostic::new("E0004", format!("duplicate definition of '{}'", name.name), file, name.span)
+                    .note(note),
+            );
             return false;
         }
+        self.item_spans.insert(name.name.clone(), (file, name.span));
         true
+    }
+
+    /// The note of a duplicate definition's error: where the name was first defined.
+    fn first_defined(&self, name: &str, file: usize, span: Span) -> String {
+        let f = &self.files[file];
+        let (line, col) = f.line_col(span.0);
+        format!("'{name}' is first defined at {}:{line}:{col}", f.path)
     }
 
     fn reserve_function(&mut self) -> u32 {
@@ -193,12 +204,19 @@ impl<'o> Compiler<'o> {
                     let mut methods = HashMap::new();
                     for m in &t.methods {
                         if methods.contains_key(&m.name.name) || fields.contains(&m.name.name) {
-                            self.diags.push(Diagnostic::new(
-                                "E0004",
-                                format!("duplicate definition of '{}.{}'", t.name.name, m.name.name),
-                                *file,
-                                m.name.span,
-                            ));
+                            let qualified = format!("{}.{}", t.name.name, m.name.name);
+                            let mut first = t.fields.iter().map(|f| &f.name).chain(t.methods.iter().map(|m| &m.name));
+                            let first = first.find(|n| n.name == m.name.name).map_or(m.name.span, |n| n.span);
+                            let note = self.first_defined(&qualified, *file, first);
+                            self.diags.push(
+                                Diagnostic::new(
+                                    "E0004",
+                                    format!("duplicate definition of '{qualified}'"),
+                                    *file,
+                                    m.name.span,
+                                )
+                                .note(note),
+                            );
                             continue;
                         }
                         let i = self.reserve_function();
@@ -494,7 +512,7 @@ pub fn compile_file(path: &Path, opts: &Options) -> Output {
     let shown = path.to_string_lossy().to_string();
     let text = match opts.overrides.get(&shown) {
         Some(t) => Ok(t.clone()),
-        None => std::fs::read_to_string(path),
+        None => crate::diag::read_source(path),
     };
     match text {
         Ok(text) => {

@@ -61,3 +61,49 @@ impl SourceFile {
         (line as u32 + 1, col as u32 + 1)
     }
 }
+
+/// Why a source file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    /// Not UTF-8: where the first bad byte is (1-based line and column, in characters).
+    Utf8 {
+        path: String,
+        line: usize,
+        col: usize,
+        byte: u8,
+    },
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> ReadError {
+        ReadError::Io(e)
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Utf8 { path, line, col, byte } => {
+                write!(f, "{path}:{line}:{col}: invalid UTF-8 (byte 0x{byte:02x}): source files must be UTF-8 text")
+            }
+        }
+    }
+}
+
+/// Reads a source file: a file that is not UTF-8 is an error that says where the first bad
+/// byte is (`std::fs::read_to_string` says only "stream did not contain valid UTF-8").
+pub fn read_source(path: &std::path::Path) -> Result<String, ReadError> {
+    String::from_utf8(std::fs::read(path)?).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line_start = bytes[..bad].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        ReadError::Utf8 {
+            path: path.display().to_string(),
+            line: 1 + bytes[..bad].iter().filter(|&&b| b == b'\n').count(),
+            col: 1 + std::str::from_utf8(&bytes[line_start..bad]).map_or(0, |s| s.chars().count()),
+            byte: bytes[bad],
+        }
+    })
+}

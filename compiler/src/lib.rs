@@ -17,4 +17,4 @@ lalrpop_util::lalrpop_mod!(
 );
 
 pub use compile::{Options, Output, compile_file, compile_source};
-pub use diag::{Diagnostic, SourceFile};
+pub use diag::{Diagnostic, ReadError, SourceFile, read_source};

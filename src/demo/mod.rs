@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use molt_vm::Program;
+use molt_vm::update::event::escape_controls;
 use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
 
 const VERSIONS: [(&str, &str); 4] = [
@@ -62,7 +63,7 @@ fn say(text: &str) {
 fn explain(e: &UpdateEvent) {
     match e.kind {
         EventKind::Requested => say(&format!("   plan: {}", e.summary)),
-        EventKind::Waiting => say(&format!("   waiting: {}", e.reason.as_deref().unwrap_or(""))),
+        EventKind::Waiting => say(&format!("   waiting: {}", escape_controls(e.reason.as_deref().unwrap_or("")))),
         EventKind::Applied => say(&format!(
             "   applied at the next `update \"tick\"`: now version {}; {} record(s) transformed in place{},\n   paused {} us, of which {} us in transformers. The loop goes on in the new code:\n",
             e.to,
@@ -71,10 +72,10 @@ fn explain(e: &UpdateEvent) {
             e.pause_us,
             e.transform_us
         )),
-        EventKind::Rejected => say(&format!("   rejected: {}", e.reason.as_deref().unwrap_or(""))),
+        EventKind::Rejected => say(&format!("   rejected: {}", escape_controls(e.reason.as_deref().unwrap_or("")))),
         EventKind::RolledBack => say(&format!(
             "   rolled back: {}\n   Nothing changed: the owners keep their names, the program goes on in version {}:\n",
-            e.reason.as_deref().unwrap_or(""),
+            escape_controls(e.reason.as_deref().unwrap_or("")),
             e.from
         )),
     }
@@ -94,7 +95,8 @@ pub fn run(fast: bool) -> std::process::ExitCode {
     say("A small bank (demo/v1.molt) runs a loop with `update \"tick\";` at its head: the places");
     say("where a new version may take over. Three new versions arrive while it runs.\n");
     let mut vm = crate::new_vm();
-    vm.out = Box::new(std::io::stdout());
+    let (out, output) = crate::output::Stdout::new(false);
+    vm.out = Box::new(out);
     if fast {
         vm.args = vec!["fast".into()];
     }
@@ -111,9 +113,13 @@ pub fn run(fast: bool) -> std::process::ExitCode {
             say("Try it yourself: molt run FILE --update NEW_FILE --trace-updates (see examples/).");
             std::process::ExitCode::SUCCESS
         }
-        Err(e) => {
-            crate::report_raw!("{e}");
-            std::process::ExitCode::from(1)
-        }
+        Err(e) => match output.error() {
+            // `print` on a closed pipe (`molt demo | head`): the reader is gone.
+            Some((std::io::ErrorKind::BrokenPipe, _)) => std::process::ExitCode::SUCCESS,
+            _ => {
+                crate::report_raw!("{e}");
+                std::process::ExitCode::from(1)
+            }
+        },
     }
 }

@@ -86,7 +86,12 @@ struct Repl {
 /// Compiles the program a session starts from: FILE alone, or nothing but the prelude.
 fn compile_start(file: Option<&PathBuf>) -> Result<(Program, HashMap<String, String>), String> {
     if let Some(f) = file {
-        if let Err(e) = std::fs::metadata(f) {
+        // Checked here: the session imports FILE from its own `<repl>` entry file, whose
+        // `import` line would otherwise take the blame.
+        if f.is_dir() {
+            return Err(format!("error: cannot load '{}': it is a directory (give a .molt file)", f.display()));
+        }
+        if let Err(e) = molt_compiler::read_source(f) {
             return Err(format!("error: cannot read '{}': {e}", f.display()));
         }
     }

@@ -85,19 +85,17 @@ impl Out {
             text.push('\n');
         }
         let mut guard = self.printer.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_mut() {
-            Some(p) => {
-                if p.print(text.clone()).is_err() {
-                    *guard = None;
-                    print!("{text}");
-                }
+        if let Some(p) = guard.as_mut() {
+            if p.print(text.clone()).is_ok() {
+                return;
             }
-            None => {
-                let mut o = std::io::stdout().lock();
-                let _ = o.write_all(text.as_bytes());
-                let _ = o.flush();
-            }
+            *guard = None;
         }
+        // A closed or full stdout loses the text; the session goes on (its input decides
+        // when it ends).
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
     }
 }
 

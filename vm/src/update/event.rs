@@ -92,7 +92,9 @@ impl UpdateEvent {
     /// rollbacks, as stderr always shows them).
     pub fn human(&self) -> String {
         let (from, to) = (self.from, self.to);
-        let reason = self.reason.as_deref().unwrap_or("");
+        // The reason may quote the program (`error("a\nb")`): escaped, so that an event stays
+        // one line and no control character reaches the terminal.
+        let reason = &escape_controls(self.reason.as_deref().unwrap_or(""));
         match self.kind {
             EventKind::Requested if self.summary.is_empty() => format!("update requested (version {from} -> {to})"),
             EventKind::Requested if self.reason.is_some() => {
@@ -105,8 +107,8 @@ impl UpdateEvent {
                     "update applied (version {from} -> {to}): {}, {} objects transformed; waited {} us, paused {} us ({} us in transformers)",
                     self.summary, self.objects_transformed, self.wait_us, self.pause_us, self.transform_us
                 );
-                if let Some(note) = &self.reason {
-                    line.push_str(&format!(" [{note}]"));
+                if self.reason.is_some() {
+                    line.push_str(&format!(" [{reason}]"));
                 }
                 line
             }
@@ -140,6 +142,25 @@ impl UpdateEvent {
         s.push('}');
         s
     }
+}
+
+/// `s` with its control characters escaped (`\n`, `\r`, `\t`, else `\u{1b}`), for a line
+/// meant for people.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 pub fn json_string(s: &str) -> String {

@@ -77,14 +77,16 @@ pub fn mask(text: &str) -> String {
     while i < b.len() {
         if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit())) {
+            while i < b.len()
+                && (b[i].is_ascii_digit() || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+            {
                 i += 1;
             }
             let rest = &text[i..];
             let after = rest.strip_prefix(' ').unwrap_or(rest);
-            let unit = ["us", "ms"].iter().any(|u| {
-                after.starts_with(u) && !after[2..].chars().next().is_some_and(|c| c.is_alphanumeric())
-            });
+            let unit = ["us", "ms"]
+                .iter()
+                .any(|u| after.starts_with(u) && !after[2..].chars().next().is_some_and(|c| c.is_alphanumeric()));
             let json = text[..start].ends_with("_us\":");
             if unit || json {
                 out.push('#');
@@ -126,9 +128,18 @@ fn run(root: &Path, bin_dir: &Path, command: &str) -> String {
 
 #[test]
 fn mask_hides_timings_only() {
-    assert_eq!(mask("waited 1 us, paused 112 us (3 us in transformers); 692 ms"), "waited # us, paused # us (# us in transformers); # ms");
-    assert_eq!(mask(r#"{"wait_us":12,"pause_us":345,"objects_transformed":20000}"#), r#"{"wait_us":#,"pause_us":#,"objects_transformed":20000}"#);
-    assert_eq!(mask("abandoned after waiting 10000 update points (136 ms)"), "abandoned after waiting 10000 update points (# ms)");
+    assert_eq!(
+        mask("waited 1 us, paused 112 us (3 us in transformers); 692 ms"),
+        "waited # us, paused # us (# us in transformers); # ms"
+    );
+    assert_eq!(
+        mask(r#"{"wait_us":12,"pause_us":345,"objects_transformed":20000}"#),
+        r#"{"wait_us":#,"pause_us":#,"objects_transformed":20000}"#
+    );
+    assert_eq!(
+        mask("abandoned after waiting 10000 update points (136 ms)"),
+        "abandoned after waiting 10000 update points (# ms)"
+    );
     assert_eq!(mask("took 1.5ms, v2 total 59997 users 3 usa"), "took #ms, v2 total 59997 users 3 usa");
 }
 
@@ -181,5 +192,10 @@ fn documented_commands_print_what_the_docs_show() {
     if bless {
         return;
     }
-    assert!(failures.is_empty(), "{} of {checked} documented commands differ:\n\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} documented commands differ:\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

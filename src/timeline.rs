@@ -169,9 +169,9 @@ pub fn render(events: &[Event], title: &str) -> String {
         };
         match e.event.as_str() {
             "requested" => {
-                let _ = write!(
+                let _ = writeln!(
                     marks,
-                    "<g class=\"event requested\"><title>{}</title><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"6\" fill=\"#1f77b4\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">request v{}</text></g>\n",
+                    "<g class=\"event requested\"><title>{}</title><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"6\" fill=\"#1f77b4\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">request v{}</text></g>",
                     tip("requested"),
                     y - 12.0,
                     e.to
@@ -179,9 +179,9 @@ pub fn render(events: &[Event], title: &str) -> String {
                 x += STEP * 0.6;
             }
             "waiting" => {
-                let _ = write!(
+                let _ = writeln!(
                     marks,
-                    "<g class=\"event waiting\"><title>{}</title><path d=\"M{:.1},{:.1} l12,0 l-6,10 z\" fill=\"#ff7f0e\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">waiting</text></g>\n",
+                    "<g class=\"event waiting\"><title>{}</title><path d=\"M{:.1},{:.1} l12,0 l-6,10 z\" fill=\"#ff7f0e\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">waiting</text></g>",
                     tip("waiting"),
                     x - 6.0,
                     y + 8.0,
@@ -192,9 +192,9 @@ pub fn render(events: &[Event], title: &str) -> String {
             "applied" => {
                 let (w, p) = (len(e.wait_us), len(e.pause_us));
                 let y2 = lane_y(e.to);
-                let _ = write!(
+                let _ = writeln!(
                     marks,
-                    "<g class=\"event applied\"><title>{}</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"8\" fill=\"#ffbb78\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">wait {} us</text><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{p:.1}\" height=\"{:.1}\" fill=\"#d62728\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">pause {} us</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" font-weight=\"bold\">v{} applied</text></g>\n",
+                    "<g class=\"event applied\"><title>{}</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"8\" fill=\"#ffbb78\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">wait {} us</text><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{p:.1}\" height=\"{:.1}\" fill=\"#d62728\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">pause {} us</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" font-weight=\"bold\">v{} applied</text></g>",
                     tip("applied"),
                     y - 4.0,
                     x + w / 2.0,
@@ -218,9 +218,9 @@ pub fn render(events: &[Event], title: &str) -> String {
                 // A rollback paused the program too (it was prepared, then undone).
                 let w = len(e.wait_us) + if e.pause_us > 0 { len(e.pause_us) } else { 0.0 };
                 let label = if e.event == "rejected" { "rejected" } else { "rolled back" };
-                let _ = write!(
+                let _ = writeln!(
                     marks,
-                    "<g class=\"event {}\"><title>{}</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"8\" fill=\"#ffbb78\"/><path d=\"M{:.1},{:.1} l12,12 m0,-12 l-12,12\" stroke=\"#d62728\" stroke-width=\"3\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#d62728\">v{} {label}</text></g>\n",
+                    "<g class=\"event {}\"><title>{}</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"8\" fill=\"#ffbb78\"/><path d=\"M{:.1},{:.1} l12,12 m0,-12 l-12,12\" stroke=\"#d62728\" stroke-width=\"3\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#d62728\">v{} {label}</text></g>",
                     e.event,
                     tip(label),
                     y - 4.0,
@@ -233,9 +233,9 @@ pub fn render(events: &[Event], title: &str) -> String {
                 x += w + STEP;
             }
             other => {
-                let _ = write!(
+                let _ = writeln!(
                     marks,
-                    "<g class=\"event other\"><title>{}</title><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"#7f7f7f\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text></g>\n",
+                    "<g class=\"event other\"><title>{}</title><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"#7f7f7f\"/><text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text></g>",
                     tip(other),
                     y - 10.0,
                     esc(other)

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use molt::{LoadError, diagnostics};
 
+mod timeline;
+
 const USAGE: &str = "usage:
   molt run FILE [OPTIONS] [-- ARGS...]
                                    run a program (source .molt or bytecode .mbc)
@@ -19,6 +21,8 @@ const USAGE: &str = "usage:
   molt compile FILE -o OUT.mbc     write versioned bytecode
   molt disasm FILE                 print the bytecode with source lines
   molt plan OLD NEW                print the update plan from OLD to NEW
+  molt timeline EVENTS.jsonl -o OUT.svg
+                                   draw --trace-updates=json events as an SVG timeline
   molt repl [FILE]                 interactive session (see docs/repl.md)
   molt demo                        a guided live-update demo
   molt help                        this text
@@ -225,6 +229,7 @@ fn real_main() -> ExitCode {
         "disasm" => cmd_disasm(rest),
         "help" | "--help" | "-h" => molt::output::print(&format!("{USAGE}\n")),
         "plan" => cmd_plan(rest),
+        "timeline" => timeline::cmd(rest).unwrap_or_else(|e| usage_error(&e)),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
         "repl" => match molt::repl::cmd(rest) {
             Ok(file) => molt::repl::main(file),

@@ -9,10 +9,10 @@ use molt_vm::update::event::escape_controls;
 use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
 
 const VERSIONS: [(&str, &str); 4] = [
-    ("demo/v1.molt", include_str!("v1.molt")),
-    ("demo/v2.molt", include_str!("v2.molt")),
-    ("demo/v3.molt", include_str!("v3.molt")),
-    ("demo/v4.molt", include_str!("v4.molt")),
+    ("<demo: first program>", include_str!("v1.molt")),
+    ("<demo: second program>", include_str!("v2.molt")),
+    ("<demo: third program>", include_str!("v3.molt")),
+    ("<demo: fourth program>", include_str!("v4.molt")),
 ];
 
 /// At which update point (counted from the start) each new version arrives.
@@ -39,9 +39,9 @@ impl UpdateSource for Schedule {
         if self.next < ARRIVALS.len() && self.points >= ARRIVALS[self.next] {
             self.next += 1;
             let explain = [
-                "version 2 arrives: Account's float `balance` becomes integer `cents` plus a `currency`;\n  `transform Account(old)` converts each live record, `report` prints the new format.",
-                "version 3 arrives: its `migrate` block capitalises every owner, then raises an error half-way.",
-                "version 4 arrives: the migration is fixed; it computes a new global, `bank_total`.",
+                "the second program arrives: Account's float `balance` becomes integer `cents` plus a `currency`;\n  `transform Account(old)` converts each live record, `report` prints the new format.",
+                "the third program arrives: its `migrate` block capitalises every owner, then raises an error half-way.",
+                "the fourth program arrives: the migration is fixed; it computes a new global, `bank_total`.\n  The third program was rolled back and used no version number, so this one becomes version 3.",
             ][self.next - 1];
             say(&format!("\n>> {explain}"));
             return Some(compile(self.next));
@@ -92,8 +92,9 @@ pub fn run(fast: bool) -> std::process::ExitCode {
     };
     say("Molt live-update demo");
     say("=====================");
-    say("A small bank (demo/v1.molt) runs a loop with `update \"tick\";` at its head: the places");
-    say("where a new version may take over. Three new versions arrive while it runs.\n");
+    say("A small bank (version 1, built into this binary: src/demo/ in Molt's repository) runs a loop");
+    say("with `update \"tick\";` at its head: the place where a new version may take over. Three new");
+    say("programs arrive while it runs; each one that applies becomes the next version.\n");
     let mut vm = crate::new_vm();
     let (out, output) = crate::output::Stdout::new(false);
     vm.out = Box::new(out);

@@ -6,6 +6,7 @@
 //! - `// expect: TEXT`               the next line of stdout (exactly, in order, nothing more)
 //! - `// expect error: MSG`          a compile error on this line (exit status 2, stdout empty)
 //! - `// expect runtime error: MSG`  a runtime error raised on this line (exit status 1)
+//! - `// expect stderr: TEXT`       stderr has the line TEXT (these lines in order)
 //! - `// stdin: TEXT`                the line TEXT (plus "\n") is fed to the program's stdin
 //! - `// args: A B C`                program arguments, passed after `--`
 //! - `// skip: REASON`               the test is ignored
@@ -75,6 +76,8 @@ struct Directives {
     compile_errors: Vec<(usize, String)>,
     /// The expected runtime error: (1-based line, message).
     runtime_error: Option<(usize, String)>,
+    /// Lines stderr must have, in order (`// expect stderr:`): a failed task's report, say.
+    stderr: Vec<String>,
     /// Text fed to the program's standard input.
     stdin: String,
     /// Arguments passed after `--`.
@@ -108,6 +111,8 @@ fn parse_directives(source: &str) -> Result<Directives, String> {
                 return Err(format!("line {line_no}: empty compile error message"));
             }
             d.compile_errors.push((line_no, msg.to_string()));
+        } else if let Some(text) = directive(line, "// expect stderr:") {
+            d.stderr.push(text.to_string());
         } else if let Some(text) = directive(line, "// expect:") {
             d.stdout.push(text.to_string());
         } else if line.contains("// expect") {
@@ -257,13 +262,18 @@ fn check(file: &str, d: &Directives) -> Result<(), Failed> {
                 if code != Some(1) {
                     problems.push(format!("expected exit status 1 (runtime error), got {}", run.status));
                 }
-                let first = run.stderr.lines().next().unwrap_or("");
+                // First, unless lines other tasks reported come before it (`// expect stderr:`).
                 let wanted = format!("error: {msg}");
+                let first = match d.stderr.is_empty() {
+                    true => run.stderr.lines().next().unwrap_or(""),
+                    false => run.stderr.lines().find(|l| *l == wanted).unwrap_or(""),
+                };
                 if first != wanted {
                     problems.push(format!("expected stderr's first line to be `{wanted}`, got `{first}`"));
                 }
                 let marker = format!(":{line})");
-                match run.stderr.lines().find(|l| l.starts_with("  at ")) {
+                let mut after_error = run.stderr.lines().skip_while(|l| *l != wanted).skip(1);
+                match after_error.find(|l| l.starts_with("  at ")) {
                     Some(frame) if frame.contains(&marker) => {}
                     Some(frame) => problems.push(format!(
                         "expected the innermost stack frame to be at line {line} (`{marker}`), \
@@ -278,10 +288,18 @@ fn check(file: &str, d: &Directives) -> Result<(), Failed> {
                 if code != Some(0) {
                     problems.push(format!("expected exit status 0, got {}", run.status));
                 }
-                if !run.stderr.is_empty() {
+                if !run.stderr.is_empty() && d.stderr.is_empty() {
                     problems.push("expected nothing on stderr".to_string());
                 }
             }
+        }
+    }
+
+    // `// expect stderr:` lines, in order (others may come between them).
+    let mut lines = run.stderr.lines();
+    for want in &d.stderr {
+        if !lines.any(|l| l == want) {
+            problems.push(format!("expected the line `{want}` on stderr (after the lines expected before it)"));
         }
     }
 

@@ -17,7 +17,7 @@ pub const PRELUDE_NAME: &str = molt_vm::PRELUDE_FILE;
 /// Registers every built-in function and method with `vm`.
 pub fn install(vm: &mut Vm) {
     for (name, f, reads) in functions::FUNCTIONS {
-        vm.register_native(NativeDef { name, f: *f, reads: *reads });
+        vm.register_native(NativeDef { name, f: *f, reads: *reads, task: None });
     }
     for (kind, methods) in [(BuiltinKind::List, list::METHODS), (BuiltinKind::Map, map::METHODS)] {
         for (name, f, reads) in methods {
@@ -35,5 +35,7 @@ pub fn install(vm: &mut Vm) {
 
 /// The names of the built-in functions.
 pub fn builtin_names() -> Vec<String> {
-    functions::FUNCTIONS.iter().map(|(n, ..)| n.to_string()).collect()
+    let stdlib = functions::FUNCTIONS.iter().map(|(n, ..)| n.to_string());
+    // The task built-ins (`spawn`, `channel`, ...) are the VM's own.
+    stdlib.chain(molt_vm::tasks::FUNCTIONS.iter().map(|(n, _)| n.to_string())).collect()
 }

@@ -20,11 +20,26 @@ pub struct RuntimeError {
     pub message: String,
     /// Innermost first.
     pub trace: Vec<TraceFrame>,
+    /// Not an error: the running task waits (it is suspended, and runs again later).
+    suspended: bool,
 }
 
 impl RuntimeError {
     pub fn new(message: impl Into<String>) -> RuntimeError {
-        RuntimeError { message: message.into(), trace: Vec::new() }
+        RuntimeError { message: message.into(), trace: Vec::new(), suspended: false }
+    }
+
+    /// The running task is suspended (see `tasks`): unwinds to the scheduler, frames kept.
+    pub fn suspend() -> RuntimeError {
+        RuntimeError {
+            message: "internal error: a task suspended where it cannot be".into(),
+            trace: Vec::new(),
+            suspended: true,
+        }
+    }
+
+    pub fn is_suspend(&self) -> bool {
+        self.suspended
     }
 }
 

@@ -31,6 +31,10 @@ pub enum Obj {
         captures: Box<[Value]>,
     },
     Range(i64, i64),
+    /// A task (`spawn`): its id in the scheduler's table (`tasks/`).
+    Task(u32),
+    /// A channel (`channel()`): its queue and waiters (`tasks/channel.rs`).
+    Channel(Box<crate::tasks::Channel>),
 }
 
 const NONE: u32 = u32::MAX;
@@ -56,7 +60,8 @@ pub fn obj_bytes(obj: &Obj) -> usize {
             Obj::Map(m) => std::mem::size_of::<Map>() + m.heap_bytes(),
             Obj::Record { fields, .. } => fields.len() * VALUE_BYTES,
             Obj::Closure { captures, .. } => captures.len() * VALUE_BYTES,
-            Obj::Range(..) | Obj::Free(_) => 0,
+            Obj::Channel(c) => c.heap_bytes(),
+            Obj::Range(..) | Obj::Task(_) | Obj::Free(_) => 0,
         }
 }
 
@@ -525,6 +530,8 @@ impl Heap {
                 Obj::Record { .. } => "record",
                 Obj::Closure { .. } => "function",
                 Obj::Range(..) => "range",
+                Obj::Task(_) => "task",
+                Obj::Channel(_) => "channel",
                 Obj::Free(_) => "freed",
             },
         }
@@ -568,7 +575,8 @@ impl Heap {
                         seen.closures.push(func.clone());
                     }
                 }
-                Obj::Str(_) | Obj::Range(..) | Obj::Free(_) => {}
+                Obj::Channel(c) => c.values().for_each(|v| push(v, &mut self.marks, &mut stack)),
+                Obj::Str(_) | Obj::Range(..) | Obj::Task(_) | Obj::Free(_) => {}
             }
         }
         if trace {

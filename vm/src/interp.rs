@@ -14,6 +14,8 @@ mod methods;
 mod support;
 mod tier_entry;
 
+pub(crate) use support::display_name;
+
 use methods::MethodTarget;
 use support::check_arity;
 
@@ -219,6 +221,12 @@ impl Vm {
                     if $signals != 0 {
                         if $signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
                             throw!("interrupted");
+                        }
+                        // A back-edge is a reduction: a task that used its budget lets the
+                        // next one run, from the loop's head.
+                        if $signals & Signals::TASKS != 0 && self.reduce() {
+                            self.frames.last_mut().unwrap().pc = pc;
+                            return Err(RuntimeError::suspend());
                         }
                         if !STEP && $signals & Signals::TIER != 0 && !matches!(func.jit.get(), Some(None)) {
                             let n = func.calls.get().saturating_add(1);
@@ -532,6 +540,10 @@ impl Vm {
                                 MethodTarget::Function(callee) => push_frame!(callee, start, ret),
                                 MethodTarget::Native(f) => {
                                     let v = tri!(self.call_native_fn(f, start, argc as usize + 1, false));
+                                    self.stack[ret] = v;
+                                }
+                                MethodTarget::Task(op) => {
+                                    let v = tri!(self.task_op(op, start, argc as usize + 1));
                                     self.stack[ret] = v;
                                 }
                                 MethodTarget::Field(f) => call_value!(f, start + 1, argc, ret),

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod print;
 pub mod program;
 pub mod signals;
+pub mod tasks;
 pub mod tier;
 pub mod update;
 pub mod value;
@@ -223,6 +224,11 @@ pub struct Vm {
     pub dsu: update::UpdateState,
     /// Old type slots whose instances still wait for a lazy conversion.
     pub lazy_slots: Vec<u32>,
+    /// Tasks (green threads) and their scheduler.
+    pub tasks: tasks::Scheduler,
+    /// Native code (a built-in's callback, a transformer, an embedder's call) between the
+    /// running code and the scheduler: a task cannot be suspended while it is above zero.
+    pub(crate) callback_depth: u32,
 }
 
 impl Default for Vm {
@@ -233,7 +239,7 @@ impl Default for Vm {
 
 impl Vm {
     pub fn new() -> Vm {
-        Vm {
+        let mut vm = Vm {
             stack: Vec::with_capacity(1024),
             frames: Default::default(),
             heap: Heap::new(),
@@ -263,7 +269,11 @@ impl Vm {
             jit_mode: tier::JitMode::Off,
             dsu: Default::default(),
             lazy_slots: Vec::new(),
-        }
+            tasks: Default::default(),
+            callback_depth: 0,
+        };
+        vm.register_tasks();
+        vm
     }
 
     /// When the installed tier compiles (`jit_mode`), with the signal that lets hot loops
@@ -364,7 +374,7 @@ impl Vm {
         // (`Vm::retired`): that code reads its own function's constants.
         let retired = self.retired.iter().flat_map(|(_, _, f)| f.consts.iter().copied());
         let roots = stack.iter().copied().chain(self.globals.iter().copied()).chain(funcs).chain(frames);
-        let roots = roots.chain(removed).chain(forwards).chain(retired);
+        let roots = roots.chain(removed).chain(forwards).chain(retired).chain(self.tasks.roots());
         self.heap.collect(roots);
         if self.heap.trace_code {
             self.drop_unreachable_old_code();
@@ -400,7 +410,9 @@ impl Vm {
         self.stack[base..base + args.len()].copy_from_slice(args);
         let depth = self.frames.len();
         self.frames.push(func, base, ret);
+        self.callback_depth += 1;
         let result = self.execute(depth);
+        self.callback_depth -= 1;
         if result.is_err() {
             self.frames.truncate(depth);
         }

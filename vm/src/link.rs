@@ -164,10 +164,7 @@ impl Vm {
     /// Loads `program`, initialises its globals and runs `main` if it has one.
     pub fn run_program(&mut self, program: &Program) -> Result<(), crate::RuntimeError> {
         let (init, main) = self.load(program).map_err(crate::RuntimeError::new)?;
-        let result = self.call_slot(init, &[]).and_then(|_| match main {
-            Some(main) => self.call_slot(main, &[]).map(|_| ()),
-            None => Ok(()),
-        });
+        let result = self.run_tasks(init, main);
         // Whether the program ended normally or with an error, updates still waiting were
         // never applied, and the user is told.
         self.finish_updates();

@@ -28,6 +28,8 @@ pub struct NativeDef {
     pub name: &'static str,
     pub f: NativeFn,
     pub reads: Reads,
+    /// A task or channel built-in (`spawn`, ...), run by the VM itself (`f` is not called).
+    pub task: Option<crate::tasks::TaskOp>,
 }
 
 /// What a built-in function or method looks at. A lazy update needs it: a conversion that
@@ -55,6 +57,8 @@ pub enum BuiltinKind {
     List,
     Map,
     Range,
+    Task,
+    Channel,
 }
 
 impl BuiltinKind {
@@ -64,6 +68,8 @@ impl BuiltinKind {
             BuiltinKind::List => "list",
             BuiltinKind::Map => "map",
             BuiltinKind::Range => "range",
+            BuiltinKind::Task => "task",
+            BuiltinKind::Channel => "channel",
         }
     }
 }
@@ -73,6 +79,8 @@ impl BuiltinKind {
 pub enum MethodImpl {
     Native(NativeFn),
     Molt(String),
+    /// A task or channel method, run by the VM itself.
+    Task(crate::tasks::TaskOp),
 }
 
 pub fn function_name(funcs: &[Option<Rc<Function>>], natives: &[NativeDef], heap: &Heap, v: Value) -> String {

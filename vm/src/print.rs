@@ -185,6 +185,8 @@ impl Printer<'_> {
                 Obj::Range(a, b) => out.push_str(&format!("{a}..{b}")),
                 Obj::Closure { .. } => out.push_str(&(self.func_name)(v)),
                 Obj::Free(_) => out.push_str("<freed>"),
+                Obj::Task(id) => out.push_str(&format!("<task {id}>")),
+                Obj::Channel(c) => out.push_str(&format!("<channel {}>", c.id)),
                 Obj::List(items) => {
                     if seen.contains(r) {
                         return out.push_str("[...]");

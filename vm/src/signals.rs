@@ -22,6 +22,9 @@ impl Signals {
     /// safepoints (loop back-edges, calls) test only this word: when set they take the slow
     /// path, which collects. Cleared by every collection.
     pub const COLLECT: u32 = 8;
+    /// Tasks exist: calls and loop back-edges count reductions (their slow path). Set at the
+    /// first `spawn`.
+    pub const TASKS: u32 = 16;
 
     pub fn new() -> Signals {
         Signals::default()
@@ -72,6 +75,14 @@ impl Signals {
             self.0.fetch_or(Self::COLLECT, Ordering::Relaxed);
         } else if self.load() & Self::COLLECT != 0 {
             self.0.fetch_and(!Self::COLLECT, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_tasks(&self, on: bool) {
+        if on {
+            self.0.fetch_or(Self::TASKS, Ordering::SeqCst);
+        } else {
+            self.0.fetch_and(!Self::TASKS, Ordering::SeqCst);
         }
     }
 

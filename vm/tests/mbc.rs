@@ -1128,8 +1128,8 @@ fn run_everything(q: &Program) {
     use molt_vm::{NativeDef, Reads, Value, Vm};
     let mut vm = Vm::new();
     vm.out = Box::new(std::io::sink());
-    vm.register_native(NativeDef { name: "print", f: |_, _| Ok(Value::Nil), reads: Reads::World });
-    vm.register_native(NativeDef { name: "len", f: |_, _| Ok(Value::Int(1)), reads: Reads::Contents });
+    vm.register_native(NativeDef { name: "print", f: |_, _| Ok(Value::Nil), reads: Reads::World, task: None });
+    vm.register_native(NativeDef { name: "len", f: |_, _| Ok(Value::Int(1)), reads: Reads::Contents, task: None });
     if vm.load(q).is_err() {
         return; // an unknown built-in
     }

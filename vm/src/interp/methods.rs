@@ -17,6 +17,8 @@ pub(super) enum MethodTarget {
     Function(Rc<Function>),
     /// A built-in type's native method, on the receiver and the arguments.
     Native(NativeFn),
+    /// A task or channel method, on the receiver and the arguments.
+    Task(crate::tasks::TaskOp),
     /// The value of a record's field of that name (the record has no such method), called
     /// with the arguments alone.
     Field(Value),
@@ -76,6 +78,7 @@ impl Vm {
     pub(super) fn builtin_method(&self, kind: BuiltinKind, recv: Value, name: u32, argc: u16) -> Res<MethodTarget> {
         match self.builtin_methods.get(&(kind, name)) {
             Some(MethodImpl::Native(f)) => Ok(MethodTarget::Native(*f)),
+            Some(MethodImpl::Task(op)) => Ok(MethodTarget::Task(*op)),
             Some(MethodImpl::Molt(fname)) => {
                 let Some(callee) = self.func_slot(fname).and_then(|s| self.funcs[s as usize].clone()) else {
                     return Err(format!("prelude function '{fname}' is missing"));
@@ -103,6 +106,8 @@ pub(super) fn builtin_kind(vm: &Vm, recv: Value) -> Option<BuiltinKind> {
             Obj::List(_) => Some(BuiltinKind::List),
             Obj::Map(_) => Some(BuiltinKind::Map),
             Obj::Range(..) => Some(BuiltinKind::Range),
+            Obj::Task(_) => Some(BuiltinKind::Task),
+            Obj::Channel(_) => Some(BuiltinKind::Channel),
             _ => None,
         },
         _ => None,

@@ -26,6 +26,13 @@ impl Vm {
     /// Builds a runtime error with the stack trace at `pc` in the top frame. Unwinds nothing:
     /// the caller truncates the frames.
     pub(crate) fn raise(&mut self, message: String, pc: usize) -> RuntimeError {
+        if message == crate::tasks::SUSPEND {
+            // The task waits: it runs the instruction again when it resumes.
+            if let Some(f) = self.frames.last_mut() {
+                f.pc = pc - 1;
+            }
+            return RuntimeError::suspend();
+        }
         if let Some(f) = self.frames.last_mut() {
             f.pc = pc;
         }
@@ -45,13 +52,15 @@ impl Vm {
                 }
             })
             .collect();
-        RuntimeError { message, trace }
+        let mut e = RuntimeError::new(message);
+        e.trace = trace;
+        e
     }
 
     /// The function a call of table slot `slot` runs: the newest version, or for a function
     /// an update removed, its last version (only old code can still call it).
     #[inline(always)]
-    pub(super) fn callee(&self, slot: u32) -> Option<Rc<Function>> {
+    pub(crate) fn callee(&self, slot: u32) -> Option<Rc<Function>> {
         match &self.funcs[slot as usize] {
             Some(c) => Some(c.clone()),
             None => self.removed_funcs.get(&slot).cloned(),
@@ -74,8 +83,14 @@ impl Vm {
         Ok(Value::Obj(obj))
     }
 
-    pub(super) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
+    pub(crate) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
         let def = self.natives[n as usize];
+        if let Some(op) = def.task {
+            return self.task_op(op, start, argc);
+        }
+        if self.tasks.active {
+            self.tasks.budget = self.tasks.budget.saturating_sub(1);
+        }
         self.call_native_fn(def.f, start, argc, def.reads != crate::Reads::Values)
     }
 
@@ -96,8 +111,16 @@ impl Vm {
         if self.frames.len() >= self.frame_limit {
             return Err("stack overflow".into());
         }
-        if self.signals.load() & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
-            return Err("interrupted".into());
+        let signals = self.signals.load();
+        if signals != 0 {
+            if signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
+                return Err("interrupted".into());
+            }
+            // A call is a reduction: a task that used its budget lets the next one run; the
+            // call is made when it runs again.
+            if signals & Signals::TASKS != 0 && self.reduce() {
+                return Err(crate::tasks::SUSPEND.into());
+            }
         }
         if self.stack.len() <= top {
             if top >= self.register_limit {

@@ -136,7 +136,25 @@ impl Vm {
                 return Err(format!("'{name}' ({what} by the update) is active on the stack"));
             }
         }
+        self.other_tasks_quiescent(pending)?;
         Ok(top_move)
+    }
+
+    /// The tasks that are not running (tasks/): under `strict`, none may have a frame of a
+    /// function the update changes or removes (it would go on in old code). They are not at
+    /// an update point, so their frames do not move; under `relaxed` they finish in old code.
+    fn other_tasks_quiescent(&self, pending: &Pending) -> Result<(), String> {
+        if self.dsu.settings.policy != Policy::Strict {
+            return Ok(());
+        }
+        for (id, f) in self.tasks.other_frames() {
+            let status = pending.plan.status(&f.func.proto.name);
+            if f.func.proto.kind != FnKind::Lambda && matches!(status, FnStatus::Changed | FnStatus::Removed) {
+                let what = if status == FnStatus::Removed { "removed" } else { "changed" };
+                return Err(format!("task {id} is running '{}' ({what} by the update)", f.func.proto.name));
+            }
+        }
+        Ok(())
     }
 
     /// How frame `f`, at update point `point`, moves to the new version of its function.
@@ -185,6 +203,19 @@ impl Vm {
                     }
                 }
                 _ => {}
+            }
+        }
+        // Other tasks' frames of unchanged functions run the identical new code too.
+        for t in self.tasks.tasks.values_mut() {
+            for f in t.frames.iter_mut() {
+                if f.func.proto.kind == FnKind::Lambda || plan.status(&f.func.proto.name) != FnStatus::Unchanged {
+                    continue;
+                }
+                let slot = f.func.slot as usize;
+                let current = before.get(slot).and_then(|g| g.as_ref()).is_some_and(|g| Rc::ptr_eq(g, &f.func));
+                if let (true, Some(Some(new))) = (current, self.funcs.get(slot)) {
+                    f.func = new.clone();
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ impl Vm {
         // Code that can run: frames, functions pinned for compiled frames, closures, layouts'
         // transformers (records old code builds later), and removed functions held as values.
         work.extend(self.frames.iter().map(|f| f.func.clone()));
+        work.extend(self.tasks.other_frames().map(|(_, f)| f.func.clone()));
         work.extend(self.retired.iter().map(|(_, _, f)| f.clone()));
         work.extend(seen.closures);
         work.extend(self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.clone()));

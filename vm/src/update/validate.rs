@@ -57,6 +57,16 @@ impl Vm {
                 return Err(why);
             }
         }
+        // Other tasks' frames of changed functions finish in old code too.
+        for (_, f) in self.tasks.other_frames() {
+            let status = pending.plan.status(&f.func.proto.name);
+            if f.func.proto.kind == FnKind::Lambda || !matches!(status, FnStatus::Changed | FnStatus::Removed) {
+                continue;
+            }
+            if let Some(why) = self.arity_conflict(&f.func, &pending.program, "a frame left on old code") {
+                return Err(why);
+            }
+        }
         Ok(())
     }
 

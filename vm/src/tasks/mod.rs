@@ -1,0 +1,177 @@
+//! Tasks and channels (TASKS.md): green threads on the VM's one OS thread. Each task has its
+//! own registers and frames; the running task's are the VM's `stack` and `frames`, the others
+//! wait in the scheduler's table. A task runs until it blocks, ends, yields, or has used its
+//! budget of reductions (calls and loop back-edges); then the first ready task runs (FIFO).
+//!
+//! Blocking is "suspend and retry": an operation that must wait records what the task waits
+//! on and fails with the suspension error (`RuntimeError::is_suspend`), leaving the task's pc
+//! at the instruction itself; the scheduler (`run.rs`) switches tasks. When the task runs
+//! again it executes the instruction again; what another task did for it meanwhile (a value
+//! handed over by a `send`, a `send` completed by a `recv`) waits in its `token`. Compiled
+//! code is not entered while tasks exist (`Scheduler::active`): the interpreter alone counts
+//! reductions, so the interleaving is the same under every `--jit` mode.
+
+pub mod channel;
+mod ops;
+
+pub use ops::FUNCTIONS;
+mod run;
+
+use std::collections::VecDeque;
+
+pub use channel::Channel;
+use rustc_hash::FxHashMap;
+
+use crate::frame_stack::FrameStack;
+use crate::{ObjRef, Value};
+
+/// Reductions (calls, built-ins included, and loop back-edges) a task runs before the next
+/// ready one gets its turn.
+pub const BUDGET: u32 = 1000;
+
+/// The message of the error that suspends a task (never shown: `Vm::raise` turns it into
+/// `RuntimeError::suspend`, with the pc left at the instruction to retry).
+pub(crate) const SUSPEND: &str = "\u{0}suspend";
+
+/// The task and channel built-ins: functions (`spawn`, ...) and methods of tasks and channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOp {
+    Spawn,
+    Channel,
+    CurrentTask,
+    YieldNow,
+    Id,
+    Join,
+    Status,
+    Send,
+    Recv,
+    TryRecv,
+    Close,
+    Len,
+    IsClosed,
+}
+
+/// What a blocked task waits for.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    Recv(ObjRef),
+    Send(ObjRef),
+    Join(u32),
+}
+
+pub enum State {
+    /// In the ready queue (or about to be: the running task is `Running`).
+    Ready,
+    Running,
+    Blocked(Wait),
+    Done(Value),
+    Failed(String),
+}
+
+pub struct Task {
+    pub id: u32,
+    /// The function it runs, for messages (`error in task 7 (worker)`).
+    pub name: String,
+    pub state: State,
+    /// Its registers and frames while another task runs (empty while it runs).
+    pub stack: Vec<Value>,
+    pub frames: FrameStack,
+    /// The version of the code it runs.
+    pub version: u32,
+    /// What another task did for the operation this task is blocked in (a value received, a
+    /// send completed): the operation, run again, takes it.
+    pub token: Option<Value>,
+    /// A task not started yet: what it calls, with the arguments.
+    pub start: Option<(Value, Vec<Value>)>,
+    /// Tasks blocked in `join` of this one.
+    pub joiners: Vec<u32>,
+    /// Its task value (`<task 7>`), made when first asked for.
+    pub handle: Option<ObjRef>,
+}
+
+impl Task {
+    fn new(id: u32, name: String, version: u32) -> Task {
+        Task {
+            id,
+            name,
+            state: State::Ready,
+            stack: Vec::new(),
+            frames: FrameStack::default(),
+            version,
+            token: None,
+            start: None,
+            joiners: Vec::new(),
+            handle: None,
+        }
+    }
+
+    /// How `status()` names its state.
+    pub fn status(&self) -> &'static str {
+        match self.state {
+            State::Running => "running",
+            State::Ready => "ready",
+            State::Blocked(_) => "blocked",
+            State::Done(_) => "done",
+            State::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The tasks of a VM.
+#[derive(Default)]
+pub struct Scheduler {
+    /// Every task by id (the running one too: its registers are the VM's meanwhile).
+    pub tasks: FxHashMap<u32, Task>,
+    pub ready: VecDeque<u32>,
+    /// The running task (0: the scheduler is not running: a call from the embedding API or
+    /// the REPL, where tasks cannot wait).
+    pub current: u32,
+    next_task: u32,
+    next_channel: u32,
+    /// Reductions left to the running task.
+    pub budget: u32,
+    /// A task was spawned: reductions are counted and compiled code is not entered.
+    pub active: bool,
+}
+
+impl Scheduler {
+    /// Values the tasks that are not running hold (for the collector).
+    pub fn roots(&self) -> impl Iterator<Item = Value> + '_ {
+        self.tasks.values().flat_map(|t| {
+            let done = match t.state {
+                State::Done(v) => Some(v),
+                _ => None,
+            };
+            let start = t.start.iter().flat_map(|(f, args)| std::iter::once(*f).chain(args.iter().copied()));
+            let consts = t.frames.iter().flat_map(|f| f.func.consts.iter().copied());
+            t.stack
+                .iter()
+                .copied()
+                .chain(consts)
+                .chain(start)
+                .chain(done)
+                .chain(t.token)
+                .chain(t.handle.map(Value::Obj))
+        })
+    }
+
+    /// The frames of the tasks that are not running.
+    pub fn other_frames(&self) -> impl Iterator<Item = (u32, &crate::Frame)> + '_ {
+        self.tasks.values().flat_map(|t| t.frames.iter().map(move |f| (t.id, f)))
+    }
+
+    pub(crate) fn current_task(&mut self) -> Option<&mut Task> {
+        let id = self.current;
+        self.tasks.get_mut(&id)
+    }
+
+    /// Makes `id` ready: it joins the end of the queue.
+    pub(crate) fn wake(&mut self, id: u32) {
+        if let Some(t) = self.tasks.get_mut(&id)
+            && matches!(t.state, State::Blocked(_))
+        {
+            t.state = State::Ready;
+            self.ready.push_back(id);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The scheduler's loop: runs the program as task 1 (its globals' initialisers, then `main`),
+//! switching to the first ready task whenever the running one suspends, ends or fails.
+
+use std::io::Write;
+
+use super::{BUDGET, State, Task, Wait};
+use crate::heap::Obj;
+use crate::{RuntimeError, Value, Vm};
+
+/// What task 1 runs now.
+#[derive(PartialEq, Eq)]
+enum Phase {
+    Init,
+    Main,
+}
+
+impl Vm {
+    /// Runs a loaded program: task 1 runs the initialiser `init`, then `main`; the program
+    /// ends when that ends (other tasks are dropped), with its error if it fails.
+    pub(crate) fn run_tasks(&mut self, init: u32, main: Option<u32>) -> Result<(), RuntimeError> {
+        self.tasks.tasks.insert(1, Task::new(1, "main".into(), self.version));
+        if let Some(t) = self.tasks.tasks.get_mut(&1) {
+            t.state = State::Running;
+        }
+        self.tasks.current = 1;
+        self.tasks.budget = BUDGET;
+        let mut phase = Phase::Init;
+        let result = self.start_call(Value::Func(init), &[]).and_then(|()| {
+            loop {
+                let id = self.tasks.current;
+                let outcome = match self.frames.is_empty() {
+                    true => Ok(Value::Nil), // a spawned built-in already ran
+                    false => self.execute(0),
+                };
+                match outcome {
+                    Err(e) if e.is_suspend() => {}
+                    Ok(_) if id == 1 && phase == Phase::Init && main.is_some() => {
+                        phase = Phase::Main;
+                        self.start_call(Value::Func(main.unwrap_or_default()), &[])?;
+                        continue;
+                    }
+                    Ok(_) if id == 1 => return Ok(()),
+                    Err(e) if id == 1 => return Err(e),
+                    Ok(v) => self.finish_task(id, State::Done(v)),
+                    Err(e) => {
+                        self.report_task_error(id, &e);
+                        self.finish_task(id, State::Failed(e.message));
+                    }
+                }
+                self.switch_task()?;
+            }
+        });
+        self.tasks.current = 0;
+        result
+    }
+
+    /// Ends task `id` (not task 1): its joiners wake, its registers go.
+    fn finish_task(&mut self, id: u32, end: State) {
+        self.frames.truncate(0);
+        let joiners = match self.tasks.tasks.get_mut(&id) {
+            Some(t) => {
+                t.state = end;
+                std::mem::take(&mut t.joiners)
+            }
+            None => Vec::new(),
+        };
+        for j in joiners {
+            self.tasks.wake(j);
+        }
+    }
+
+    /// `error in task 7 (worker): MESSAGE` and its trace, on stderr (the program goes on).
+    fn report_task_error(&mut self, id: u32, e: &RuntimeError) {
+        let _ = self.out.flush();
+        let name = self.tasks.tasks.get(&id).map_or("?", |t| t.name.as_str());
+        let text = e.to_string();
+        let text = text.strip_prefix("error: ").unwrap_or(&text);
+        let _ = write!(std::io::stderr(), "error in task {id} ({name}): {text}");
+    }
+
+    /// Hands the VM's registers and frames to the first ready task; the deadlock error when
+    /// none is ready.
+    fn switch_task(&mut self) -> Result<(), RuntimeError> {
+        let from = self.tasks.current;
+        let Some(next) = self.tasks.ready.pop_front() else {
+            // Where main waits is the error's trace; where every task waits, its message.
+            let mut e = RuntimeError::new(self.deadlock_report());
+            let main = if from == 1 { Some(&self.frames) } else { self.tasks.tasks.get(&1).map(|t| &t.frames) };
+            e.trace = main.map(blocked_trace).unwrap_or_default();
+            return Err(e);
+        };
+        self.tasks.budget = BUDGET;
+        if next == from {
+            if let Some(t) = self.tasks.tasks.get_mut(&next) {
+                t.state = State::Running;
+            }
+            return Ok(());
+        }
+        if let Some(t) = self.tasks.tasks.get_mut(&from) {
+            std::mem::swap(&mut t.stack, &mut self.stack);
+            std::mem::swap(&mut t.frames, &mut self.frames);
+        }
+        self.tasks.current = next;
+        let start = match self.tasks.tasks.get_mut(&next) {
+            Some(t) => {
+                t.state = State::Running;
+                std::mem::swap(&mut t.stack, &mut self.stack);
+                std::mem::swap(&mut t.frames, &mut self.frames);
+                t.start.take()
+            }
+            None => None,
+        };
+        if let Some((f, args)) = start {
+            if let Err(e) = self.start_call(f, &args) {
+                self.report_task_error(next, &e);
+                self.finish_task(next, State::Failed(e.message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes the frame of a call of `f` with `args` on the running task's empty stack (a
+    /// built-in runs at once: the task is done).
+    fn start_call(&mut self, f: Value, args: &[Value]) -> Result<(), RuntimeError> {
+        let (func, captures) = match f {
+            Value::Func(slot) => match self.callee(slot) {
+                Some(func) => (func, Vec::new()),
+                None => return Err(RuntimeError::new("the function to run was removed by an update")),
+            },
+            Value::Obj(o) => match self.heap.get(o) {
+                Obj::Closure { func, captures } => (func.clone(), captures.to_vec()),
+                _ => return Err(RuntimeError::new("cannot run this value as a task")),
+            },
+            Value::Native(n) => {
+                let start = 1;
+                self.stack.resize(start + args.len() + 1, Value::Nil);
+                self.stack[start..start + args.len()].copy_from_slice(args);
+                let v = self.call_native(n, start, args.len()).map_err(RuntimeError::new)?;
+                let id = self.tasks.current;
+                if id != 1 {
+                    self.finish_task(id, State::Done(v));
+                }
+                return Ok(());
+            }
+            _ => return Err(RuntimeError::new("cannot run this value as a task")),
+        };
+        let base = 1;
+        let need = base + func.proto.nregs as usize + 1;
+        if self.stack.len() < need {
+            self.stack.resize(need.max(64), Value::Nil);
+        }
+        self.stack[base..base + args.len()].copy_from_slice(args);
+        let cap = base + args.len();
+        self.stack[cap..cap + captures.len()].copy_from_slice(&captures);
+        self.frames.push(func, base, 0);
+        Ok(())
+    }
+
+    /// The deadlock error: every task, what it waits on and where.
+    fn deadlock_report(&self) -> String {
+        let mut ids: Vec<u32> = self.tasks.tasks.keys().copied().collect();
+        ids.sort();
+        let mut lines = vec!["deadlock: every task is blocked".to_string()];
+        for id in ids {
+            let t = &self.tasks.tasks[&id];
+            let State::Blocked(wait) = t.state else { continue };
+            let what = match wait {
+                Wait::Recv(c) => format!("waits to receive from {}", self.repr(Value::Obj(c))),
+                Wait::Send(c) => format!("waits to send on {}", self.repr(Value::Obj(c))),
+                Wait::Join(j) => format!("waits for task {j} to end"),
+            };
+            let frames = if id == self.tasks.current { &self.frames } else { &t.frames };
+            let at = blocked_trace(frames)
+                .first()
+                .map_or(String::new(), |t| format!(" in {} ({}:{})", t.function, t.file, t.line));
+            lines.push(format!("  task {id} ({}) {what}{at}", t.name));
+        }
+        lines.join("\n")
+    }
+}
+
+/// The trace of a blocked task's frames, innermost first: its top frame is at the
+/// instruction it waits in (run again when it resumes), the others just after their calls.
+fn blocked_trace(frames: &crate::frame_stack::FrameStack) -> Vec<crate::TraceFrame> {
+    let top = frames.len().saturating_sub(1);
+    frames
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, f)| &*f.func.file != crate::PRELUDE_FILE)
+        .map(|(i, f)| {
+            let at = if i == top { f.pc } else { f.pc.saturating_sub(1) };
+            let at = at.min(f.func.proto.lines.len().saturating_sub(1));
+            crate::TraceFrame {
+                function: crate::interp::display_name(&f.func).to_string(),
+                file: f.func.file.to_string(),
+                line: f.func.proto.lines.get(at).copied().unwrap_or(0),
+            }
+        })
+        .collect()
+}

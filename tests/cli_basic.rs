@@ -228,3 +228,25 @@ fn plan_prints_the_update_plan() {
         text(&out.stdout)
     );
 }
+
+/// `molt plan` names the function a changed lambda is written in: the outermost one for a
+/// lambda in a lambda, a method by its qualified name, and none for a global's initialiser.
+#[test]
+fn plan_names_whose_lambdas_changed() {
+    let dir = scratch("plan-lambdas");
+    let version = |n: u32| {
+        format!(
+            "type Acc {{ n, fn step() {{ let f = fn(x) {{ return x + {n}; }}; return f(self.n); }} }}\n\
+             let g = fn() {{ return {n}; }};\n\
+             fn main() {{ let f = fn() {{ let h = fn(y) {{ return y * {n}; }}; return h(2); }}; print(f(), Acc {{ n: 1 }}.step(), g()); }}\n"
+        )
+    };
+    let (v1, v2) = (dir.join("v1.molt"), dir.join("v2.molt"));
+    std::fs::write(&v1, version(1)).unwrap();
+    std::fs::write(&v2, version(2)).unwrap();
+    let out = molt(&["plan", v1.to_str().unwrap(), v2.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let line = stdout.lines().find(|l| l.contains("lambdas changed in")).unwrap_or_default();
+    assert_eq!(line, "  lambdas changed in: Acc.step, main", "{stdout}");
+}

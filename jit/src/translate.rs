@@ -13,6 +13,7 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{self, Block, FuncRef, InstBuilder, JumpTableData, MemFlagsData, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use molt_vm::opcodes::{ArithOp, CmpOp};
 use molt_vm::signals::Signals;
 use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
@@ -38,16 +39,28 @@ const _: () = assert!(tag::SIZE == 16);
 type IntOp = fn(&mut Gen, ir::Value, ir::Value) -> (ir::Value, ir::Value);
 type FloatOp = fn(&mut Gen, ir::Value, ir::Value) -> ir::Value;
 
-/// The float comparison with the meaning of an int one: ordered (false with a NaN) except
-/// `!=`, which holds with a NaN, as Rust's float operators do.
-fn float_cc(cc: IntCC) -> FloatCC {
-    match cc {
-        IntCC::SignedLessThan => FloatCC::LessThan,
-        IntCC::SignedLessThanOrEqual => FloatCC::LessThanOrEqual,
-        IntCC::SignedGreaterThan => FloatCC::GreaterThan,
-        IntCC::SignedGreaterThanOrEqual => FloatCC::GreaterThanOrEqual,
-        IntCC::Equal => FloatCC::Equal,
-        _ => FloatCC::NotEqual,
+/// The int comparison of an operator (signed).
+fn int_cc(op: CmpOp) -> IntCC {
+    match op {
+        CmpOp::Eq => IntCC::Equal,
+        CmpOp::Ne => IntCC::NotEqual,
+        CmpOp::Lt => IntCC::SignedLessThan,
+        CmpOp::Le => IntCC::SignedLessThanOrEqual,
+        CmpOp::Gt => IntCC::SignedGreaterThan,
+        CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
+    }
+}
+
+/// The float comparison of an operator: ordered (false with a NaN) except `!=`, which holds
+/// with a NaN, as Rust's float operators do.
+fn float_cc(op: CmpOp) -> FloatCC {
+    match op {
+        CmpOp::Eq => FloatCC::Equal,
+        CmpOp::Ne => FloatCC::NotEqual,
+        CmpOp::Lt => FloatCC::LessThan,
+        CmpOp::Le => FloatCC::LessThanOrEqual,
+        CmpOp::Gt => FloatCC::GreaterThan,
+        CmpOp::Ge => FloatCC::GreaterThanOrEqual,
     }
 }
 
@@ -489,6 +502,18 @@ impl Gen<'_, '_> {
         (r, bad)
     }
 
+    /// Int `x op y`: the result, and whether the VM must do it instead (an overflow, or a
+    /// division's errors: see `int_divide`).
+    fn int_arith(&mut self, op: ArithOp, x: ir::Value, y: ir::Value) -> (ir::Value, ir::Value) {
+        match op {
+            ArithOp::Add => self.b.ins().sadd_overflow(x, y),
+            ArithOp::Sub => self.b.ins().ssub_overflow(x, y),
+            ArithOp::Mul => self.b.ins().smul_overflow(x, y),
+            ArithOp::Div => self.int_divide(x, y, false),
+            ArithOp::Mod => self.int_divide(x, y, true),
+        }
+    }
+
     /// `sqrt(R[a])` of an int or a float, inline (as the built-in: a float, NaN below zero);
     /// anything else goes to the VM (the built-in's error).
     fn sqrt(&mut self, pc: usize, dst: u16, a: u16) {
@@ -512,33 +537,33 @@ impl Gen<'_, '_> {
         self.b.ins().select(is_int, converted, bits)
     }
 
-    /// `a cc b` on two ints or two floats, as an i8 truth value, continuing in the returned
+    /// `a op b` on two ints or two floats, as an i8 truth value, continuing in the returned
     /// block (both paths join there).
-    fn test(&mut self, pc: usize, a: u16, b: u16, cc: IntCC) -> ir::Value {
+    fn test(&mut self, pc: usize, a: u16, b: u16, op: CmpOp) -> ir::Value {
         let (int_block, float_block) = self.by_type(pc, a, b);
         let join = self.b.create_block();
         let truth = self.b.append_block_param(join, types::I8);
         self.b.switch_to_block(int_block);
         let (x, y) = (self.payload(a), self.payload(b));
-        let c = self.b.ins().icmp(cc, x, y);
+        let c = self.b.ins().icmp(int_cc(op), x, y);
         self.b.ins().jump(join, &[ir::BlockArg::Value(c)]);
         self.b.switch_to_block(float_block);
         let (x, y) = (self.float_payload(a), self.float_payload(b));
-        let c = self.b.ins().fcmp(float_cc(cc), x, y);
+        let c = self.b.ins().fcmp(float_cc(op), x, y);
         self.b.ins().jump(join, &[ir::BlockArg::Value(c)]);
         self.b.switch_to_block(join);
         truth
     }
 
-    fn compare(&mut self, pc: usize, dst: u16, a: u16, b: u16, cc: IntCC) {
-        let c = self.test(pc, a, b, cc);
+    fn compare(&mut self, pc: usize, dst: u16, a: u16, b: u16, op: CmpOp) {
+        let c = self.test(pc, a, b, op);
         self.store_bool(dst, c);
         let next = self.next(pc);
         self.b.ins().jump(next, &[]);
     }
 
-    /// Jump to `target` unless `a cc b`.
-    fn branch_unless(&mut self, pc: usize, a: u16, b: u16, target: u32, cc: IntCC) {
+    /// Jump to `target` unless `a op b`.
+    fn branch_unless(&mut self, pc: usize, a: u16, b: u16, target: u32, op: CmpOp) {
         let (next, target) = (self.next(pc), self.blocks[target as usize]);
         if let Some(k) = self.constant_before(pc, b) {
             // `n < 2`: only `a`'s type is unknown (an int; anything else goes to the VM).
@@ -548,11 +573,11 @@ impl Gen<'_, '_> {
             self.b.ins().brif(is_int, ints, &[], bail, &[]);
             self.b.switch_to_block(ints);
             let x = self.payload(a);
-            let c = self.b.ins().icmp_imm_s(cc, x, k);
+            let c = self.b.ins().icmp_imm_s(int_cc(op), x, k);
             self.b.ins().brif(c, next, &[], target, &[]);
             return;
         }
-        let c = self.test(pc, a, b, cc);
+        let c = self.test(pc, a, b, op);
         self.b.ins().brif(c, next, &[], target, &[]);
     }
 
@@ -672,16 +697,16 @@ impl Gen<'_, '_> {
                 let (r, overflow) = self.b.ins().ssub_overflow(zero, x);
                 self.store_int_checked(pc, dst, r, overflow);
             }
-            Lt { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedLessThan),
-            Le { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedLessThanOrEqual),
-            Gt { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedGreaterThan),
-            Ge { dst, a, b } => self.compare(pc, dst, a, b, IntCC::SignedGreaterThanOrEqual),
-            Eq { dst, a, b } => self.compare(pc, dst, a, b, IntCC::Equal),
-            Ne { dst, a, b } => self.compare(pc, dst, a, b, IntCC::NotEqual),
-            JumpIfNotLt { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedLessThan),
-            JumpIfNotLe { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedLessThanOrEqual),
-            JumpIfNotGt { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedGreaterThan),
-            JumpIfNotGe { a, b, target } => self.branch_unless(pc, a, b, target, IntCC::SignedGreaterThanOrEqual),
+            Lt { dst, a, b } => self.compare(pc, dst, a, b, CmpOp::Lt),
+            Le { dst, a, b } => self.compare(pc, dst, a, b, CmpOp::Le),
+            Gt { dst, a, b } => self.compare(pc, dst, a, b, CmpOp::Gt),
+            Ge { dst, a, b } => self.compare(pc, dst, a, b, CmpOp::Ge),
+            Eq { dst, a, b } => self.compare(pc, dst, a, b, CmpOp::Eq),
+            Ne { dst, a, b } => self.compare(pc, dst, a, b, CmpOp::Ne),
+            JumpIfNotLt { a, b, target } => self.branch_unless(pc, a, b, target, CmpOp::Lt),
+            JumpIfNotLe { a, b, target } => self.branch_unless(pc, a, b, target, CmpOp::Le),
+            JumpIfNotGt { a, b, target } => self.branch_unless(pc, a, b, target, CmpOp::Gt),
+            JumpIfNotGe { a, b, target } => self.branch_unless(pc, a, b, target, CmpOp::Ge),
             Jump { target } => {
                 let t = self.blocks[target as usize];
                 self.b.ins().jump(t, &[]);

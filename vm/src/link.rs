@@ -27,7 +27,13 @@ impl SlotMap {
             OperandKind::Type => &self.types,
             OperandKind::Name => &self.names,
             OperandKind::Native => &self.natives,
-            _ => return i,
+            // Not a table reference: the value is the program's own.
+            OperandKind::Reg
+            | OperandKind::Const
+            | OperandKind::Jump
+            | OperandKind::Count
+            | OperandKind::Imm
+            | OperandKind::Point => return i,
         };
         table[i as usize]
     }

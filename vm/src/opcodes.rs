@@ -15,7 +15,7 @@ mod facts;
 #[macro_use]
 mod table_macro;
 
-pub use facts::{Effects, RegUse, Role};
+pub use facts::{ArithOp, CmpOp, Effects, RegUse, Role};
 
 /// What an operand refers to: the verifier checks each kind against its own limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +225,13 @@ pub fn encode_operand(kind: OperandKind, v: i64, out: &mut Vec<u8>) {
     match kind {
         OperandKind::Reg | OperandKind::Count | OperandKind::Point => out.extend_from_slice(&(v as u16).to_le_bytes()),
         OperandKind::Imm => out.extend_from_slice(&(v as i32).to_le_bytes()),
-        _ => out.extend_from_slice(&(v as u32).to_le_bytes()),
+        OperandKind::Const
+        | OperandKind::Jump
+        | OperandKind::Global
+        | OperandKind::Func
+        | OperandKind::Type
+        | OperandKind::Name
+        | OperandKind::Native => out.extend_from_slice(&(v as u32).to_le_bytes()),
     }
 }
 
@@ -322,5 +328,27 @@ mod tests {
         assert_eq!(succ(Instr::ReturnNil {}), Vec::<usize>::new());
         assert_eq!(succ(Instr::JumpIfFalse { cond: 0, target: 20 }), vec![11, 20]);
         assert_eq!(succ(Instr::UpdateForLoop { point: 0, base: 0, var: 2, target: 3 }), vec![11, 12, 3]);
+    }
+
+    #[test]
+    fn operators_follow_the_names() {
+        // The operator facts agree with the mnemonics: `Add` .. `Mod` are arithmetic, `Eq` ..
+        // `Ge` comparisons, `JumpIfNot<op>` their fused forms, and nothing else is any.
+        for ins in every_opcode(1) {
+            let name = ins.name();
+            let arith = ins.arith().map(|(op, ..)| format!("{op:?}"));
+            assert_eq!(arith.as_deref(), ["Add", "Sub", "Mul", "Div", "Mod"].contains(&name).then_some(name), "{name}");
+            let compare = ins.compare().map(|(op, ..)| format!("{op:?}"));
+            assert_eq!(
+                compare.as_deref(),
+                ["Eq", "Ne", "Lt", "Le", "Gt", "Ge"].contains(&name).then_some(name),
+                "{name}"
+            );
+            let fused = ins.fused_compare().map(|(op, ..)| format!("JumpIfNot{op:?}"));
+            assert_eq!(fused.as_deref(), name.starts_with("JumpIfNot").then_some(name), "{name}");
+        }
+        assert_eq!(Instr::Sub { dst: 1, a: 2, b: 3 }.arith(), Some((ArithOp::Sub, 1, 2, 3)));
+        assert_eq!(Instr::Ge { dst: 1, a: 2, b: 3 }.compare(), Some((CmpOp::Ge, 1, 2, 3)));
+        assert_eq!(Instr::JumpIfNotLe { a: 2, b: 3, target: 9 }.fused_compare(), Some((CmpOp::Le, 2, 3, 9)));
     }
 }

@@ -164,6 +164,22 @@ pub struct Program {
 }
 
 impl Program {
+    /// For each function, the function whose code makes its closures (a `Closure`
+    /// instruction): for a lambda, the function it is written in. None for the others.
+    pub fn closure_makers(&self) -> Vec<Option<u32>> {
+        let mut makers = vec![None; self.functions.len()];
+        for (i, f) in self.functions.iter().enumerate() {
+            for ins in &f.code {
+                if let crate::Instr::Closure { f: lambda, .. } = *ins
+                    && let Some(m) = makers.get_mut(lambda as usize)
+                {
+                    m.get_or_insert(i as u32);
+                }
+            }
+        }
+        makers
+    }
+
     /// A hash of the record layouts (names, fields in order): stored in `.mbc` headers.
     pub fn layout_hash(&self) -> u64 {
         // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.

@@ -21,7 +21,7 @@ use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
 use molt_vm::{Effects, Function, Instr, Value};
 
-use super::{Gen, flags};
+use super::{Gen, flags, int_cc};
 use crate::SHARED_TIER_SLOTS;
 
 /// At most this many callee instructions are inlined per call site (over all paths).
@@ -167,6 +167,7 @@ impl Gen<'_, '_> {
     ) {
         use Instr::*;
         let word = |g: &mut Self, v: i64| g.b.ins().iconst(types::I64, v);
+        let words = |g: &mut Self, t: u8, p: i64| Reg::Words(word(g, t as i64), word(g, p));
         while let Some(&ins) = f.proto.code.get(pc) {
             // A path that can no longer return quickly makes the call now (not after more
             // work that the callee will redo).
@@ -208,15 +209,9 @@ impl Gen<'_, '_> {
                     let v = word(self, *i);
                     set(&mut state, d, Reg::Int(v));
                 }
-                LoadNil { dst: d } | LoadTrue { dst: d } | LoadFalse { dst: d } => {
-                    let (t, p) = match ins {
-                        LoadNil { .. } => (tag::NIL, 0),
-                        LoadTrue { .. } => (tag::BOOL, 1),
-                        _ => (tag::BOOL, 0),
-                    };
-                    let (lo, hi) = (word(self, t as i64), word(self, p));
-                    set(&mut state, d, Reg::Words(lo, hi));
-                }
+                LoadNil { dst: d } => set(&mut state, d, words(self, tag::NIL, 0)),
+                LoadTrue { dst: d } => set(&mut state, d, words(self, tag::BOOL, 1)),
+                LoadFalse { dst: d } => set(&mut state, d, words(self, tag::BOOL, 0)),
                 Move { dst: d, src } => {
                     let Some(v) = state.get(src as usize).copied().flatten() else { break };
                     set(&mut state, d, v);
@@ -228,14 +223,11 @@ impl Gen<'_, '_> {
                     self.prefix_unless_overflow(overflow, general);
                     set(&mut state, d, Reg::Int(r));
                 }
-                Add { dst: d, a, b } | Sub { dst: d, a, b } | Mul { dst: d, a, b } => {
+                Add { .. } | Sub { .. } | Mul { .. } => {
+                    let Some((op, d, a, b)) = ins.arith() else { break };
                     let Some(x) = self.prefix_int(&mut state, a, general) else { break };
                     let Some(y) = self.prefix_int(&mut state, b, general) else { break };
-                    let (r, overflow) = match ins {
-                        Add { .. } => self.b.ins().sadd_overflow(x, y),
-                        Sub { .. } => self.b.ins().ssub_overflow(x, y),
-                        _ => self.b.ins().smul_overflow(x, y),
-                    };
+                    let (r, overflow) = self.int_arith(op, x, y);
                     self.prefix_unless_overflow(overflow, general);
                     set(&mut state, d, Reg::Int(r));
                 }
@@ -249,15 +241,10 @@ impl Gen<'_, '_> {
                 | JumpIfNotGe { a, b, target }
                     if target as usize > pc =>
                 {
+                    let Some((op, ..)) = ins.fused_compare() else { break };
                     let Some(x) = self.prefix_int(&mut state, a, general) else { break };
                     let Some(y) = self.prefix_int(&mut state, b, general) else { break };
-                    let cc = match ins {
-                        JumpIfNotLt { .. } => IntCC::SignedLessThan,
-                        JumpIfNotLe { .. } => IntCC::SignedLessThanOrEqual,
-                        JumpIfNotGt { .. } => IntCC::SignedGreaterThan,
-                        _ => IntCC::SignedGreaterThanOrEqual,
-                    };
-                    let holds = self.b.ins().icmp(cc, x, y);
+                    let holds = self.b.ins().icmp(int_cc(op), x, y);
                     let (on, off) = (self.b.create_block(), self.b.create_block());
                     self.b.ins().brif(holds, on, &[], off, &[]);
                     self.b.switch_to_block(off);

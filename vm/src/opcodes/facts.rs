@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::OperandKind;
+use super::{Instr, OperandKind};
 
 /// What an operand is for (as Lua's `lopcodes.h` opmodes). Each role has one operand kind,
 /// which fixes its encoding and the limit the verifier checks it against.
@@ -191,5 +191,126 @@ impl RegUse {
     /// uses, when it has a `Window` operand.
     pub fn window_extent(self) -> Option<(usize, usize)> {
         self.window.map(|(b, n)| (b as usize, n as usize))
+    }
+}
+
+/// A binary arithmetic operator: what `Add`, `Sub`, `Mul`, `Div` and `Mod` compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+/// A comparison: what `Eq` .. `Ge` compute, and what the fused `JumpIfNot*` test (only the
+/// orderings have a fused form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// The operator an instruction applies to two registers, when it is one of the arithmetic or
+/// comparison instructions. Code that emits an operator (the JIT) selects it from `ArithOp` or
+/// `CmpOp` by an exhaustive match, so a new operator is met everywhere one is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    /// `R[dst] := R[a] op R[b]`
+    Arith(ArithOp, u16, u16, u16),
+    /// `R[dst] := R[a] op R[b]`, a bool
+    Compare(CmpOp, u16, u16, u16),
+    /// `if not (R[a] op R[b]) goto target`
+    FusedCompare(CmpOp, u16, u16, u32),
+    /// Anything else.
+    Other,
+}
+
+impl Instr {
+    /// Every instruction classified once (no fallback arm: a new instruction is classified
+    /// here before `arith`, `compare` or `fused_compare` can answer for it).
+    fn operation(&self) -> Operation {
+        use Operation::{Arith, Compare, FusedCompare, Other};
+        match *self {
+            Instr::Add { dst, a, b } => Arith(ArithOp::Add, dst, a, b),
+            Instr::Sub { dst, a, b } => Arith(ArithOp::Sub, dst, a, b),
+            Instr::Mul { dst, a, b } => Arith(ArithOp::Mul, dst, a, b),
+            Instr::Div { dst, a, b } => Arith(ArithOp::Div, dst, a, b),
+            Instr::Mod { dst, a, b } => Arith(ArithOp::Mod, dst, a, b),
+            Instr::Eq { dst, a, b } => Compare(CmpOp::Eq, dst, a, b),
+            Instr::Ne { dst, a, b } => Compare(CmpOp::Ne, dst, a, b),
+            Instr::Lt { dst, a, b } => Compare(CmpOp::Lt, dst, a, b),
+            Instr::Le { dst, a, b } => Compare(CmpOp::Le, dst, a, b),
+            Instr::Gt { dst, a, b } => Compare(CmpOp::Gt, dst, a, b),
+            Instr::Ge { dst, a, b } => Compare(CmpOp::Ge, dst, a, b),
+            Instr::JumpIfNotLt { a, b, target } => FusedCompare(CmpOp::Lt, a, b, target),
+            Instr::JumpIfNotLe { a, b, target } => FusedCompare(CmpOp::Le, a, b, target),
+            Instr::JumpIfNotGt { a, b, target } => FusedCompare(CmpOp::Gt, a, b, target),
+            Instr::JumpIfNotGe { a, b, target } => FusedCompare(CmpOp::Ge, a, b, target),
+            // `AddImm` and `Neg` have one register operand: not a binary operator.
+            Instr::Move { .. }
+            | Instr::LoadNil { .. }
+            | Instr::LoadTrue { .. }
+            | Instr::LoadFalse { .. }
+            | Instr::LoadInt { .. }
+            | Instr::LoadConst { .. }
+            | Instr::GetGlobal { .. }
+            | Instr::SetGlobal { .. }
+            | Instr::LoadFunc { .. }
+            | Instr::LoadNative { .. }
+            | Instr::Closure { .. }
+            | Instr::AddImm { .. }
+            | Instr::Neg { .. }
+            | Instr::Not { .. }
+            | Instr::Range { .. }
+            | Instr::Jump { .. }
+            | Instr::Loop { .. }
+            | Instr::JumpIfFalse { .. }
+            | Instr::JumpIfTrue { .. }
+            | Instr::NewList { .. }
+            | Instr::NewMap { .. }
+            | Instr::NewRecord { .. }
+            | Instr::GetField { .. }
+            | Instr::SetField { .. }
+            | Instr::GetIndex { .. }
+            | Instr::SetIndex { .. }
+            | Instr::Call { .. }
+            | Instr::CallFunc { .. }
+            | Instr::CallMethod { .. }
+            | Instr::CallNative { .. }
+            | Instr::Return { .. }
+            | Instr::ReturnNil {}
+            | Instr::IterPrep { .. }
+            | Instr::IterNext { .. }
+            | Instr::ForPrep { .. }
+            | Instr::ForLoop { .. }
+            | Instr::Update { .. }
+            | Instr::UpdateLoop { .. }
+            | Instr::UpdateForLoop { .. } => Other,
+        }
+    }
+
+    /// `(op, dst, a, b)` for `R[dst] := R[a] op R[b]` (`Add` .. `Mod`).
+    pub fn arith(&self) -> Option<(ArithOp, u16, u16, u16)> {
+        let Operation::Arith(op, dst, a, b) = self.operation() else { return None };
+        Some((op, dst, a, b))
+    }
+
+    /// `(op, dst, a, b)` for `R[dst] := R[a] op R[b]` (`Eq` .. `Ge`).
+    pub fn compare(&self) -> Option<(CmpOp, u16, u16, u16)> {
+        let Operation::Compare(op, dst, a, b) = self.operation() else { return None };
+        Some((op, dst, a, b))
+    }
+
+    /// `(op, a, b, target)` for `if not (R[a] op R[b]) goto target` (`JumpIfNotLt` ..
+    /// `JumpIfNotGe`).
+    pub fn fused_compare(&self) -> Option<(CmpOp, u16, u16, u32)> {
+        let Operation::FusedCompare(op, a, b, target) = self.operation() else { return None };
+        Some((op, a, b, target))
     }
 }

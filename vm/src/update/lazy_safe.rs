@@ -10,6 +10,8 @@
 //! The analysis is flow-insensitive and conservative: each register gets the weakest class
 //! of all the values written to it.
 
+use std::fmt;
+
 use rustc_hash::FxHashSet;
 
 use super::UpdatePlan;
@@ -89,6 +91,33 @@ struct Scan<'a> {
     safe: FxHashSet<u32>,
 }
 
+/// One instruction's place in the function being checked: the registers' classes before it
+/// and its line, for the reasons.
+struct Site<'c> {
+    classes: &'c [Class],
+    line: u32,
+}
+
+impl Site<'_> {
+    fn class(&self, r: u16) -> Class {
+        class_of(self.classes, r)
+    }
+
+    /// A value this call made (or a constant): nothing outside it can change it.
+    fn own(&self, r: u16) -> bool {
+        matches!(self.class(r), Class::Sealed | Class::Fresh | Class::FreshRecord)
+    }
+
+    fn sealed(&self, base: u16, n: u16) -> bool {
+        all_sealed(self.classes, base, n)
+    }
+
+    /// A refusal, with the line it is at.
+    fn refuse<T>(&self, what: impl fmt::Display) -> Result<T, String> {
+        Err(format!("{what} (line {})", self.line))
+    }
+}
+
 impl Scan<'_> {
     /// Checks function `index` of the program. `old_param`: register 0 is the instance being
     /// converted (a transformer), whose fields it may read.
@@ -96,128 +125,139 @@ impl Scan<'_> {
         if self.safe.contains(&index) || self.active.contains(&index) {
             return Ok(());
         }
-        let program = self.program;
-        let Some(f) = program.functions.get(index as usize) else {
+        let Some(f) = self.program.functions.get(index as usize) else {
             return Err("calls a function the program does not have".into());
         };
         if depth > MAX_DEPTH {
             return Err(format!("goes more than {MAX_DEPTH} calls deep (not followed further)"));
         }
         self.active.insert(index);
-        let states = classify(&f.code, f.arity, old_param, self.vm, program);
-        let name = |table: &[String], i: u32| table.get(i as usize).cloned().unwrap_or_else(|| "?".into());
+        let states = classify(&f.code, f.arity, old_param, self.vm, self.program);
         for (pc, i) in f.code.iter().enumerate() {
             let Some(classes) = &states[pc] else { continue }; // unreachable
-            let class = |r: u16| classes.get(r as usize).copied().unwrap_or(Class::Unknown);
-            let line = f.lines.get(pc).copied().unwrap_or(f.line);
-            let at = |what: String| format!("{what} (line {line})");
-            let own = |r: u16| matches!(class(r), Class::Sealed | Class::Fresh | Class::FreshRecord);
-            let sealed = |base: u16, n: u16| (base..base + n).all(|r| class(r) == Class::Sealed);
-            match *i {
-                Instr::GetGlobal { g, .. } => {
-                    let g = name(&program.globals, g);
-                    return Err(at(format!("reads global '{g}', which the program can change after the update")));
-                }
-                Instr::SetGlobal { g, .. } => {
-                    return Err(at(format!("writes global '{}'", name(&program.globals, g))));
-                }
-                Instr::GetField { obj, .. } => {
-                    if !(own(obj) || class(obj) == Class::Old) {
-                        return Err(at("reads a field of a record other than the one it converts".into()));
-                    }
-                }
-                Instr::GetIndex { obj, .. } | Instr::IterPrep { src: obj, .. } => {
-                    if !own(obj) {
-                        return Err(at("reads a list or map it did not make".into()));
-                    }
-                }
-                Instr::SetField { obj, src, .. } | Instr::SetIndex { obj, src, .. } => match class(obj) {
-                    Class::Fresh | Class::FreshRecord => {}
-                    Class::Sealed if sealed(src, 1) => {}
-                    Class::Sealed => return Err(at(format!("puts {CHANGING} into a list or map of constants"))),
-                    _ => return Err(at("writes to an object it did not make".into())),
-                },
-                Instr::Call { .. } => return Err(at("calls a function value".into())),
-                Instr::CallFunc { f: callee, .. } => {
-                    let callee_name = program.functions.get(callee as usize).map_or("?", |p| p.name.as_str());
-                    self.function(callee, false, depth + 1)
-                        .map_err(|why| format!("calls '{callee_name}' (line {line}), which {why}"))?;
-                }
-                Instr::CallNative { native, base, argc, .. } => {
-                    let n = name(&program.natives, native);
-                    match self.vm.native_reads(&n) {
-                        Reads::Values => {}
-                        Reads::Contents if sealed(base, argc) => {}
-                        Reads::Contents => return Err(at(format!("calls {n}() on {CHANGING}"))),
-                        Reads::World => return Err(at(format!("calls {n}()"))),
-                    }
-                }
-                Instr::CallMethod { base, name: m, argc, .. } => {
-                    let m = name(&program.names, m);
-                    if self.vm.molt_method(&m) {
-                        return Err(at(format!("calls method '{m}', which is written in Molt")));
-                    }
-                    match class(base) {
-                        Class::Sealed if sealed(base + 1, argc) => {}
-                        Class::Sealed => return Err(at(format!("calls method '{m}' with {CHANGING}"))),
-                        // Its own list or map: any built-in method that does not look into
-                        // the items (they may be anything).
-                        Class::Fresh if self.vm.method_reads(&m) == Reads::Values => {}
-                        _ => return Err(at(format!("calls method '{m}' of a value it did not make"))),
-                    }
-                }
-                Instr::Update { .. } | Instr::UpdateLoop { .. } | Instr::UpdateForLoop { .. } => {
-                    return Err(at("has an update point".into()));
-                }
-                // Registers, constants and control only; `IterNext` reads the iteration
-                // `IterPrep` prepared (checked there); a closure or a fresh object is only
-                // made. The test below keeps this list to what the table says is harmless.
-                Instr::Move { .. }
-                | Instr::LoadNil { .. }
-                | Instr::LoadTrue { .. }
-                | Instr::LoadFalse { .. }
-                | Instr::LoadInt { .. }
-                | Instr::LoadConst { .. }
-                | Instr::LoadFunc { .. }
-                | Instr::LoadNative { .. }
-                | Instr::Closure { .. }
-                | Instr::Add { .. }
-                | Instr::Sub { .. }
-                | Instr::Mul { .. }
-                | Instr::Div { .. }
-                | Instr::Mod { .. }
-                | Instr::AddImm { .. }
-                | Instr::Neg { .. }
-                | Instr::Not { .. }
-                | Instr::Eq { .. }
-                | Instr::Ne { .. }
-                | Instr::Lt { .. }
-                | Instr::Le { .. }
-                | Instr::Gt { .. }
-                | Instr::Ge { .. }
-                | Instr::JumpIfNotLt { .. }
-                | Instr::JumpIfNotLe { .. }
-                | Instr::JumpIfNotGt { .. }
-                | Instr::JumpIfNotGe { .. }
-                | Instr::Range { .. }
-                | Instr::Jump { .. }
-                | Instr::Loop { .. }
-                | Instr::JumpIfFalse { .. }
-                | Instr::JumpIfTrue { .. }
-                | Instr::NewList { .. }
-                | Instr::NewMap { .. }
-                | Instr::NewRecord { .. }
-                | Instr::Return { .. }
-                | Instr::ReturnNil {}
-                | Instr::IterNext { .. }
-                | Instr::ForPrep { .. }
-                | Instr::ForLoop { .. } => {}
-            }
+            let site = Site { classes, line: f.lines.get(pc).copied().unwrap_or(f.line) };
+            self.instruction(i, &site, depth)?;
         }
         self.active.remove(&index);
         self.safe.insert(index);
         Ok(())
     }
+
+    /// Checks one instruction (every one is listed: a new one is classified here).
+    fn instruction(&mut self, i: &Instr, site: &Site, depth: usize) -> Result<(), String> {
+        let program = self.program;
+        match *i {
+            Instr::GetGlobal { g, .. } => {
+                let g = name(&program.globals, g);
+                site.refuse(format!("reads global '{g}', which the program can change after the update"))
+            }
+            Instr::SetGlobal { g, .. } => site.refuse(format!("writes global '{}'", name(&program.globals, g))),
+            Instr::GetField { obj, .. } if site.own(obj) || site.class(obj) == Class::Old => Ok(()),
+            Instr::GetField { .. } => site.refuse("reads a field of a record other than the one it converts"),
+            Instr::GetIndex { obj, .. } | Instr::IterPrep { src: obj, .. } if site.own(obj) => Ok(()),
+            Instr::GetIndex { .. } | Instr::IterPrep { .. } => site.refuse("reads a list or map it did not make"),
+            Instr::SetField { obj, src, .. } | Instr::SetIndex { obj, src, .. } => store(site, obj, src),
+            Instr::Call { .. } => site.refuse("calls a function value"),
+            Instr::CallFunc { f: callee, .. } => {
+                let callee_name = program.functions.get(callee as usize).map_or("?", |p| p.name.as_str());
+                self.function(callee, false, depth + 1)
+                    .map_err(|why| format!("calls '{callee_name}' (line {}), which {why}", site.line))
+            }
+            Instr::CallNative { native, base, argc, .. } => self.call_native(site, native, base, argc),
+            Instr::CallMethod { base, name: m, argc, .. } => self.call_method(site, base, m, argc),
+            Instr::Update { .. } | Instr::UpdateLoop { .. } | Instr::UpdateForLoop { .. } => {
+                site.refuse("has an update point")
+            }
+            // Registers, constants and control only; `IterNext` reads the iteration
+            // `IterPrep` prepared (checked there); a closure or a fresh object is only
+            // made. The test below keeps this list to what the table says is harmless.
+            Instr::Move { .. }
+            | Instr::LoadNil { .. }
+            | Instr::LoadTrue { .. }
+            | Instr::LoadFalse { .. }
+            | Instr::LoadInt { .. }
+            | Instr::LoadConst { .. }
+            | Instr::LoadFunc { .. }
+            | Instr::LoadNative { .. }
+            | Instr::Closure { .. }
+            | Instr::Add { .. }
+            | Instr::Sub { .. }
+            | Instr::Mul { .. }
+            | Instr::Div { .. }
+            | Instr::Mod { .. }
+            | Instr::AddImm { .. }
+            | Instr::Neg { .. }
+            | Instr::Not { .. }
+            | Instr::Eq { .. }
+            | Instr::Ne { .. }
+            | Instr::Lt { .. }
+            | Instr::Le { .. }
+            | Instr::Gt { .. }
+            | Instr::Ge { .. }
+            | Instr::JumpIfNotLt { .. }
+            | Instr::JumpIfNotLe { .. }
+            | Instr::JumpIfNotGt { .. }
+            | Instr::JumpIfNotGe { .. }
+            | Instr::Range { .. }
+            | Instr::Jump { .. }
+            | Instr::Loop { .. }
+            | Instr::JumpIfFalse { .. }
+            | Instr::JumpIfTrue { .. }
+            | Instr::NewList { .. }
+            | Instr::NewMap { .. }
+            | Instr::NewRecord { .. }
+            | Instr::Return { .. }
+            | Instr::ReturnNil {}
+            | Instr::IterNext { .. }
+            | Instr::ForPrep { .. }
+            | Instr::ForLoop { .. } => Ok(()),
+        }
+    }
+
+    /// A call of built-in `native` on `argc` arguments from `base`: only one that reads no
+    /// more than values, or the contents of values this call sealed.
+    fn call_native(&self, site: &Site, native: u32, base: u16, argc: u16) -> Result<(), String> {
+        let n = name(&self.program.natives, native);
+        match self.vm.native_reads(&n) {
+            Reads::Values => Ok(()),
+            Reads::Contents if site.sealed(base, argc) => Ok(()),
+            Reads::Contents => site.refuse(format!("calls {n}() on {CHANGING}")),
+            Reads::World => site.refuse(format!("calls {n}()")),
+        }
+    }
+
+    /// A call of method `m` of `R[base]`: a built-in one (not written in Molt), on sealed
+    /// values, or one that does not look into the items of a list or map this call made.
+    fn call_method(&self, site: &Site, base: u16, m: u32, argc: u16) -> Result<(), String> {
+        let m = name(&self.program.names, m);
+        if self.vm.molt_method(&m) {
+            return site.refuse(format!("calls method '{m}', which is written in Molt"));
+        }
+        match site.class(base) {
+            Class::Sealed if site.sealed(base + 1, argc) => Ok(()),
+            Class::Sealed => site.refuse(format!("calls method '{m}' with {CHANGING}")),
+            // Its own list or map: any built-in method that does not look into
+            // the items (they may be anything).
+            Class::Fresh if self.vm.method_reads(&m) == Reads::Values => Ok(()),
+            _ => site.refuse(format!("calls method '{m}' of a value it did not make")),
+        }
+    }
+}
+
+/// A write of `R[src]` into the object in `R[obj]` (a field or an item): only into an object
+/// this call made, and into a sealed one only a sealed value (it stays sealed).
+fn store(site: &Site, obj: u16, src: u16) -> Result<(), String> {
+    match site.class(obj) {
+        Class::Fresh | Class::FreshRecord => Ok(()),
+        Class::Sealed if site.sealed(src, 1) => Ok(()),
+        Class::Sealed => site.refuse(format!("puts {CHANGING} into a list or map of constants")),
+        _ => site.refuse("writes to an object it did not make"),
+    }
+}
+
+/// Entry `i` of one of the program's name tables, for the reasons.
+fn name(table: &[String], i: u32) -> String {
+    table.get(i as usize).cloned().unwrap_or_else(|| "?".into())
 }
 
 impl Vm {
@@ -291,37 +331,47 @@ fn classify(code: &[Instr], arity: u16, old_param: bool, vm: &Vm, program: &Prog
 
 /// The registers' classes after `i` runs.
 fn transfer(i: &Instr, mut c: Vec<Class>, vm: &Vm, program: &Program) -> Vec<Class> {
-    let get = |c: &[Class], r: u16| c.get(r as usize).copied().unwrap_or(Class::Unknown);
+    for (r, k) in written(i, &c, vm, program).into_iter().flatten() {
+        if let Some(slot) = c.get_mut(r as usize) {
+            *slot = k;
+        }
+    }
+    c
+}
+
+/// The registers `i` writes and their classes after it (one register may be given twice),
+/// or None when it writes none.
+fn written(i: &Instr, c: &[Class], vm: &Vm, program: &Program) -> Option<[(u16, Class); 2]> {
     let sealed_if = |all: bool| if all { Class::Sealed } else { Class::Unknown };
-    let all_sealed = |c: &[Class], base: u16, n: u16| (base..base + n).all(|r| get(c, r) == Class::Sealed);
-    let writes: [(u16, Class); 2] = match *i {
-        Instr::Move { dst, src } => [(dst, get(&c, src)); 2],
+    let one = |dst: u16, class: Class| Some([(dst, class); 2]);
+    match *i {
+        Instr::Move { dst, src } => one(dst, class_of(c, src)),
         // An empty list or map is to be filled: fresh, not sealed.
         Instr::NewList { dst, base, n } | Instr::NewMap { dst, base, n } => {
-            [(dst, if n > 0 && all_sealed(&c, base, n) { Class::Sealed } else { Class::Fresh }); 2]
+            one(dst, if n > 0 && all_sealed(c, base, n) { Class::Sealed } else { Class::Fresh })
         }
-        Instr::NewRecord { dst, .. } => [(dst, Class::FreshRecord); 2],
+        Instr::NewRecord { dst, .. } => one(dst, Class::FreshRecord),
         Instr::GetField { dst, obj, .. } | Instr::GetIndex { dst, obj, .. } => {
-            [(dst, sealed_if(get(&c, obj) == Class::Sealed)); 2]
+            one(dst, sealed_if(class_of(c, obj) == Class::Sealed))
         }
         Instr::CallNative { dst, native, .. } => {
             let n = program.natives.get(native as usize).map_or("", String::as_str);
-            [(dst, sealed_if(vm.native_reads(n) != Reads::World)); 2]
+            one(dst, sealed_if(vm.native_reads(n) != Reads::World))
         }
         // A native method of a sealed value, given sealed values, makes sealed values (the
         // other calls are refused).
-        Instr::CallMethod { dst, base, argc, .. } => [(dst, sealed_if(all_sealed(&c, base, argc + 1))); 2],
+        Instr::CallMethod { dst, base, argc, .. } => one(dst, sealed_if(all_sealed(c, base, argc + 1))),
         Instr::GetGlobal { dst, .. } | Instr::Call { dst, .. } | Instr::CallFunc { dst, .. } => {
-            [(dst, Class::Unknown); 2]
+            one(dst, Class::Unknown)
         }
         // A loop's state: the iterated value (or an end) and an index.
-        Instr::IterPrep { base, src } => [(base, get(&c, src)), (base + 1, Class::Sealed)],
+        Instr::IterPrep { base, src } => Some([(base, class_of(c, src)), (base + 1, Class::Sealed)]),
         Instr::IterNext { base, var, .. } => {
-            [(base + 1, Class::Sealed), (var, sealed_if(get(&c, base) == Class::Sealed))]
+            Some([(base + 1, Class::Sealed), (var, sealed_if(class_of(c, base) == Class::Sealed))])
         }
         Instr::ForPrep { base, var, .. }
         | Instr::ForLoop { base, var, .. }
-        | Instr::UpdateForLoop { base, var, .. } => [(base + 1, Class::Sealed), (var, Class::Sealed)],
+        | Instr::UpdateForLoop { base, var, .. } => Some([(base + 1, Class::Sealed), (var, Class::Sealed)]),
         // Constants, arithmetic, comparisons, ranges, functions: sealed. Control, stores and
         // update points write no register.
         Instr::LoadNil { .. }
@@ -364,18 +414,19 @@ fn transfer(i: &Instr, mut c: Vec<Class>, vm: &Vm, program: &Program) -> Vec<Cla
         | Instr::UpdateLoop { .. } => {
             let mut dst = None;
             i.for_each_write(|r| dst = Some(r));
-            match dst {
-                Some(d) => [(d, Class::Sealed); 2],
-                None => return c,
-            }
-        }
-    };
-    for (r, k) in writes {
-        if let Some(slot) = c.get_mut(r as usize) {
-            *slot = k;
+            one(dst?, Class::Sealed)
         }
     }
-    c
+}
+
+/// The class of register `r` (one past the registers seen: anything).
+fn class_of(c: &[Class], r: u16) -> Class {
+    c.get(r as usize).copied().unwrap_or(Class::Unknown)
+}
+
+/// Whether the `n` registers from `base` all hold sealed values.
+fn all_sealed(c: &[Class], base: u16, n: u16) -> bool {
+    (base..base + n).all(|r| class_of(c, r) == Class::Sealed)
 }
 
 #[cfg(test)]

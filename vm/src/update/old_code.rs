@@ -8,28 +8,64 @@
 
 use std::rc::Rc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::heap::SeenCode;
 use crate::opcodes::Role;
 use crate::{Function, Value, Vm};
+
+/// What the walk over reachable code has found so far.
+#[derive(Default)]
+struct Reached {
+    /// Code still to follow.
+    work: Vec<Rc<Function>>,
+    /// Code already followed (by identity: versions of one function are distinct).
+    visited: FxHashSet<*const Function>,
+    /// Removed functions some reachable code can still run, by slot.
+    funcs: FxHashSet<u32>,
+    /// Removed globals some reachable code can still read or write.
+    globals: FxHashSet<u32>,
+    /// Outdated layouts that old code can still build (`NewRecord` of an old type slot).
+    built: FxHashSet<u32>,
+}
+
+impl Reached {
+    /// Removed function `slot`, `f`, can still run: keep it and follow its code.
+    fn keep_func(&mut self, slot: u32, f: &Rc<Function>) {
+        if self.funcs.insert(slot) {
+            self.work.push(f.clone());
+        }
+    }
+}
 
 impl Vm {
     /// Runs after a collection that traced code (see the module comment).
     pub(crate) fn drop_unreachable_old_code(&mut self) {
         let seen = std::mem::take(&mut self.heap.seen);
-        let mut work: Vec<Rc<Function>> = Vec::new();
-        // Code that can run: frames, functions pinned for compiled frames, closures, layouts'
-        // transformers (records old code builds later), and removed functions held as values.
-        work.extend(self.frames.iter().map(|f| f.func.clone()));
-        work.extend(self.tasks.other_frames().map(|(_, f)| f.func.clone()));
-        work.extend(self.retired.iter().map(|(_, _, f)| f.clone()));
-        work.extend(seen.closures);
-        work.extend(self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.clone()));
-        let mut live_funcs: FxHashSet<u32> = FxHashSet::default();
+        let mut reached = self.old_code_roots(seen);
+        let removed_methods = self.removed_methods_by_name();
+        while let Some(f) = reached.work.pop() {
+            if reached.visited.insert(Rc::as_ptr(&f)) {
+                self.follow_code(&f, &removed_methods, &mut reached);
+            }
+        }
+        self.drop_unreached(&reached);
+        self.heap.trace_code = self.keeps_old_code();
+    }
+
+    /// The code that can run now, from which the walk starts: frames, functions pinned for
+    /// compiled frames, closures, layouts' transformers (records old code builds later), and
+    /// removed functions held as values or as the field defaults of a forwarded layout.
+    fn old_code_roots(&self, seen: SeenCode) -> Reached {
+        let mut reached = Reached::default();
+        reached.work.extend(self.frames.iter().map(|f| f.func.clone()));
+        reached.work.extend(self.tasks.other_frames().map(|(_, f)| f.func.clone()));
+        reached.work.extend(self.retired.iter().map(|(_, _, f)| f.clone()));
+        reached.work.extend(seen.closures);
+        reached.work.extend(self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.clone()));
         for slot in seen.func_values {
             if let Some(f) = self.removed_funcs.get(&slot) {
-                live_funcs.insert(slot);
-                work.push(f.clone());
+                reached.keep_func(slot, f);
             }
         }
         // Field defaults a later update removed, still needed to convert records of a layout
@@ -38,77 +74,77 @@ impl Vm {
             let Some(new) = t.forward.as_ref().and_then(|f| f.new_slot) else { continue };
             for &d in self.types[new as usize].defaults.iter().flatten() {
                 if let Some(f) = self.removed_funcs.get(&d) {
-                    live_funcs.insert(d);
-                    work.push(f.clone());
+                    reached.keep_func(d, f);
                 }
             }
         }
-        let mut live_globals: FxHashSet<u32> = FxHashSet::default();
-        // Outdated layouts that old code can still build (`NewRecord` of an old type slot).
-        let mut built: FxHashSet<u32> = FxHashSet::default();
-        // Removed methods by method name (symbol), for calls by name below.
-        let mut removed_methods: rustc_hash::FxHashMap<u32, Vec<u32>> = Default::default();
+        reached
+    }
+
+    /// Removed methods by method name (symbol): a call by name may run any of them.
+    fn removed_methods_by_name(&self) -> FxHashMap<u32, Vec<u32>> {
+        let mut removed_methods: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for (&(_, m), &s) in &self.method_slots {
             if self.removed_funcs.contains_key(&s) {
                 removed_methods.entry(m).or_default().push(s);
             }
         }
-        let mut visited: FxHashSet<*const Function> = FxHashSet::default();
-        while let Some(f) = work.pop() {
-            if !visited.insert(Rc::as_ptr(&f)) {
-                continue;
-            }
-            if let Some(lambdas) = f.lambdas.get() {
-                work.extend(lambdas.iter().map(|(_, l)| l.clone()));
-            }
-            // Every table reference the code can follow, found by its role in the opcode table.
-            let mut refs = Vec::new();
-            for i in &f.proto.code {
-                i.for_each_operand(|role, v| refs.push((role, v as u32)));
-            }
-            for (role, v) in refs {
-                match role {
-                    Role::Func => {
-                        if let Some(r) = self.removed_funcs.get(&v)
-                            && live_funcs.insert(v)
-                        {
-                            work.push(r.clone());
-                        }
+        removed_methods
+    }
+
+    /// Follows the lambdas `f` creates and every table reference of its code, found by its
+    /// role in the opcode table, to the removed functions, globals and layouts it names.
+    fn follow_code(&self, f: &Function, removed_methods: &FxHashMap<u32, Vec<u32>>, reached: &mut Reached) {
+        if let Some(lambdas) = f.lambdas.get() {
+            reached.work.extend(lambdas.iter().map(|(_, l)| l.clone()));
+        }
+        let mut refs = Vec::new();
+        for i in &f.proto.code {
+            i.for_each_operand(|role, v| refs.push((role, v as u32)));
+        }
+        for (role, v) in refs {
+            match role {
+                Role::Func => {
+                    if let Some(r) = self.removed_funcs.get(&v) {
+                        reached.keep_func(v, r);
                     }
-                    Role::Global => {
-                        if self.removed_globals.contains(&v) {
-                            live_globals.insert(v);
-                        }
-                    }
-                    // Only `NewRecord` builds by type.
-                    Role::Type => {
-                        built.insert(v);
-                    }
-                    // A method is found by name on the receiver (and remembered by the call's
-                    // inline cache): any removed method of that name may be what it runs.
-                    Role::Method => {
-                        for &s in removed_methods.get(&v).into_iter().flatten() {
-                            if live_funcs.insert(s) {
-                                work.push(self.removed_funcs[&s].clone());
-                            }
-                        }
-                    }
-                    // A field is found in the record's own layout; the rest are no references.
-                    Role::Field
-                    | Role::Dst
-                    | Role::Src
-                    | Role::Window
-                    | Role::Const
-                    | Role::Jump
-                    | Role::Native
-                    | Role::Count
-                    | Role::Imm
-                    | Role::Point => {}
                 }
+                Role::Global => {
+                    if self.removed_globals.contains(&v) {
+                        reached.globals.insert(v);
+                    }
+                }
+                // Only `NewRecord` builds by type.
+                Role::Type => {
+                    reached.built.insert(v);
+                }
+                // A method is found by name on the receiver (and remembered by the call's
+                // inline cache): any removed method of that name may be what it runs.
+                Role::Method => {
+                    for &s in removed_methods.get(&v).into_iter().flatten() {
+                        reached.keep_func(s, &self.removed_funcs[&s]);
+                    }
+                }
+                // A field is found in the record's own layout; the rest are no references.
+                Role::Field
+                | Role::Dst
+                | Role::Src
+                | Role::Window
+                | Role::Const
+                | Role::Jump
+                | Role::Native
+                | Role::Count
+                | Role::Imm
+                | Role::Point => {}
             }
         }
-        self.removed_funcs.retain(|s, _| live_funcs.contains(s));
-        let dead: Vec<u32> = self.removed_globals.iter().copied().filter(|g| !live_globals.contains(g)).collect();
+    }
+
+    /// Drops what the walk did not reach: removed functions' last versions, removed globals'
+    /// values, and the forwarding of layouts no code can build.
+    fn drop_unreached(&mut self, reached: &Reached) {
+        self.removed_funcs.retain(|s, _| reached.funcs.contains(s));
+        let dead: Vec<u32> = self.removed_globals.iter().copied().filter(|g| !reached.globals.contains(g)).collect();
         for g in dead {
             self.globals[g as usize] = Value::Nil;
             self.removed_globals.remove(&g);
@@ -117,11 +153,10 @@ impl Vm {
         // forwarding: its transformer (old code) is released.
         for (slot, t) in self.types.iter_mut().enumerate() {
             let slot = slot as u32;
-            if t.forward.is_some() && !built.contains(&slot) && !self.lazy_slots.contains(&slot) {
+            if t.forward.is_some() && !reached.built.contains(&slot) && !self.lazy_slots.contains(&slot) {
                 t.forward = None;
             }
         }
-        self.heap.trace_code = self.keeps_old_code();
     }
 
     /// Whether anything is kept only for old code (collections then trace code).

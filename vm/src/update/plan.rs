@@ -3,11 +3,11 @@
 //! for, constants, arity and update points; line numbers are left out, so moving a function in
 //! its file changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use crate::OperandKind;
-use crate::program::{Const, Program, Proto};
+use crate::program::{Const, FnKind, Program, Proto, TypeDef};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TypeChange {
@@ -37,6 +37,9 @@ pub struct UpdatePlan {
     pub migrate: bool,
     /// Things a reviewer should look at (a field removed and another added: a rename?).
     pub warnings: Vec<String>,
+    /// The functions a person wrote whose lambdas changed (a lambda's code is not part of
+    /// its function's), in the order of `functions_changed`.
+    pub lambdas_changed_in: Vec<String>,
 }
 
 /// How a function changed, as the update engine asks.
@@ -66,7 +69,10 @@ fn canonical(p: &Program, f: &Proto) -> String {
                     Const::Float(x) => format!("f{:x}", x.to_bits()),
                     Const::Str(t) => format!("s{t:?}"),
                 }),
-                _ => None,
+                // Registers, jumps, counts, immediates and update points are compared as they are.
+                OperandKind::Reg | OperandKind::Jump | OperandKind::Count | OperandKind::Imm | OperandKind::Point => {
+                    None
+                }
             };
             match name {
                 Some(n) => s.push_str(&format!(" <{n}>")),
@@ -87,98 +93,120 @@ fn canonical(p: &Program, f: &Proto) -> String {
 impl UpdatePlan {
     pub fn new(old: &Program, new: &Program, from: u32) -> UpdatePlan {
         let mut plan = UpdatePlan { from, to: from + 1, ..Default::default() };
+        plan.compare_functions(old, new);
+        plan.lambdas_changed_in = lambda_owners(new, &plan.functions_changed);
+        plan.compare_types(old, new);
+        plan.compare_globals(old, new);
+        plan.find_transforms(old, new);
+        plan.migrate = new.migrate.is_some();
+        plan
+    }
+
+    /// Functions added, removed, changed (by content: `canonical`) and unchanged.
+    fn compare_functions(&mut self, old: &Program, new: &Program) {
         // Functions are matched by name through an index: programs have thousands of them.
-        let old_by_name: std::collections::HashMap<&str, &Proto> =
-            old.functions.iter().map(|f| (f.name.as_str(), f)).collect();
-        let new_names: std::collections::HashSet<&str> = new.functions.iter().map(|f| f.name.as_str()).collect();
+        let old_by_name: HashMap<&str, &Proto> = old.functions.iter().map(|f| (f.name.as_str(), f)).collect();
+        let new_names: HashSet<&str> = new.functions.iter().map(|f| f.name.as_str()).collect();
         for f in &new.functions {
             match old_by_name.get(f.name.as_str()) {
-                None => plan.functions_added.push(f.name.clone()),
-                Some(o) if canonical(old, o) == canonical(new, f) => plan.functions_unchanged.push(f.name.clone()),
-                Some(_) => plan.functions_changed.push(f.name.clone()),
+                None => self.functions_added.push(f.name.clone()),
+                Some(o) if canonical(old, o) == canonical(new, f) => self.functions_unchanged.push(f.name.clone()),
+                Some(_) => self.functions_changed.push(f.name.clone()),
             }
         }
         for o in &old.functions {
             if !new_names.contains(o.name.as_str()) {
-                plan.functions_removed.push(o.name.clone());
+                self.functions_removed.push(o.name.clone());
             }
         }
+    }
+
+    /// Types added, removed, and changed (their fields), with warnings for what may lose data.
+    fn compare_types(&mut self, old: &Program, new: &Program) {
         for t in &new.types {
             match old.types.iter().find(|o| o.name == t.name) {
-                None => plan.types_added.push(t.name.clone()),
+                None => self.types_added.push(t.name.clone()),
                 Some(o) if o.fields == t.fields => {}
                 Some(o) => {
-                    let added: Vec<String> = t.fields.iter().filter(|f| !o.fields.contains(f)).cloned().collect();
-                    let removed: Vec<String> = o.fields.iter().filter(|f| !t.fields.contains(f)).cloned().collect();
-                    // The fields both versions have, in a different order (with or without
-                    // others added or removed).
-                    let kept_old: Vec<&String> = o.fields.iter().filter(|f| t.fields.contains(f)).collect();
-                    let kept_new: Vec<&String> = t.fields.iter().filter(|f| o.fields.contains(f)).collect();
-                    let reordered = kept_old != kept_new;
-                    let transformed = new.transforms.iter().any(|x| x.type_name == t.name);
-                    for f in &added {
-                        let i = t.fields.iter().position(|x| x == f).unwrap_or(0);
-                        if !transformed && t.defaults.get(i).copied().flatten().is_none() {
-                            plan.warnings.push(format!(
-                                "type {}: new field '{f}' has no default and no transformer: the update will be rejected",
-                                t.name
-                            ));
-                        }
-                    }
-                    if !added.is_empty() && !removed.is_empty() && !new.transforms.iter().any(|x| x.type_name == t.name)
-                    {
-                        plan.warnings.push(format!(
-                            "type {}: field{} {} removed and {} added; if this is a rename, write a `transform {}(old)` to keep the data",
-                            t.name,
-                            if removed.len() > 1 { "s" } else { "" },
-                            removed.join(", "),
-                            added.join(", "),
-                            t.name
-                        ));
-                    }
-                    plan.types_changed.push(TypeChange {
-                        name: t.name.clone(),
-                        fields_added: added,
-                        fields_removed: removed,
-                        reordered,
-                    });
+                    let change = self.type_change(o, t, new);
+                    self.types_changed.push(change);
                 }
             }
         }
         for o in &old.types {
             if !new.types.iter().any(|t| t.name == o.name) {
-                plan.types_removed.push(o.name.clone());
+                self.types_removed.push(o.name.clone());
             }
         }
+    }
+
+    /// How type `t` of the new program changed from `o`: fields added, removed, reordered.
+    /// Warns of a new field nothing can fill (the update will be rejected) and of a field
+    /// removed while another is added with no transformer (a rename would lose the data).
+    fn type_change(&mut self, o: &TypeDef, t: &TypeDef, new: &Program) -> TypeChange {
+        let added: Vec<String> = t.fields.iter().filter(|f| !o.fields.contains(f)).cloned().collect();
+        let removed: Vec<String> = o.fields.iter().filter(|f| !t.fields.contains(f)).cloned().collect();
+        // The fields both versions have, in a different order (with or without
+        // others added or removed).
+        let kept_old: Vec<&String> = o.fields.iter().filter(|f| t.fields.contains(f)).collect();
+        let kept_new: Vec<&String> = t.fields.iter().filter(|f| o.fields.contains(f)).collect();
+        let reordered = kept_old != kept_new;
+        let transformed = new.transforms.iter().any(|x| x.type_name == t.name);
+        for f in &added {
+            let i = t.fields.iter().position(|x| x == f).unwrap_or(0);
+            if !transformed && t.defaults.get(i).copied().flatten().is_none() {
+                self.warnings.push(format!(
+                    "type {}: new field '{f}' has no default and no transformer: the update will be rejected",
+                    t.name
+                ));
+            }
+        }
+        if !added.is_empty() && !removed.is_empty() && !transformed {
+            self.warnings.push(format!(
+                "type {}: field{} {} removed and {} added; if this is a rename, write a `transform {}(old)` to keep the data",
+                t.name,
+                if removed.len() > 1 { "s" } else { "" },
+                removed.join(", "),
+                added.join(", "),
+                t.name
+            ));
+        }
+        TypeChange { name: t.name.clone(), fields_added: added, fields_removed: removed, reordered }
+    }
+
+    /// Globals added, kept and removed.
+    fn compare_globals(&mut self, old: &Program, new: &Program) {
         let old_globals: BTreeSet<&String> = old.globals.iter().collect();
         for g in &new.globals {
             if old_globals.contains(g) {
-                plan.globals_kept.push(g.clone());
+                self.globals_kept.push(g.clone());
             } else {
-                plan.globals_added.push(g.clone());
+                self.globals_added.push(g.clone());
             }
         }
         for g in &old.globals {
             if !new.globals.contains(g) {
-                plan.globals_removed.push(g.clone());
+                self.globals_removed.push(g.clone());
             }
         }
-        // A transformer runs when its type's fields change (or the type is removed): one kept
-        // in the file for a type this update leaves alone does not run again.
+    }
+
+    /// The transformers that run. A transformer runs when its type's fields change (or the
+    /// type is removed): one kept in the file for a type this update leaves alone does not
+    /// run again (a warning says so). Needs the types compared.
+    fn find_transforms(&mut self, old: &Program, new: &Program) {
         for t in &new.transforms {
             let runs =
-                plan.types_changed.iter().any(|c| c.name == t.type_name) || plan.types_removed.contains(&t.type_name);
+                self.types_changed.iter().any(|c| c.name == t.type_name) || self.types_removed.contains(&t.type_name);
             if runs {
-                plan.transforms.push(t.type_name.clone());
+                self.transforms.push(t.type_name.clone());
             } else if old.types.iter().any(|o| o.name == t.type_name) {
-                plan.warnings.push(format!(
+                self.warnings.push(format!(
                     "transform {0} does not run: the fields of type {0} are the same in both versions (a transformer runs when its type's fields change; to retype a field, give it a new name)",
                     t.type_name
                 ));
             }
         }
-        plan.migrate = new.migrate.is_some();
-        plan
     }
 
     pub fn status(&self, name: &str) -> FnStatus {
@@ -218,6 +246,30 @@ impl UpdatePlan {
     }
 }
 
+/// The function each changed lambda of `new` belongs to (the outermost: a lambda's lambda
+/// belongs to its function too), those a person wrote, with repeats next to each other
+/// removed. A lambda belongs to the function whose code makes its closures (`Closure`).
+fn lambda_owners(new: &Program, changed: &[String]) -> Vec<String> {
+    let makers = new.closure_makers();
+    let by_name: HashMap<&str, usize> = new.functions.iter().enumerate().map(|(i, f)| (f.name.as_str(), i)).collect();
+    let mut owners: Vec<String> = Vec::new();
+    for &i in changed.iter().filter_map(|n| by_name.get(n.as_str())) {
+        let mut owner = i;
+        // Bounded: a corrupt program's lambdas could make each other.
+        for _ in 0..new.functions.len() {
+            match (new.functions[owner].kind, makers[owner]) {
+                (FnKind::Lambda, Some(m)) => owner = m as usize,
+                _ => break,
+            }
+        }
+        let name = &new.functions[owner].name;
+        if owner != i && is_visible(name) && owners.last() != Some(name) {
+            owners.push(name.clone());
+        }
+    }
+    owners
+}
+
 /// Functions a person wrote (not `<init x>`, `<globals>`, lambdas, field defaults).
 pub fn is_visible(name: &str) -> bool {
     !name.contains('<') && !name.starts_with("__")
@@ -242,15 +294,8 @@ impl fmt::Display for UpdatePlan {
         list(f, "functions removed", &self.functions_removed)?;
         writeln!(f, "  functions unchanged: {}", visible(&self.functions_unchanged))?;
         // A lambda's code is not part of its function's: show whose lambdas changed.
-        let mut owners: Vec<&str> = self
-            .functions_changed
-            .iter()
-            .filter_map(|n| n.split_once(".<lambda").map(|(owner, _)| owner))
-            .filter(|o| is_visible(o))
-            .collect();
-        owners.dedup();
-        if !owners.is_empty() {
-            writeln!(f, "  lambdas changed in: {}", owners.join(", "))?;
+        if !self.lambdas_changed_in.is_empty() {
+            writeln!(f, "  lambdas changed in: {}", self.lambdas_changed_in.join(", "))?;
         }
         list(f, "types added", &self.types_added)?;
         for t in &self.types_changed {

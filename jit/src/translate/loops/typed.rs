@@ -17,13 +17,14 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self, Block, InstBuilder, MemFlagsData, types};
+use molt_vm::opcodes::ArithOp;
 use molt_vm::signals::Signals;
 use molt_vm::tier::Feedback;
 use molt_vm::value::tag;
 use molt_vm::{Instr, Value};
 
 use super::{Body, body, counting_back_edge};
-use crate::translate::{Gen, flags};
+use crate::translate::{FloatOp, Gen, flags};
 use crate::{SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS};
 
 /// One loop. A counting loop: `ForPrep` just before `start`, the body `start..back`, the
@@ -329,9 +330,7 @@ impl Gen<'_, '_> {
                     self.set(it, dst, Known::Int(r));
                 }
             }
-            Add { dst, a, b } | Sub { dst, a, b } | Mul { dst, a, b } | Div { dst, a, b } | Mod { dst, a, b } => {
-                self.typed_arith(it, feedback, pc, dst, a, b)?;
-            }
+            Add { .. } | Sub { .. } | Mul { .. } | Div { .. } | Mod { .. } => self.typed_arith(it, feedback, pc)?,
             Neg { dst, a } => match self.known(it, a) {
                 Known::Float(_) => {
                     let x = self.float_of(it, pc, a)?;
@@ -424,46 +423,31 @@ impl Gen<'_, '_> {
         Some(())
     }
 
-    /// `dst := a op b` for `+ - * / %`: on floats when either operand is one or the
-    /// interpreter met floats here, else on ints (overflow, a zero divisor and `MIN / -1`
-    /// leave for the general version, which reports them).
-    fn typed_arith(
-        &mut self,
-        it: &mut Iteration,
-        feedback: Feedback,
-        pc: usize,
-        dst: u16,
-        a: u16,
-        b: u16,
-    ) -> Option<()> {
+    /// `dst := a op b` for `+ - * / %` (the instruction at `pc`): on floats when either
+    /// operand is one or the interpreter met floats here, else on ints (overflow, a zero
+    /// divisor and `MIN / -1` leave for the general version, which reports them).
+    fn typed_arith(&mut self, it: &mut Iteration, feedback: Feedback, pc: usize) -> Option<()> {
+        let Some((op, dst, a, b)) = self.code[pc].arith() else { return self.leave(pc) };
         let (ka, kb) = (self.known(it, a), self.known(it, b));
         let is_float = |k: Known| matches!(k, Known::Float(_));
         let is_int = |k: Known| matches!(k, Known::Int(_));
         let float = is_float(ka) || is_float(kb) || (feedback.float(pc) && !(is_int(ka) && is_int(kb)));
-        let ins = self.code[pc];
         if float {
-            if matches!(ins, Instr::Mod { .. }) {
-                return self.leave(pc); // no float remainder in Cranelift: the VM does it
-            }
+            let float_op: FloatOp = match op {
+                ArithOp::Add => |g, x, y| g.b.ins().fadd(x, y),
+                ArithOp::Sub => |g, x, y| g.b.ins().fsub(x, y),
+                ArithOp::Mul => |g, x, y| g.b.ins().fmul(x, y),
+                ArithOp::Div => |g, x, y| g.b.ins().fdiv(x, y),
+                ArithOp::Mod => return self.leave(pc), // no float remainder in Cranelift: the VM does it
+            };
             let x = self.float_of(it, pc, a)?;
             let y = self.float_of(it, pc, b)?;
-            let r = match ins {
-                Instr::Add { .. } => self.b.ins().fadd(x, y),
-                Instr::Sub { .. } => self.b.ins().fsub(x, y),
-                Instr::Mul { .. } => self.b.ins().fmul(x, y),
-                _ => self.b.ins().fdiv(x, y),
-            };
+            let r = float_op(self, x, y);
             self.set(it, dst, Known::Float(r));
         } else {
             let x = self.int_of(it, pc, a)?;
             let y = self.int_of(it, pc, b)?;
-            let (r, bad) = match ins {
-                Instr::Add { .. } => self.b.ins().sadd_overflow(x, y),
-                Instr::Sub { .. } => self.b.ins().ssub_overflow(x, y),
-                Instr::Mul { .. } => self.b.ins().smul_overflow(x, y),
-                Instr::Div { .. } => self.int_divide(x, y, false),
-                _ => self.int_divide(x, y, true),
-            };
+            let (r, bad) = self.int_arith(op, x, y);
             let fine = self.b.ins().icmp_imm_u(IntCC::Equal, bad, 0);
             self.side_exit_unless(fine, pc);
             self.set(it, dst, Known::Int(r));

@@ -85,36 +85,28 @@ impl FnState {
         self.proto.code.len() - 1
     }
 
-    /// Emits a loop back-edge (`Loop` or `ForLoop`). An update point right before it is fused
+    /// Emits a loop back-edge (`Loop`). An update point right before it is fused
     /// into it (`UpdateLoop`, `UpdateForLoop`: one dispatch per iteration for both); the plain
     /// back-edge still follows, for jumps to it (`continue`) and for a frame that resumes after
     /// the update point.
-    pub fn emit_back_edge(&mut self, ins: Instr) -> usize {
+    pub fn emit_loop(&mut self, target: u32) -> usize {
         if let Some(&Instr::Update { point }) = self.proto.code.last() {
-            let fused = match ins {
-                Instr::Loop { target } => Some(Instr::UpdateLoop { point, target }),
-                Instr::ForLoop { base, var, target } => Some(Instr::UpdateForLoop { point, base, var, target }),
-                _ => None,
-            };
-            if let Some(fused) = fused {
-                *self.proto.code.last_mut().unwrap() = fused;
-            }
+            *self.proto.code.last_mut().unwrap() = Instr::UpdateLoop { point, target };
         }
-        self.emit(ins)
+        self.emit(Instr::Loop { target })
+    }
+
+    /// `emit_loop` for a counting loop's back-edge (`ForLoop`, fused as `UpdateForLoop`).
+    pub fn emit_for_loop(&mut self, base: u16, var: u16, target: u32) -> usize {
+        if let Some(&Instr::Update { point }) = self.proto.code.last() {
+            *self.proto.code.last_mut().unwrap() = Instr::UpdateForLoop { point, base, var, target };
+        }
+        self.emit(Instr::ForLoop { base, var, target })
     }
 
     /// Points the jump at `at` to `target`.
     pub fn patch(&mut self, at: usize, target: usize) {
-        let t = target as u32;
-        match &mut self.proto.code[at] {
-            Instr::Jump { target } | Instr::Loop { target } => *target = t,
-            Instr::JumpIfFalse { target, .. } | Instr::JumpIfTrue { target, .. } => *target = t,
-            Instr::JumpIfNotLt { target, .. } | Instr::JumpIfNotLe { target, .. } => *target = t,
-            Instr::ForPrep { exit, .. } => *exit = t,
-            Instr::JumpIfNotGt { target, .. } | Instr::JumpIfNotGe { target, .. } => *target = t,
-            Instr::IterNext { exit, .. } => *exit = t,
-            _ => {}
-        }
+        self.proto.code[at] = self.proto.code[at].with_target(target as u32);
     }
 
     /// Points a `continue` at `target`: a back-edge (`Loop`, a safepoint) when it jumps back.

@@ -92,7 +92,7 @@ impl Compiler<'_> {
                     self.f().loops.push(LoopCtx::default());
                     self.block(body);
                     let back = self.f().pc();
-                    self.f().emit_back_edge(Instr::ForLoop { base: state, var: v, target: body_start as u32 });
+                    self.f().emit_for_loop(state, v, body_start as u32);
                     let end = self.f().pc();
                     let ctx = self.f().loops.pop().unwrap();
                     self.f().patch(prep, end);
@@ -175,7 +175,7 @@ impl Compiler<'_> {
     fn loop_body(&mut self, body: &Block, top: usize, exits: Vec<usize>) {
         self.f().loops.push(LoopCtx::default());
         self.block(body);
-        self.f().emit_back_edge(Instr::Loop { target: top as u32 });
+        self.f().emit_loop(top as u32);
         let end = self.f().pc();
         let ctx = self.f().loops.pop().unwrap();
         for j in exits.into_iter().chain(ctx.breaks) {

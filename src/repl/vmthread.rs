@@ -231,9 +231,22 @@ fn eval(shared: &Shared, vm: &mut Vm, program: &Program, func: &str) {
         Ok(m) => m,
         Err(e) => return shared.out.print(format!("error: {e}")),
     };
-    let lambdas = format!("{func}.");
+    // The function and the lambdas it makes (however deeply nested), by the `Closure`
+    // instructions that make them.
+    let makers = program.closure_makers();
+    let target = program.function_index(func);
+    let made_by_target = |mut i: usize| {
+        for _ in 0..makers.len() {
+            let Some(Some(m)) = makers.get(i) else { break };
+            if Some(*m) == target {
+                return true;
+            }
+            i = *m as usize;
+        }
+        false
+    };
     for (i, f) in program.functions.iter().enumerate() {
-        if f.name == func || f.name.starts_with(&lambdas) {
+        if f.name == func || made_by_target(i) {
             let linked = vm.link_function(program, i, &map);
             let slot = linked.slot as usize;
             vm.funcs.set(slot, Some(Rc::new(linked)));

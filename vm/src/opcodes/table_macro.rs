@@ -121,6 +121,19 @@ macro_rules! operand_of_role {
     ($want:ident; $role:ident; $v:expr) => {};
 }
 
+/// The operand with `$t` for a `Jump` operand; other operands unchanged.
+macro_rules! retarget_operand {
+    (Jump; $v:expr, $t:expr) => {
+        $t
+    };
+    (Window $args:tt; $v:expr, $t:expr) => {
+        $v
+    };
+    ($role:ident; $v:expr, $t:expr) => {
+        $v
+    };
+}
+
 macro_rules! opcodes {
     ( $(
         $(#[doc = $doc:literal])*
@@ -206,6 +219,17 @@ macro_rules! opcodes {
                     $( Instr::$name { $($field),* } => { $( operand_of_role!(Jump; $role; $field); )* } ),*
                 }
                 None
+            }
+
+            /// This instruction jumping to `t` instead (unchanged without a `Jump` operand): how
+            /// the compiler patches a forward jump once its target is known.
+            #[allow(unused_variables)]
+            pub fn with_target(self, t: u32) -> Instr {
+                match self {
+                    $( Instr::$name { $($field),* } => Instr::$name {
+                        $($field: retarget_operand!($role $(($($arg)*))?; $field, t)),*
+                    } ),*
+                }
             }
 
             /// The update point it polls, if it is one.

@@ -247,7 +247,7 @@ impl Vm {
                 ($point:expr, $signals:expr) => {{
                     // `signals != 0` first: the same test the back-edge makes, so a fused update
                     // point adds nothing to a loop iteration when no signal is up.
-                    if $signals != 0 && self.update_point_taken($point, pc, $signals) {
+                    if $signals != 0 && self.update_point_taken($point, pc, $signals)? {
                         // The frame may have moved to new code: reload it.
                         continue 'frames;
                     }

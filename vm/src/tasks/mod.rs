@@ -57,6 +57,9 @@ pub enum Wait {
     Recv(ObjRef),
     Send(ObjRef),
     Join(u32),
+    /// An update waits for other tasks: this one waits at update point `.0` of its top
+    /// frame (global consistency), until the update applies or is given up.
+    UpdatePoint(u16),
 }
 
 pub enum State {
@@ -132,6 +135,8 @@ pub struct Scheduler {
     pub budget: u32,
     /// A task was spawned: reductions are counted and compiled code is not entered.
     pub active: bool,
+    /// Tasks waiting at update points, in the order they arrived (woken in that order).
+    pub at_points: Vec<u32>,
 }
 
 impl Scheduler {
@@ -163,6 +168,14 @@ impl Scheduler {
     pub(crate) fn current_task(&mut self) -> Option<&mut Task> {
         let id = self.current;
         self.tasks.get_mut(&id)
+    }
+
+    /// The pending update ended (applied, rejected or rolled back): the tasks waiting at
+    /// update points go on.
+    pub(crate) fn wake_at_points(&mut self) {
+        for id in std::mem::take(&mut self.at_points) {
+            self.wake(id);
+        }
     }
 
     /// Makes `id` ready: it joins the end of the queue.

@@ -79,27 +79,25 @@ impl Vm {
     }
 
     /// Hands the VM's registers and frames to the first ready task; the deadlock error when
-    /// none is ready.
+    /// none is ready. Between the two, with every task in the table, a pending update applies
+    /// if every task is quiescent (TASKS.md: "even if none stands at an update point").
     fn switch_task(&mut self) -> Result<(), RuntimeError> {
         let from = self.tasks.current;
-        let Some(next) = self.tasks.ready.pop_front() else {
-            // Where main waits is the error's trace; where every task waits, its message.
-            let mut e = RuntimeError::new(self.deadlock_report());
-            let main = if from == 1 { Some(&self.frames) } else { self.tasks.tasks.get(&1).map(|t| &t.frames) };
-            e.trace = main.map(blocked_trace).unwrap_or_default();
-            return Err(e);
-        };
-        self.tasks.budget = BUDGET;
-        if next == from {
-            if let Some(t) = self.tasks.tasks.get_mut(&next) {
-                t.state = State::Running;
-            }
-            return Ok(());
-        }
         if let Some(t) = self.tasks.tasks.get_mut(&from) {
             std::mem::swap(&mut t.stack, &mut self.stack);
             std::mem::swap(&mut t.frames, &mut self.frames);
         }
+        self.tasks.current = 0;
+        if self.dsu.pending.is_some() {
+            self.apply_between_tasks();
+        }
+        let Some(next) = self.tasks.ready.pop_front() else {
+            // Where main waits is the error's trace; where every task waits, its message.
+            let mut e = RuntimeError::new(self.deadlock_report());
+            e.trace = self.tasks.tasks.get(&1).map(|t| blocked_trace(&t.frames)).unwrap_or_default();
+            return Err(e);
+        };
+        self.tasks.budget = BUDGET;
         self.tasks.current = next;
         let start = match self.tasks.tasks.get_mut(&next) {
             Some(t) => {
@@ -117,6 +115,28 @@ impl Vm {
             }
         }
         Ok(())
+    }
+
+    /// A pending update, tried while no task runs: applied when every task is quiescent;
+    /// given up at once when that can never happen (no task is ready to run, and one that
+    /// is blocked is not quiescent), or when its time is up.
+    fn apply_between_tasks(&mut self) {
+        let Some(pending) = self.dsu.pending.as_ref() else { return };
+        match self.plan_tasks(pending) {
+            Ok(_) => {
+                self.try_apply(None);
+            }
+            Err(why) if self.tasks.ready.is_empty() => {
+                let reason = format!("abandoned: every task waits and one never will be quiescent: {why}");
+                self.give_up_update(reason);
+            }
+            Err(why) if pending.requested.elapsed() > self.dsu.settings.max_wait => {
+                let waited = pending.requested.elapsed().as_millis();
+                self.give_up_update(format!("abandoned after waiting {waited} ms: {why}"));
+            }
+            Err(_) => {}
+        }
+        self.refresh_update_flag();
     }
 
     /// Pushes the frame of a call of `f` with `args` on the running task's empty stack (a
@@ -168,6 +188,7 @@ impl Vm {
                 Wait::Recv(c) => format!("waits to receive from {}", self.repr(Value::Obj(c))),
                 Wait::Send(c) => format!("waits to send on {}", self.repr(Value::Obj(c))),
                 Wait::Join(j) => format!("waits for task {j} to end"),
+                Wait::UpdatePoint(_) => "waits at an update point".to_string(),
             };
             let frames = if id == self.tasks.current { &self.frames } else { &t.frames };
             let at = blocked_trace(frames)

@@ -9,7 +9,29 @@ use super::Pending;
 use super::Policy;
 use super::plan::{FnStatus, UpdatePlan};
 use crate::program::{LocalInfo, LocalRole, Proto};
+use crate::tasks::{State, Wait};
 use crate::{FnKind, Function, Value, Vm};
+
+/// Rebuilds the registers at `base` of a frame moving to `new` as `m` says: locals carried,
+/// `for` loop state adjusted, the rest nil.
+fn move_registers(stack: &mut Vec<Value>, base: usize, m: &FrameMove, new: &Function) {
+    let old: Vec<Value> = m.carry.iter().map(|(_, o)| stack[base + *o as usize]).collect();
+    let need = base + new.proto.nregs as usize + 1;
+    if stack.len() < need {
+        stack.resize(need, Value::Nil);
+    }
+    for r in 0..new.proto.nregs as usize {
+        stack[base + r] = Value::Nil;
+    }
+    for ((nr, _), v) in m.carry.iter().zip(old) {
+        stack[base + *nr as usize] = v;
+    }
+    for &(nr, delta) in &m.adjust {
+        if let Value::Int(i) = stack[base + nr as usize] {
+            stack[base + nr as usize] = Value::Int(i.saturating_add(delta));
+        }
+    }
+}
 
 /// Locals in scope at `pc`: for each name and role the innermost one (the latest start).
 fn in_scope(p: &Proto, pc: u32) -> Vec<&LocalInfo> {
@@ -106,11 +128,24 @@ pub(crate) fn plan_move(old: &Proto, new: &Proto, point: u16) -> Result<FrameMov
 }
 
 impl Vm {
-    /// Decides, for every frame, whether it blocks the update; returns how the top frame moves.
+    /// Decides, for every frame of the running task, whether it blocks the update; returns
+    /// how the top frame moves.
     pub(crate) fn plan_frames(&self, pending: &Pending, point: Option<u16>) -> Result<Option<FrameMove>, String> {
-        let n = self.frames.len();
+        self.plan_stack(&self.frames, &self.stack, pending, point)
+    }
+
+    /// `plan_frames` for one task's frames and registers (`point`: the update point its top
+    /// frame stands at, if any).
+    fn plan_stack(
+        &self,
+        frames: &crate::frame_stack::FrameStack,
+        stack: &[Value],
+        pending: &Pending,
+        point: Option<u16>,
+    ) -> Result<Option<FrameMove>, String> {
+        let n = frames.len();
         let mut top_move = None;
-        for (i, f) in self.frames.iter().enumerate() {
+        for (i, f) in frames.iter().enumerate() {
             if f.func.proto.kind == FnKind::Lambda {
                 continue; // a lambda runs the code it was created from
             }
@@ -120,7 +155,7 @@ impl Vm {
                 continue;
             }
             if let (true, Some(p)) = (i + 1 == n, point) {
-                match self.plan_top_move(f, pending, p) {
+                match self.plan_top_move(f, stack, pending, p) {
                     Ok(m) => {
                         top_move = Some(m);
                         continue;
@@ -136,29 +171,49 @@ impl Vm {
                 return Err(format!("'{name}' ({what} by the update) is active on the stack"));
             }
         }
-        self.other_tasks_quiescent(pending)?;
         Ok(top_move)
     }
 
-    /// The tasks that are not running (tasks/): under `strict`, none may have a frame of a
-    /// function the update changes or removes (it would go on in old code). They are not at
-    /// an update point, so their frames do not move; under `relaxed` they finish in old code.
-    fn other_tasks_quiescent(&self, pending: &Pending) -> Result<(), String> {
-        if self.dsu.settings.policy != Policy::Strict {
-            return Ok(());
-        }
-        for (id, f) in self.tasks.other_frames() {
-            let status = pending.plan.status(&f.func.proto.name);
-            if f.func.proto.kind != FnKind::Lambda && matches!(status, FnStatus::Changed | FnStatus::Removed) {
-                let what = if status == FnStatus::Removed { "removed" } else { "changed" };
-                return Err(format!("task {id} is running '{}' ({what} by the update)", f.func.proto.name));
+    /// Whether every task that is not running is quiescent (TASKS.md): waiting at an update
+    /// point where its frame can move, blocked with no changed function on its stack (under
+    /// `relaxed`, blocked is enough), or not started. Returns how the frames of the tasks
+    /// waiting at update points move; else why the first task that is not quiescent is not.
+    pub(crate) fn plan_tasks(&self, pending: &Pending) -> Result<Vec<(u32, FrameMove)>, String> {
+        let mut moves = Vec::new();
+        let mut ids: Vec<u32> = self.tasks.tasks.keys().copied().filter(|&id| id != self.tasks.current).collect();
+        ids.sort();
+        for id in ids {
+            let t = &self.tasks.tasks[&id];
+            let who = format!("task {id} ({})", t.name);
+            if t.start.is_some() {
+                continue; // not started: it will run the new code
+            }
+            match t.state {
+                State::Done(_) | State::Failed(_) | State::Running => {}
+                State::Ready => return Err(format!("{who} is running, not at an update point")),
+                State::Blocked(Wait::UpdatePoint(p)) => match self.plan_stack(&t.frames, &t.stack, pending, Some(p)) {
+                    Ok(Some(m)) => moves.push((id, m)),
+                    Ok(None) => {}
+                    Err(why) => return Err(format!("{who}: {why}")),
+                },
+                State::Blocked(_) => {
+                    if let Err(why) = self.plan_stack(&t.frames, &t.stack, pending, None) {
+                        return Err(format!("{who} is blocked and {why}"));
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(moves)
     }
 
     /// How frame `f`, at update point `point`, moves to the new version of its function.
-    fn plan_top_move(&self, f: &crate::Frame, pending: &Pending, point: u16) -> Result<FrameMove, String> {
+    fn plan_top_move(
+        &self,
+        f: &crate::Frame,
+        stack: &[Value],
+        pending: &Pending,
+        point: u16,
+    ) -> Result<FrameMove, String> {
         let name = &f.func.proto.name;
         let Some(new) = pending.program.functions.iter().find(|q| &q.name == name) else {
             return Err(format!("'{name}' is removed by the update"));
@@ -166,7 +221,7 @@ impl Vm {
         let m = plan_move(&f.func.proto, new, point)?;
         // A general `for` loop's state goes into a counting loop only when it is iterating a
         // range.
-        match m.need_int.iter().find(|(r, _)| !matches!(self.stack.get(f.base + *r as usize), Some(Value::Int(_)))) {
+        match m.need_int.iter().find(|(r, _)| !matches!(stack.get(f.base + *r as usize), Some(Value::Int(_)))) {
             Some((_, var)) => Err(format!(
                 "the `for` loop over {var} iterates a list, map or string here and counts a range in the new code: its position cannot carry over"
             )),
@@ -183,6 +238,7 @@ impl Vm {
         &mut self,
         plan: &UpdatePlan,
         top_move: Option<FrameMove>,
+        task_moves: &[(u32, FrameMove)],
         before: &crate::func_table::FuncTable,
     ) {
         let n = self.frames.len();
@@ -205,6 +261,17 @@ impl Vm {
                 _ => {}
             }
         }
+        // The tasks waiting at update points move at their own points.
+        for (id, m) in task_moves {
+            let Some(t) = self.tasks.tasks.get_mut(id) else { continue };
+            let Some(top) = t.frames.last() else { continue };
+            let Some(Some(new)) = self.funcs.get(top.func.slot as usize) else { continue };
+            let i = t.frames.len() - 1;
+            let new = new.clone();
+            move_registers(&mut t.stack, t.frames[i].base, m, &new);
+            t.frames[i].func = new;
+            t.frames[i].pc = m.pc;
+        }
         // Other tasks' frames of unchanged functions run the identical new code too.
         for t in self.tasks.tasks.values_mut() {
             for f in t.frames.iter_mut() {
@@ -224,23 +291,7 @@ impl Vm {
     /// (locals carried, `for` loop state adjusted, the rest nil), just after the matching point.
     fn move_top_frame(&mut self, m: &FrameMove, new: Rc<Function>) {
         let i = self.frames.len() - 1;
-        let base = self.frames[i].base;
-        let old: Vec<Value> = m.carry.iter().map(|(_, o)| self.stack[base + *o as usize]).collect();
-        let need = base + new.proto.nregs as usize + 1;
-        if self.stack.len() < need {
-            self.stack.resize(need, Value::Nil);
-        }
-        for r in 0..new.proto.nregs as usize {
-            self.stack[base + r] = Value::Nil;
-        }
-        for ((nr, _), v) in m.carry.iter().zip(old) {
-            self.stack[base + *nr as usize] = v;
-        }
-        for &(nr, delta) in &m.adjust {
-            if let Value::Int(i) = self.stack[base + nr as usize] {
-                self.stack[base + nr as usize] = Value::Int(i.saturating_add(delta));
-            }
-        }
+        move_registers(&mut self.stack, self.frames[i].base, m, &new);
         self.replace_frame_func(i, new);
         self.frames[i].pc = m.pc;
     }

@@ -122,7 +122,11 @@ impl Vm {
         if let Some(cb) = &mut self.dsu.on_event {
             cb(&e);
         }
+        let ended = matches!(e.kind, EventKind::Applied | EventKind::Rejected | EventKind::RolledBack);
         self.dsu.events.push(e);
+        if ended && self.dsu.pending.is_none() {
+            self.tasks.wake_at_points();
+        }
     }
 
     /// Recomputes the one flag the interpreter polls at update points.
@@ -182,21 +186,36 @@ impl Vm {
     /// and cold, so that a loop's fused update point costs its back-edge nothing more.
     #[cold]
     #[inline(never)]
-    pub(crate) fn update_point_taken(&mut self, point: u16, pc: usize, signals: u32) -> bool {
+    /// Returns whether it did (the frame may have moved: reload it), or the suspension of
+    /// the running task when it waits at this point for the other tasks (global consistency).
+    pub(crate) fn update_point_taken(
+        &mut self,
+        point: u16,
+        pc: usize,
+        signals: u32,
+    ) -> Result<bool, crate::RuntimeError> {
         if signals & crate::signals::Signals::UPDATE == 0 {
-            return false;
+            return Ok(false);
         }
         self.frames.last_mut().unwrap().pc = pc;
-        self.at_update_point(point);
-        true
+        if self.at_update_point(point) {
+            let id = self.tasks.current;
+            if let Some(t) = self.tasks.current_task() {
+                t.state = crate::tasks::State::Blocked(crate::tasks::Wait::UpdatePoint(point));
+            }
+            self.tasks.at_points.push(id);
+            return Err(crate::RuntimeError::suspend());
+        }
+        Ok(true)
     }
 
-    pub(crate) fn at_update_point(&mut self, point: u16) {
+    /// Returns true when the running task is to wait here for the other tasks.
+    pub(crate) fn at_update_point(&mut self, point: u16) -> bool {
         // An update point reached by code that an update runs (a new global's initialiser, a
         // transformer, `migrate`, a lazy conversion) is not a quiescent point of the program:
         // the update in progress finishes first.
         if self.dsu.open.is_some() || self.dsu.converting {
-            return;
+            return false;
         }
         if self.dsu.pending.is_none() {
             let next = self.dsu.source.as_mut().and_then(|s| s.next_update());
@@ -211,10 +230,9 @@ impl Vm {
                 None => {}
             }
         }
-        if self.dsu.pending.is_some() {
-            self.try_apply(Some(point));
-        }
+        let waits = self.dsu.pending.is_some() && self.try_apply(Some(point));
         self.refresh_update_flag();
+        waits
     }
 
     /// At the end of a run: an update still pending was never applied.

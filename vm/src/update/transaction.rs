@@ -71,12 +71,17 @@ pub(crate) struct Checked {
     pub eager_because: Option<String>,
     /// How the frame at the update point moves to its new code.
     pub top_move: Option<FrameMove>,
+    /// How the top frames of the other tasks waiting at update points move (by task id).
+    pub task_moves: Vec<(u32, FrameMove)>,
 }
 
 /// Why an update does not apply at this update point.
 pub(crate) enum Refusal {
     /// It may apply at a later one (a changed function is active).
     Wait(String),
+    /// This task is ready for it, another task is not (global consistency: this one waits
+    /// at its update point for the others).
+    Others(String),
     /// It never will.
     Reject(String),
 }
@@ -126,16 +131,26 @@ fn free_later(old: Vec<OldContents>) {
 impl Vm {
     /// Tries to apply the pending update now. `point` is the update point the top frame is
     /// at (None when no code runs). Emits the outcome; leaves the update pending if it waits.
-    pub(crate) fn try_apply(&mut self, point: Option<u16>) {
-        let Some(pending) = self.dsu.pending.take() else { return };
+    /// Returns true when the running task is to wait at its update point for other tasks
+    /// (global consistency; the update stays pending).
+    pub(crate) fn try_apply(&mut self, point: Option<u16>) -> bool {
+        let Some(pending) = self.dsu.pending.take() else { return false };
         let started = Instant::now();
         let checked = match self.check_at_point(&pending, point) {
             Ok(checked) => checked,
-            Err(Refusal::Wait(why)) => return self.wait(pending, why),
+            Err(Refusal::Wait(why)) => {
+                self.wait(pending, why);
+                return false;
+            }
+            Err(Refusal::Others(why)) => {
+                self.wait(pending, why);
+                return point.is_some() && self.dsu.pending.is_some() && self.can_wait();
+            }
             Err(Refusal::Reject(why)) => {
                 let mut e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(why);
                 e.wait_us = started.duration_since(pending.requested).as_micros() as u64;
-                return self.emit(e);
+                self.emit(e);
+                return false;
             }
         };
         let mut tx = Transaction::open(self, pending, checked, started);
@@ -143,6 +158,7 @@ impl Vm {
             Ok(()) => tx.commit(self),
             Err(reason) => tx.rollback(self, reason),
         }
+        false
     }
 
     /// The checks that need the running program, in order: owed lazy conversions finished,
@@ -164,6 +180,7 @@ impl Vm {
         };
         let lazy = self.dsu.settings.mode == TransformMode::Lazy && eager_because.is_none();
         let top_move = self.plan_frames(pending, point).map_err(Refusal::Wait)?;
+        let task_moves = self.plan_tasks(pending).map_err(Refusal::Others)?;
         self.validate_old_frames(pending, top_move.is_some()).map_err(Refusal::Reject)?;
         // A collection, so that only live instances are transformed (and counted). A lazy
         // update skips it (its pause must not depend on the heap) unless the heap is scanned
@@ -174,11 +191,11 @@ impl Vm {
             self.collect_garbage(self.stack_top());
         }
         self.validate_live(&pending.program, &pending.plan, arity_changes).map_err(Refusal::Reject)?;
-        Ok(Checked { lazy, eager_because, top_move })
+        Ok(Checked { lazy, eager_because, top_move, task_moves })
     }
 
     /// The update cannot apply at this point: it waits for the next, or is abandoned.
-    fn wait(&mut self, mut pending: Pending, why: String) {
+    pub(crate) fn wait(&mut self, mut pending: Pending, why: String) {
         pending.points_waited += 1;
         let s = &self.dsu.settings;
         if pending.points_waited > s.max_wait_points || pending.requested.elapsed() > s.max_wait {
@@ -197,6 +214,14 @@ impl Vm {
             self.emit(e);
         }
         self.dsu.pending = Some(pending);
+    }
+
+    /// Rejects the pending update with `reason` (the tasks waiting for it go on).
+    pub(crate) fn give_up_update(&mut self, reason: String) {
+        let Some(pending) = self.dsu.pending.take() else { return };
+        let mut e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&pending.plan)).with_reason(reason);
+        e.wait_us = pending.requested.elapsed().as_micros() as u64;
+        self.emit(e);
     }
 
     /// One past the highest register in use (the live part of the stack).
@@ -265,7 +290,7 @@ impl Transaction {
         let log = vm.dsu.open.take().unwrap_or_default();
         free_later(log.undo);
         let pending = self.pending;
-        vm.migrate_frames(&pending.plan, self.checked.top_move, &self.before.funcs);
+        vm.migrate_frames(&pending.plan, self.checked.top_move, &self.checked.task_moves, &self.before.funcs);
         // From now on collections look for old code's last users (`old_code.rs`).
         vm.heap.trace_code = vm.keeps_old_code();
         let mut e = UpdateEvent::new(EventKind::Applied, self.before.version, Some(&pending.plan));

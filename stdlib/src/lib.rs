@@ -17,7 +17,7 @@ pub const PRELUDE_NAME: &str = molt_vm::PRELUDE_FILE;
 /// Registers every built-in function and method with `vm`.
 pub fn install(vm: &mut Vm) {
     for (name, f, reads) in functions::FUNCTIONS {
-        vm.register_native(NativeDef { name, f: *f, reads: *reads, task: None });
+        vm.register_native(NativeDef { name, f: *f, reads: *reads, task: waits(name) });
     }
     for (kind, methods) in [(BuiltinKind::List, list::METHODS), (BuiltinKind::Map, map::METHODS)] {
         for (name, f, reads) in methods {
@@ -30,6 +30,16 @@ pub fn install(vm: &mut Vm) {
     }
     for (name, molt) in [("map", "__list_map"), ("filter", "__list_filter")] {
         vm.register_method(BuiltinKind::List, name, MethodImpl::Molt(molt.into()), Reads::World);
+    }
+}
+
+/// The built-ins that wait (for time, for input): once tasks exist the VM runs them, so that
+/// they block only the calling task.
+fn waits(name: &str) -> Option<molt_vm::tasks::TaskOp> {
+    match name {
+        "sleep" => Some(molt_vm::tasks::TaskOp::Sleep),
+        "read_line" => Some(molt_vm::tasks::TaskOp::ReadLine),
+        _ => None,
     }
 }
 

@@ -85,7 +85,12 @@ impl Vm {
 
     pub(crate) fn call_native(&mut self, n: u32, start: usize, argc: usize) -> Res<Value> {
         let def = self.natives[n as usize];
-        if let Some(op) = def.task {
+        // `sleep` and `read_line` block only their task once tasks exist; before, the plain
+        // built-in blocks the program (its only task).
+        if let Some(op) = def.task
+            && (!matches!(op, crate::tasks::TaskOp::Sleep | crate::tasks::TaskOp::ReadLine)
+                || self.can_wait() && self.tasks.active)
+        {
             return self.task_op(op, start, argc);
         }
         if self.tasks.active {

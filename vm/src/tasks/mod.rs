@@ -13,9 +13,11 @@
 
 pub mod channel;
 mod ops;
+mod run;
+pub mod wait;
 
 pub use ops::FUNCTIONS;
-mod run;
+pub use run::where_waits;
 
 use std::collections::VecDeque;
 
@@ -49,6 +51,11 @@ pub enum TaskOp {
     Close,
     Len,
     IsClosed,
+    Select,
+    /// `sleep(seconds)` and `read_line()` (the stdlib's, which block the whole VM when no
+    /// task was spawned, and only their task once one was).
+    Sleep,
+    ReadLine,
 }
 
 /// What a blocked task waits for.
@@ -57,6 +64,12 @@ pub enum Wait {
     Recv(ObjRef),
     Send(ObjRef),
     Join(u32),
+    /// `sleep`, until its timer.
+    Sleep,
+    /// `select`, on the channels in `Task::select` (and a timer, with a timeout).
+    Select,
+    /// `read_line`, for a line of standard input.
+    ReadLine,
     /// An update waits for other tasks: this one waits at update point `.0` of its top
     /// frame (global consistency), until the update applies or is given up.
     UpdatePoint(u16),
@@ -90,6 +103,10 @@ pub struct Task {
     pub joiners: Vec<u32>,
     /// Its task value (`<task 7>`), made when first asked for.
     pub handle: Option<ObjRef>,
+    /// The sequence number of its current timer (`Waits::add_timer`).
+    pub timer: Option<u64>,
+    /// The channels a `select` it is blocked in waits on.
+    pub select: Vec<ObjRef>,
 }
 
 impl Task {
@@ -105,6 +122,8 @@ impl Task {
             start: None,
             joiners: Vec::new(),
             handle: None,
+            timer: None,
+            select: Vec::new(),
         }
     }
 
@@ -137,9 +156,17 @@ pub struct Scheduler {
     pub active: bool,
     /// Tasks waiting at update points, in the order they arrived (woken in that order).
     pub at_points: Vec<u32>,
+    /// Timers and standard input, and the event loop.
+    pub waits: wait::Waits,
 }
 
 impl Scheduler {
+    /// How many tasks are alive (not ended); 1 before any was spawned (the program).
+    pub fn alive(&self) -> usize {
+        let n = self.tasks.values().filter(|t| !matches!(t.state, State::Done(_) | State::Failed(_))).count();
+        n.max(1)
+    }
+
     /// Values the tasks that are not running hold (for the collector).
     pub fn roots(&self) -> impl Iterator<Item = Value> + '_ {
         self.tasks.values().flat_map(|t| {
@@ -149,14 +176,9 @@ impl Scheduler {
             };
             let start = t.start.iter().flat_map(|(f, args)| std::iter::once(*f).chain(args.iter().copied()));
             let consts = t.frames.iter().flat_map(|f| f.func.consts.iter().copied());
-            t.stack
-                .iter()
-                .copied()
-                .chain(consts)
-                .chain(start)
-                .chain(done)
-                .chain(t.token)
-                .chain(t.handle.map(Value::Obj))
+            let select = t.select.iter().map(|c| Value::Obj(*c));
+            let own = t.token.into_iter().chain(t.handle.map(Value::Obj)).chain(select);
+            t.stack.iter().copied().chain(consts).chain(start).chain(done).chain(own)
         })
     }
 

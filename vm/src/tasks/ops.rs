@@ -1,6 +1,8 @@
 //! The task and channel built-ins. Each returns its value, an error message, or `SUSPEND`
 //! after recording what the running task waits on (see the module doc of `tasks`).
 
+use std::time::{Duration, Instant};
+
 use super::{BUDGET, Channel, SUSPEND, State, Task, TaskOp, Wait};
 use crate::heap::Obj;
 use crate::native::{BuiltinKind, MethodImpl, NativeDef, Reads};
@@ -14,6 +16,7 @@ pub const FUNCTIONS: &[(&str, TaskOp)] = &[
     ("channel", TaskOp::Channel),
     ("current_task", TaskOp::CurrentTask),
     ("yield_now", TaskOp::YieldNow),
+    ("select", TaskOp::Select),
 ];
 
 const TASK_METHODS: &[(&str, TaskOp)] = &[("id", TaskOp::Id), ("join", TaskOp::Join), ("status", TaskOp::Status)];
@@ -115,6 +118,15 @@ impl Vm {
             TaskOp::IsClosed => {
                 arity(1, "is_closed()")?;
                 Ok(Value::Bool(self.channel(channel_ref(args[0])).closed))
+            }
+            TaskOp::Select => self.select(&args),
+            TaskOp::Sleep => {
+                arity(1, "sleep()")?;
+                self.sleep_task(args[0])
+            }
+            TaskOp::ReadLine => {
+                arity(0, "read_line()")?;
+                self.read_line_task()
             }
         }
     }
@@ -233,10 +245,7 @@ impl Vm {
         }
         if let Some(r) = c.receivers.pop_front() {
             // Handed to the receiver that blocked first.
-            if let Some(t) = self.tasks.tasks.get_mut(&r) {
-                t.token = Some(v);
-            }
-            self.tasks.wake(r);
+            self.deliver(r, ch, v);
             return Ok(Value::Nil);
         }
         if !c.is_full() {
@@ -283,13 +292,157 @@ impl Vm {
         let receivers: Vec<u32> = c.receivers.drain(..).collect();
         let senders: Vec<u32> = c.senders.drain(..).map(|(s, _)| s).collect();
         for r in receivers {
-            if let Some(t) = self.tasks.tasks.get_mut(&r) {
-                t.token = Some(Value::Nil);
-            }
-            self.tasks.wake(r);
+            self.deliver(r, ch, Value::Nil);
         }
         for s in senders {
             self.tasks.wake(s);
+        }
+    }
+
+    /// Gives `v`, received on `ch`, to the blocked receiver `r` and wakes it: `recv` takes
+    /// the value, `select` the pair `[ch, v]` (and stops waiting on its other channels).
+    fn deliver(&mut self, r: u32, ch: ObjRef, v: Value) {
+        let selecting = self.tasks.tasks.get(&r).is_some_and(|t| matches!(t.state, State::Blocked(Wait::Select)));
+        let token = match selecting {
+            true => {
+                self.stop_selecting(r);
+                Value::Obj(self.heap.alloc(Obj::List(vec![Value::Obj(ch), v])))
+            }
+            false => v,
+        };
+        if let Some(t) = self.tasks.tasks.get_mut(&r) {
+            t.token = Some(token);
+        }
+        self.tasks.wake(r);
+    }
+
+    /// Task `id` no longer waits in `select`: off every channel's receivers, its timer void.
+    pub(crate) fn stop_selecting(&mut self, id: u32) {
+        let channels = match self.tasks.tasks.get_mut(&id) {
+            Some(t) => {
+                t.timer = None;
+                std::mem::take(&mut t.select)
+            }
+            None => return,
+        };
+        for c in channels {
+            if let Obj::Channel(c) = self.heap.get_mut(c) {
+                c.receivers.retain(|&r| r != id);
+            }
+        }
+    }
+
+    /// `select(channels)`, `select(channels, seconds)`: `[channel, value]` from the first of
+    /// `channels` with a value (or closed and drained: the value is nil); with a timeout, nil
+    /// when it passes first.
+    fn select(&mut self, args: &[Value]) -> Res<Value> {
+        if let Some(v) = self.take_token() {
+            return Ok(v);
+        }
+        let (list, timeout) = match args {
+            [l] => (*l, None),
+            [l, s] => (*l, Some(self.seconds("select()", *s)?)),
+            _ => return Err(format!("select() expects 1 or 2 arguments but got {}", args.len())),
+        };
+        let channels: Vec<ObjRef> = match list {
+            Value::Obj(o) => match self.heap.get(o) {
+                Obj::List(items) => items.iter().map(|v| self.channel_arg(*v)).collect::<Res<_>>()?,
+                _ => return Err(format!("select() expects a list of channels, not {}", self.repr(list))),
+            },
+            _ => return Err(format!("select() expects a list of channels, not {}", self.repr(list))),
+        };
+        for &ch in &channels {
+            let c = self.channel(ch);
+            if !c.queue.is_empty() || c.closed {
+                let v = self.recv(ch, false)?;
+                return Ok(Value::Obj(self.heap.alloc(Obj::List(vec![Value::Obj(ch), v]))));
+            }
+        }
+        if timeout == Some(Duration::ZERO) || channels.is_empty() && timeout.is_none() && !self.can_wait() {
+            return Ok(Value::Nil);
+        }
+        if !self.can_wait() {
+            return self.block(Wait::Select, "select()");
+        }
+        let me = self.tasks.current;
+        for &ch in &channels {
+            self.channel_mut(ch).receivers.push_back(me);
+        }
+        let timer = timeout.map(|d| self.tasks.waits.add_timer(Instant::now() + d, me));
+        if let Some(t) = self.tasks.current_task() {
+            t.select = channels;
+            t.timer = timer;
+        }
+        self.block(Wait::Select, "select()")
+    }
+
+    /// `sleep(seconds)` in a task: only this task waits.
+    fn sleep_task(&mut self, v: Value) -> Res<Value> {
+        if self.take_token().is_some() {
+            return Ok(Value::Nil);
+        }
+        let d = self.seconds("sleep()", v)?;
+        let me = self.tasks.current;
+        let seq = self.tasks.waits.add_timer(Instant::now() + d, me);
+        if let Some(t) = self.tasks.current_task() {
+            t.timer = Some(seq);
+        }
+        self.block(Wait::Sleep, "sleep()")
+    }
+
+    /// `read_line()` in a task: only this task waits for the line.
+    fn read_line_task(&mut self) -> Res<Value> {
+        if let Some(v) = self.take_token() {
+            return Ok(v);
+        }
+        let _ = self.out.flush();
+        self.tasks.waits.take_lines();
+        if self.tasks.waits.readers.is_empty()
+            && let Some(line) = self.tasks.waits.lines.pop_front()
+        {
+            return self.line_value(line);
+        }
+        if self.tasks.waits.eof {
+            return Ok(Value::Nil);
+        }
+        self.tasks.waits.start_stdin(self.heap.limits.string_bytes)?;
+        let me = self.tasks.current;
+        self.tasks.waits.readers.push_back(me);
+        self.block(Wait::ReadLine, "read_line()")
+    }
+
+    /// A line from the reader thread as `read_line` returns it.
+    pub(crate) fn line_value(&mut self, line: super::wait::Line) -> Res<Value> {
+        match line? {
+            None => {
+                self.tasks.waits.eof = true;
+                Ok(Value::Nil)
+            }
+            Some(bytes) => {
+                let line = String::from_utf8(bytes).map_err(|_| {
+                    "read_line(): cannot read standard input: stream did not contain valid UTF-8".to_string()
+                })?;
+                self.heap.check_string(Some(line.len()), "read_line()")?;
+                self.heap.new_string(line)
+            }
+        }
+    }
+
+    /// A duration in seconds, for `sleep` and `select`'s timeout (at most 1e6 s).
+    fn seconds(&self, what: &str, v: Value) -> Res<Duration> {
+        let s = match v {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+            _ => return Err(format!("{}() expects a number, not {}", what.trim_end_matches("()"), self.type_of(v))),
+        };
+        Ok(if s.is_finite() && s > 0.0 { Duration::from_secs_f64(s.min(1e6)) } else { Duration::ZERO })
+    }
+
+    /// A channel in `select`'s list, or the error naming what is there instead.
+    fn channel_arg(&self, v: Value) -> Res<ObjRef> {
+        match v {
+            Value::Obj(o) if matches!(self.heap.get(o), Obj::Channel(_)) => Ok(o),
+            _ => Err(format!("select() expects a list of channels, and {} is not one", self.repr(v))),
         }
     }
 

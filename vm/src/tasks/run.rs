@@ -88,8 +88,21 @@ impl Vm {
             std::mem::swap(&mut t.frames, &mut self.frames);
         }
         self.tasks.current = 0;
+        // Tasks whose timer passed or whose input came join the queue first.
+        self.wake_waiting()?;
         if self.dsu.pending.is_some() {
             self.apply_between_tasks();
+        }
+        // No task can run: the VM sleeps until a timer or input wakes one.
+        while self.tasks.ready.is_empty() && self.tasks.waits.any() {
+            let _ = self.out.flush();
+            let next_timer = self.tasks.waits.timers.peek().map(|t| t.0.0);
+            let timeout = next_timer.map(|at| at.saturating_duration_since(std::time::Instant::now()));
+            self.tasks.waits.sleep(timeout).map_err(RuntimeError::new)?;
+            self.wake_waiting()?;
+            if self.signals.take_interrupt() {
+                return Err(RuntimeError::new("interrupted"));
+            }
         }
         let Some(next) = self.tasks.ready.pop_front() else {
             // Where main waits is the error's trace; where every task waits, its message.
@@ -117,6 +130,50 @@ impl Vm {
         Ok(())
     }
 
+    /// Wakes the tasks whose timer is due (`sleep`, `select`'s timeout: nil) and gives lines
+    /// of input to the tasks waiting in `read_line`, first blocked first.
+    fn wake_waiting(&mut self) -> Result<(), RuntimeError> {
+        for (seq, id) in self.tasks.waits.due(std::time::Instant::now()) {
+            let Some(t) = self.tasks.tasks.get_mut(&id) else { continue };
+            if t.timer != Some(seq) || !matches!(t.state, State::Blocked(Wait::Sleep | Wait::Select)) {
+                continue; // woken otherwise meanwhile
+            }
+            t.timer = None;
+            t.token = Some(Value::Nil);
+            self.stop_selecting(id);
+            self.tasks.wake(id);
+        }
+        self.tasks.waits.take_lines();
+        while !self.tasks.waits.readers.is_empty() {
+            let Some(line) = self.tasks.waits.lines.pop_front() else { break };
+            let Some(id) = self.tasks.waits.readers.pop_front() else { break };
+            let at_end = matches!(line, Ok(None));
+            let token = match self.line_value(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    // The reader finds the error when it runs again (`read_line` raises it).
+                    self.tasks.waits.lines.push_front(Err(e));
+                    self.tasks.wake(id);
+                    break;
+                }
+            };
+            if let Some(t) = self.tasks.tasks.get_mut(&id) {
+                t.token = Some(token);
+            }
+            self.tasks.wake(id);
+            if at_end {
+                // Every other reader gets nil too.
+                for r in std::mem::take(&mut self.tasks.waits.readers) {
+                    if let Some(t) = self.tasks.tasks.get_mut(&r) {
+                        t.token = Some(Value::Nil);
+                    }
+                    self.tasks.wake(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A pending update, tried while no task runs: applied when every task is quiescent;
     /// given up at once when that can never happen (no task is ready to run, and one that
     /// is blocked is not quiescent), or when its time is up.
@@ -126,7 +183,7 @@ impl Vm {
             Ok(_) => {
                 self.try_apply(None);
             }
-            Err(why) if self.tasks.ready.is_empty() => {
+            Err(why) if self.tasks.ready.is_empty() && !self.tasks.waits.any() => {
                 let reason = format!("abandoned: every task waits and one never will be quiescent: {why}");
                 self.give_up_update(reason);
             }
@@ -189,6 +246,9 @@ impl Vm {
                 Wait::Send(c) => format!("waits to send on {}", self.repr(Value::Obj(c))),
                 Wait::Join(j) => format!("waits for task {j} to end"),
                 Wait::UpdatePoint(_) => "waits at an update point".to_string(),
+                Wait::Sleep => "sleeps".to_string(),
+                Wait::Select => "waits in select()".to_string(),
+                Wait::ReadLine => "waits for a line of input".to_string(),
             };
             let frames = if id == self.tasks.current { &self.frames } else { &t.frames };
             let at = blocked_trace(frames)
@@ -198,6 +258,11 @@ impl Vm {
         }
         lines.join("\n")
     }
+}
+
+/// Where a task that is not running stands: `serve (server.molt:12)`.
+pub fn where_waits(frames: &crate::frame_stack::FrameStack) -> Option<String> {
+    blocked_trace(frames).first().map(|t| format!("{} ({}:{})", t.function, t.file, t.line))
 }
 
 /// The trace of a blocked task's frames, innermost first: its top frame is at the

@@ -45,6 +45,8 @@ pub struct UpdateEvent {
     pub reason: Option<String>,
     /// `plan_summary` of the update, for people.
     pub summary: String,
+    /// How many tasks are alive (1 in a program that never spawned one).
+    pub tasks: usize,
 }
 
 impl UpdateEvent {
@@ -65,6 +67,7 @@ impl UpdateEvent {
             transform_us: 0,
             reason: None,
             summary: String::new(),
+            tasks: 1,
         };
         if let Some(p) = plan {
             e.functions_added = visible(&p.functions_added);
@@ -120,7 +123,7 @@ impl UpdateEvent {
     /// One JSON object, with the fields DSU.md names.
     pub fn json(&self) -> String {
         let mut s = format!(
-            "{{\"event\":\"{}\",\"from\":{},\"to\":{},\"functions_added\":{},\"functions_changed\":{},\"functions_removed\":{},\"types_added\":{},\"types_changed\":{},\"types_removed\":{},\"objects_transformed\":{},\"wait_us\":{},\"pause_us\":{},\"transform_us\":{}",
+            "{{\"event\":\"{}\",\"from\":{},\"to\":{},\"functions_added\":{},\"functions_changed\":{},\"functions_removed\":{},\"types_added\":{},\"types_changed\":{},\"types_removed\":{},\"objects_transformed\":{},\"wait_us\":{},\"pause_us\":{},\"transform_us\":{},\"tasks\":{}",
             self.kind.as_str(),
             self.from,
             self.to,
@@ -133,7 +136,8 @@ impl UpdateEvent {
             self.objects_transformed,
             self.wait_us,
             self.pause_us,
-            self.transform_us
+            self.transform_us,
+            self.tasks
         );
         if let Some(r) = &self.reason {
             s.push_str(",\"reason\":");

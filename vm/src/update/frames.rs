@@ -184,13 +184,14 @@ impl Vm {
         ids.sort();
         for id in ids {
             let t = &self.tasks.tasks[&id];
+            let at = crate::tasks::where_waits(&t.frames).map_or(String::new(), |w| format!(" (in {w})"));
             let who = format!("task {id} ({})", t.name);
             if t.start.is_some() {
                 continue; // not started: it will run the new code
             }
             match t.state {
                 State::Done(_) | State::Failed(_) | State::Running => {}
-                State::Ready => return Err(format!("{who} is running, not at an update point")),
+                State::Ready => return Err(format!("{who} is running, not at an update point{at}")),
                 State::Blocked(Wait::UpdatePoint(p)) => match self.plan_stack(&t.frames, &t.stack, pending, Some(p)) {
                     Ok(Some(m)) => moves.push((id, m)),
                     Ok(None) => {}
@@ -198,7 +199,7 @@ impl Vm {
                 },
                 State::Blocked(_) => {
                     if let Err(why) = self.plan_stack(&t.frames, &t.stack, pending, None) {
-                        return Err(format!("{who} is blocked and {why}"));
+                        return Err(format!("{who} is blocked{at} and {why}"));
                     }
                 }
             }

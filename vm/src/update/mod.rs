@@ -116,7 +116,8 @@ pub struct UpdateState {
 }
 
 impl Vm {
-    fn emit(&mut self, e: UpdateEvent) {
+    fn emit(&mut self, mut e: UpdateEvent) {
+        e.tasks = self.tasks.alive();
         // What the program printed before the event comes out before it.
         let _ = self.out.flush();
         if let Some(cb) = &mut self.dsu.on_event {

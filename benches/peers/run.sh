@@ -7,7 +7,7 @@
 #   RUNS=5 IMPLS="molt lua5.4 python3" ./benches/peers/run.sh nbody
 #
 # Environment: RUNS (timed runs per pair, default 3), SIZES (standard|small), IMPLS (default:
-# molt molt-jit lua5.4 luajit luajit-joff python3 ruby erlang), PEERS_DIR (the peer programs,
+# molt molt-jit lua5.4 luajit luajit-joff python3 ruby erlang go), PEERS_DIR (the peer programs,
 # default ../shared/peers beside the repository), NO_INSTALL=1 (do not call apt-get),
 # NO_BUILD=1 (use the existing target/release/molt), RESULTS_DIR (default benches/results;
 # benches/results/small with SIZES=small).
@@ -24,20 +24,21 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/peers}
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-standard}
-IMPLS=${IMPLS:-"molt molt-jit lua5.4 luajit luajit-joff python3 ruby erlang"}
+IMPLS=${IMPLS:-"molt molt-jit lua5.4 luajit luajit-joff python3 ruby erlang go"}
 RESULTS=${RESULTS_DIR:-$ROOT/benches/results}
 [ "$SIZES" = small ] && RESULTS=${RESULTS_DIR:-$ROOT/benches/results/small}   # keep the real results
 MOLT=$ROOT/target/release/molt
-ALL="fib loop method_call binary_trees nbody map_int map_str strings"
+ALL="fib loop method_call binary_trees nbody map_int map_str strings ping_pong ring spawn"
 PROGRAMS=${*:-$ALL}
 
 declare -A SIZE
 if [ "$SIZES" = small ]; then
   SIZE=([fib]=20 [loop]=1000000 [method_call]=100000 [binary_trees]=8 [nbody]=1000
-        [map_int]=10000 [map_str]=10000 [strings]=10000)
+        [map_int]=10000 [map_str]=10000 [strings]=10000 [ping_pong]=10000 [ring]="100 100" [spawn]=10000)
 else
   SIZE=([fib]=32 [loop]=100000000 [method_call]=10000000 [binary_trees]=16 [nbody]=1000000
-        [map_int]=1000000 [map_str]=1000000 [strings]=5000000)
+        [map_int]=1000000 [map_str]=1000000 [strings]=5000000 [ping_pong]=1000000 [ring]="1000 1000"
+        [spawn]=1000000)
 fi
 
 say() { echo "run.sh: $*" >&2; }
@@ -46,7 +47,7 @@ say() { echo "run.sh: $*" >&2; }
 . "$(dirname "${BASH_SOURCE[0]}")/../install.sh"
 
 declare -A HAVE
-for pair in lua5.4:lua5.4 luajit:luajit python3:python3 ruby:ruby erl:erlang-base erlc:erlang-base hyperfine:hyperfine; do
+for pair in lua5.4:lua5.4 luajit:luajit python3:python3 ruby:ruby erl:erlang-base erlc:erlang-base go:golang-go hyperfine:hyperfine; do
   install "${pair%%:*}" "${pair#*:}" && HAVE[${pair%%:*}]=1
 done
 # the real interpreter behind a pyenv shim (the shim adds ~0.25 s of start-up)
@@ -68,6 +69,13 @@ if [ -n "${HAVE[erlc]:-}" ] && [ -n "${HAVE[erl]:-}" ]; then
   done
 fi
 
+# Go programs (the task benchmarks) are compiled once, outside the timed runs.
+if [ -n "${HAVE[go]:-}" ]; then
+  for b in $PROGRAMS; do
+    [ -f "$PEERS_DIR/$b/$b.go" ] && { (cd "$TMP" && GOCACHE=$TMP/gocache go build -o "$TMP/$b.go.bin" "$PEERS_DIR/$b/$b.go") || say "go build $b.go failed"; }
+  done
+fi
+
 cmd_for() { # program impl size -> command line, or nothing when there is none
   local b=$1 i=$2 n=$3 d=$PEERS_DIR/$1 jf
   jf=$d/$b.lua; [ -f "$d/$b.luajit.lua" ] && jf=$d/$b.luajit.lua
@@ -80,6 +88,7 @@ cmd_for() { # program impl size -> command line, or nothing when there is none
     python3)     [ -n "$PY" ] && [ -f "$d/$b.py" ] && echo "$PY $d/$b.py $n" ;;
     ruby)        [ -n "${HAVE[ruby]:-}" ] && [ -f "$d/$b.rb" ] && echo "ruby $d/$b.rb $n" ;;
     erlang)      [ -f "$BEAM/$b.beam" ] && echo "erl -noshell -pa $BEAM -run $b main $n -s erlang halt" ;;
+    go)          [ -x "$TMP/$b.go.bin" ] && echo "$TMP/$b.go.bin $n" ;;
   esac
   return 0
 }

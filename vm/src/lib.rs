@@ -376,6 +376,9 @@ impl Vm {
         let roots = stack.iter().copied().chain(self.globals.iter().copied()).chain(funcs).chain(frames);
         let roots = roots.chain(removed).chain(forwards).chain(retired).chain(self.tasks.roots());
         self.heap.collect(roots);
+        if self.tasks.active {
+            self.tasks.prune(&self.heap);
+        }
         if self.heap.trace_code {
             self.drop_unreachable_old_code();
         }

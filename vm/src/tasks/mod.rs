@@ -158,6 +158,8 @@ pub struct Scheduler {
     pub at_points: Vec<u32>,
     /// Timers and standard input, and the event loop.
     pub waits: wait::Waits,
+    /// The registers and frames of the last task that ended, for the next one to start.
+    pub(crate) spare: Option<(Vec<Value>, FrameStack)>,
 }
 
 impl Scheduler {
@@ -165,6 +167,15 @@ impl Scheduler {
     pub fn alive(&self) -> usize {
         let n = self.tasks.values().filter(|t| !matches!(t.state, State::Done(_) | State::Failed(_))).count();
         n.max(1)
+    }
+
+    /// After a collection: forgets the ended tasks whose task value is gone (nothing can
+    /// `join` them or ask their status any more).
+    pub fn prune(&mut self, heap: &crate::heap::Heap) {
+        self.tasks.retain(|&id, t| {
+            let ended = matches!(t.state, State::Done(_) | State::Failed(_));
+            !ended || t.handle.is_some_and(|h| matches!(heap.get(h), crate::heap::Obj::Task(i) if *i == id))
+        });
     }
 
     /// Values the tasks that are not running hold (for the collector).
@@ -177,7 +188,10 @@ impl Scheduler {
             let start = t.start.iter().flat_map(|(f, args)| std::iter::once(*f).chain(args.iter().copied()));
             let consts = t.frames.iter().flat_map(|f| f.func.consts.iter().copied());
             let select = t.select.iter().map(|c| Value::Obj(*c));
-            let own = t.token.into_iter().chain(t.handle.map(Value::Obj)).chain(select);
+            // A task's value keeps an ended task's record (for `join`), not the other way:
+            // while it runs, its value must stay valid (`current_task()` returns it again).
+            let handle = t.handle.filter(|_| !matches!(t.state, State::Done(_) | State::Failed(_)));
+            let own = t.token.into_iter().chain(handle.map(Value::Obj)).chain(select);
             t.stack.iter().copied().chain(consts).chain(start).chain(done).chain(own)
         })
     }

@@ -86,6 +86,12 @@ impl Vm {
         if let Some(t) = self.tasks.tasks.get_mut(&from) {
             std::mem::swap(&mut t.stack, &mut self.stack);
             std::mem::swap(&mut t.frames, &mut self.frames);
+            if matches!(t.state, State::Done(_) | State::Failed(_)) {
+                // Its registers serve the next task that starts.
+                let mut stack = std::mem::take(&mut t.stack);
+                stack.clear();
+                self.tasks.spare = Some((stack, std::mem::take(&mut t.frames)));
+            }
         }
         self.tasks.current = 0;
         // Tasks whose timer passed or whose input came join the queue first.
@@ -223,8 +229,13 @@ impl Vm {
         };
         let base = 1;
         let need = base + func.proto.nregs as usize + 1;
+        if self.stack.is_empty()
+            && let Some((stack, frames)) = self.tasks.spare.take()
+        {
+            (self.stack, self.frames) = (stack, frames);
+        }
         if self.stack.len() < need {
-            self.stack.resize(need.max(64), Value::Nil);
+            self.stack.resize(need, Value::Nil);
         }
         self.stack[base..base + args.len()].copy_from_slice(args);
         let cap = base + args.len();

@@ -53,39 +53,43 @@ pub enum FnStatus {
 
 /// A function's content with slots read as names and lines left out.
 fn canonical(p: &Program, f: &Proto) -> String {
-    let mut s = format!("{:?} {} {} {}|", f.kind, f.arity, f.ncaptures, f.nregs);
+    // Written in place (no string per operand): every function of both versions is read at
+    // each update's request, and a program may have thousands.
+    use std::fmt::Write;
+    let mut s = String::with_capacity(16 + f.code.len() * 16);
+    let _ = write!(s, "{:?} {} {} {}|", f.kind, f.arity, f.ncaptures, f.nregs);
     for ins in &f.code {
         s.push_str(ins.name());
-        for (_, kind, v) in ins.operands() {
+        ins.for_each_operand(|role, v| {
             let i = v as usize;
-            let name = match kind {
-                OperandKind::Global => p.globals.get(i).cloned(),
-                OperandKind::Func => p.functions.get(i).map(|f| f.name.clone()),
-                OperandKind::Type => p.types.get(i).map(|t| format!("{}{{{}}}", t.name, t.fields.join(","))),
-                OperandKind::Name => p.names.get(i).cloned(),
-                OperandKind::Native => p.natives.get(i).cloned(),
-                OperandKind::Const => f.consts.get(i).map(|c| match c {
-                    Const::Int(n) => format!("i{n}"),
-                    Const::Float(x) => format!("f{:x}", x.to_bits()),
-                    Const::Str(t) => format!("s{t:?}"),
-                }),
+            let _ = match role.kind() {
+                OperandKind::Global => write!(s, " <{}>", p.globals.get(i).map_or("?", |g| g.as_str())),
+                OperandKind::Func => write!(s, " <{}>", p.functions.get(i).map_or("?", |f| f.name.as_str())),
+                OperandKind::Type => match p.types.get(i) {
+                    Some(t) => write!(s, " <{}{{{}}}>", t.name, t.fields.join(",")),
+                    None => write!(s, " <?>"),
+                },
+                OperandKind::Name => write!(s, " <{}>", p.names.get(i).map_or("?", |n| n.as_str())),
+                OperandKind::Native => write!(s, " <{}>", p.natives.get(i).map_or("?", |n| n.as_str())),
+                OperandKind::Const => match f.consts.get(i) {
+                    Some(Const::Int(n)) => write!(s, " <i{n}>"),
+                    Some(Const::Float(x)) => write!(s, " <f{:x}>", x.to_bits()),
+                    Some(Const::Str(t)) => write!(s, " <s{t:?}>"),
+                    None => write!(s, " <?>"),
+                },
                 // Registers, jumps, counts, immediates and update points are compared as they are.
                 OperandKind::Reg | OperandKind::Jump | OperandKind::Count | OperandKind::Imm | OperandKind::Point => {
-                    None
+                    write!(s, " {v}")
                 }
             };
-            match name {
-                Some(n) => s.push_str(&format!(" <{n}>")),
-                None => s.push_str(&format!(" {v}")),
-            }
-        }
+        });
         s.push(';');
     }
     for u in &f.update_points {
-        s.push_str(&format!("@{:?}/{}/{}", u.label, u.ordinal, u.pc));
+        let _ = write!(s, "@{:?}/{}/{}", u.label, u.ordinal, u.pc);
     }
     for l in &f.locals {
-        s.push_str(&format!("${}/{:?}/{}/{}/{}", l.name, l.role, l.reg, l.start, l.end));
+        let _ = write!(s, "${}/{}/{}/{}/{}", l.name, l.role as u8, l.reg, l.start, l.end);
     }
     s
 }
@@ -250,10 +254,23 @@ impl UpdatePlan {
 /// belongs to its function too), those a person wrote, with repeats next to each other
 /// removed. A lambda belongs to the function whose code makes its closures (`Closure`).
 fn lambda_owners(new: &Program, changed: &[String]) -> Vec<String> {
+    // The changed lambdas, in the order of `changed`; the code is scanned for the functions
+    // that make them only when there are some (planning is part of every update's stall).
+    let order: HashMap<&str, usize> = changed.iter().enumerate().map(|(k, n)| (n.as_str(), k)).collect();
+    let mut lambdas: Vec<(usize, usize)> = new
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.kind == FnKind::Lambda)
+        .filter_map(|(i, f)| Some((*order.get(f.name.as_str())?, i)))
+        .collect();
+    if lambdas.is_empty() {
+        return Vec::new();
+    }
+    lambdas.sort();
     let makers = new.closure_makers();
-    let by_name: HashMap<&str, usize> = new.functions.iter().enumerate().map(|(i, f)| (f.name.as_str(), i)).collect();
     let mut owners: Vec<String> = Vec::new();
-    for &i in changed.iter().filter_map(|n| by_name.get(n.as_str())) {
+    for &(_, i) in &lambdas {
         let mut owner = i;
         // Bounded: a corrupt program's lambdas could make each other.
         for _ in 0..new.functions.len() {

@@ -233,7 +233,7 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
     if opts.self_update {
         vm.set_update_source(Box::new(SelfUpdate(program.clone())));
     } else if let Some(files) = &opts.watch {
-        vm.set_update_source(Box::new(watch::Watcher::start(files.clone(), vm.signals.clone())));
+        vm.set_update_source(Box::new(watch::Watcher::start(files.clone(), program, vm.signals.clone())));
     } else if !opts.updates.is_empty() {
         vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));
     }

@@ -119,6 +119,13 @@ pub struct UpdateState {
     /// update whose conversions are owed: a lazy conversion gets the same room wherever it
     /// runs, so that it overflows the stack exactly when the eager one would.
     pub(crate) lazy_room: Option<(usize, usize)>,
+    /// True while an update is being applied (its transaction is open: new globals'
+    /// initialisers, transformers and `migrate` may be running), for a front end on another
+    /// thread that says what the program is doing (the REPL). A front end may put its own in.
+    pub applying: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The update's own code was interrupted (Ctrl-C, `:stop`): once the update is rolled
+    /// back, the interrupt is raised again so that the program stops too.
+    pub(crate) code_interrupted: bool,
 }
 
 impl Vm {

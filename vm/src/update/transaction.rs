@@ -105,6 +105,16 @@ pub(crate) struct Transaction {
 }
 
 /// A runtime error of Molt code the update ran, for a reason: the message and where.
+/// Why the update's own code (an initialiser, a transformer, `migrate`) failed, for the
+/// rollback's reason. An interrupt is noted: the program stops too once the update is rolled
+/// back (`try_apply`).
+pub(crate) fn code_failed(vm: &mut Vm, e: &RuntimeError) -> String {
+    if e.message == "interrupted" {
+        vm.dsu.code_interrupted = true;
+    }
+    describe(e)
+}
+
 pub(crate) fn describe(e: &RuntimeError) -> String {
     match e.trace.first() {
         Some(t) => format!("{} (at {} {}:{})", e.message, t.function, t.file, t.line),
@@ -138,10 +148,18 @@ impl Vm {
                 return self.emit(e);
             }
         };
+        self.dsu.code_interrupted = false;
+        self.dsu.applying.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut tx = Transaction::open(self, pending, checked, started);
         match tx.run(self) {
             Ok(()) => tx.commit(self),
             Err(reason) => tx.rollback(self, reason),
+        }
+        self.dsu.applying.store(false, std::sync::atomic::Ordering::SeqCst);
+        // An interrupt meant for the program stopped the update's code: the update is rolled
+        // back, and the program stops as asked (at its next loop back-edge or call).
+        if std::mem::take(&mut self.dsu.code_interrupted) {
+            self.signals.interrupt();
         }
     }
 
@@ -250,7 +268,7 @@ impl Transaction {
         let slot = *self.func_slots.get(m as usize).ok_or("migrate slot")?;
         let (result, journal) = vm.guarded(WriteGuard::journal(vm.dsu.epoch), |vm| vm.call_slot(slot, &[]));
         self.migrate_journal = journal;
-        result.map(drop).map_err(|e| format!("migrate failed: {}", describe(&e)))
+        result.map(drop).map_err(|e| format!("migrate failed: {}", code_failed(vm, &e)))
     }
 
     /// Time spent in transformers so far, in microseconds.

@@ -31,6 +31,10 @@ pub mod output;
 pub mod repl;
 pub mod watch;
 
+/// The fuzz targets' checks (`fuzz/`), shared with the corpus replay in `tests/fuzz_corpus.rs`.
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::path::Path;
 
 pub use molt_compiler::{Diagnostic, Options, Output, SourceFile};

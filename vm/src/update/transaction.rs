@@ -39,7 +39,13 @@ struct Snapshot {
     func_names: usize,
     globals: Vec<Value>,
     global_names: usize,
-    types: Vec<TypeRt>,
+    /// How many type slots there were, and the current types' slots as they were: an update
+    /// changes no other slot (it replaces the slots of types whose layout stays and marks the
+    /// old slots of changed types, all current; new slots go after the existing ones). Saving
+    /// every slot made each update cost as much as all the type changes before it (type
+    /// slots are never reused): 10,000 updates took minutes (benches/soak.sh).
+    types_len: usize,
+    types_saved: Vec<(u32, TypeRt)>,
     type_slots: HashMap<String, u32>,
     lazy_slots: Vec<u32>,
     version: u32,
@@ -54,7 +60,8 @@ impl Snapshot {
             func_names: vm.func_names.len(),
             globals: vm.globals.clone(),
             global_names: vm.global_names.len(),
-            types: vm.types.clone(),
+            types_len: vm.types.len(),
+            types_saved: vm.type_slots.values().filter_map(|&s| Some((s, vm.types.get(s as usize)?.clone()))).collect(),
             type_slots: vm.type_slots.clone(),
             lazy_slots: vm.lazy_slots.clone(),
             version: vm.version,
@@ -328,7 +335,10 @@ impl Transaction {
         // machine code shared by content), and a later update reusing a slot number for
         // another layout would meet it.
         let grown = vm.types.len();
-        vm.types = before.types;
+        vm.types.truncate(before.types_len);
+        for (slot, t) in before.types_saved {
+            vm.types[slot as usize] = t;
+        }
         for slot in vm.types.len()..grown {
             vm.types.push(TypeRt::placeholder(format!("<rolled-back type slot {slot}>")));
         }

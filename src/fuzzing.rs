@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
@@ -50,6 +51,44 @@ pub fn mbc(data: &[u8]) {
 }
 
 fn mbc_here(data: &[u8]) {
+    mbc_bytes(data);
+    // Most mutations break the checksum, the body length or the layout hash: the same bytes
+    // resealed (as a careful forger would) reach the decoder and the verifier.
+    if let Some(sealed) = reseal(data) {
+        mbc_bytes(&sealed);
+    }
+}
+
+/// `data` with a valid magic, format, body length and checksum, and the program version and
+/// layout hash the body decodes to (when it decodes that far).
+fn reseal(data: &[u8]) -> Option<Vec<u8>> {
+    use molt_vm::mbc::{HEADER_LEN, checksum};
+    if data.len() < HEADER_LEN {
+        return None;
+    }
+    static TEMPLATE: OnceLock<Vec<u8>> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| molt_vm::mbc::write(&compile("").expect("the empty program compiles")));
+    let mut b = data.to_vec();
+    b[..10].copy_from_slice(&template[..10]);
+    let body_len = (b.len() - HEADER_LEN) as u64;
+    b[22..30].copy_from_slice(&body_len.to_le_bytes());
+    let sum = checksum(&b[HEADER_LEN..]);
+    b[30..38].copy_from_slice(&sum.to_le_bytes());
+    for _ in 0..2 {
+        let Err(e) = molt_vm::mbc::read(&b) else { break };
+        let m = e.message;
+        if let Some(v) = m.strip_prefix("program version mismatch: ").and_then(|r| r.rsplit(' ').next()) {
+            b[10..14].copy_from_slice(&v.parse::<u32>().ok()?.to_le_bytes());
+        } else if let Some(h) = m.strip_prefix("layout hash mismatch: ").and_then(|r| r.rsplit(' ').next()) {
+            b[14..22].copy_from_slice(&u64::from_str_radix(h, 16).ok()?.to_le_bytes());
+        } else {
+            break;
+        }
+    }
+    Some(b)
+}
+
+fn mbc_bytes(data: &[u8]) {
     let Ok(program) = molt_vm::mbc::read(data) else { return };
     // What loads must write back to bytes that load to the same program.
     let bytes = molt_vm::mbc::write(&program);

@@ -31,6 +31,10 @@ pub mod output;
 pub mod repl;
 pub mod watch;
 
+/// The fuzz targets' checks (`fuzz/`), shared with the corpus replay in `tests/fuzz_corpus.rs`.
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::path::Path;
 
 pub use molt_compiler::{Diagnostic, Options, Output, SourceFile};
@@ -233,7 +237,7 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
     if opts.self_update {
         vm.set_update_source(Box::new(SelfUpdate(program.clone())));
     } else if let Some(files) = &opts.watch {
-        vm.set_update_source(Box::new(watch::Watcher::start(files.clone(), vm.signals.clone())));
+        vm.set_update_source(Box::new(watch::Watcher::start(files.clone(), program, vm.signals.clone())));
     } else if !opts.updates.is_empty() {
         vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));
     }

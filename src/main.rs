@@ -108,10 +108,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
         if !opts.updates.is_empty() {
             return usage_error("--watch and --update cannot be used together");
         }
-        // The entry file first, then its imports (the prelude is not a file).
-        let mut files = vec![file.clone()];
-        files.extend(program.files.iter().filter(|f| !f.starts_with('<')).map(PathBuf::from).filter(|f| *f != file));
-        opts.watch = Some(files);
+        opts.watch = Some(molt::watch::sources(&file, &program));
     }
     match molt::run_program(&program, &opts) {
         Ok(()) => ExitCode::SUCCESS,

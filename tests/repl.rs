@@ -484,3 +484,95 @@ fn load_of_a_directory_or_a_bad_file_names_it() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Issue 17, finding 7: the prompt owns the terminal. A running program's `read_line()`
+/// reads the lines given with `:input TEXT`; `:stop` is a command, not program input, and
+/// stops a program waiting for input; at the prompt `read_line()` takes a line given
+/// beforehand or says how to give one.
+#[test]
+fn read_line_reads_what_input_gives() {
+    let dir = scratch("input");
+    std::fs::write(
+        dir.join("echo.molt"),
+        "fn main() {\n    let n = 0;\n    while true {\n        let line = read_line();\n        n += 1;\n        print(\"got \" + str(n) + \": \" + line);\n        if line == \"bye\" { return; }\n    }\n}\n",
+    )
+    .unwrap();
+    let mut r = Repl::start(&dir, &["echo.molt"]);
+    r.prompt();
+    r.line(":run");
+    r.expect("[main is running in the background");
+    r.expect("[the program is waiting for input: :input TEXT gives it a line]");
+    r.line(":input hello there");
+    r.expect("got 1: hello there");
+    // A command typed while it waits is a command.
+    r.line(":stop");
+    r.expect("[main stopped]");
+    r.prompt();
+    r.line(":stop");
+    r.expect("nothing is running");
+    r.prompt();
+    // At the prompt, with no line given: an error that says what to do.
+    r.line("read_line()");
+    r.expect("read_line(): no input was given: at the prompt a program reads the lines given with :input TEXT (give them first, then run the code)");
+    r.prompt();
+    r.line(":input first");
+    r.expect("(1 line of input waiting for the program's next read_line())");
+    r.line(":input bye");
+    r.expect("(2 lines of input waiting for the program's next read_line())");
+    r.line("read_line()");
+    r.expect("\"first\"");
+    r.prompt();
+    // A line given before the program asks is kept for it.
+    r.line(":run");
+    r.expect("got 1: bye");
+    r.expect("[main finished]");
+    r.prompt();
+    // Ctrl-D leaves the session, also while the program waits for input.
+    r.line(":run");
+    r.expect("[the program is waiting for input: :input TEXT gives it a line]");
+    r.s.send_control('d').unwrap();
+    r.s.exp_eof().expect("Ctrl-D leaves the session");
+}
+
+/// Issue 17, finding 8: while an update's `migrate` runs (here forever), the prompt says so
+/// (it said the update was still waiting for an update point), and one `:stop` rolls the
+/// update back and stops the program (the first used to roll it back only, and `main` went on).
+#[test]
+fn stop_during_an_endless_migrate_rolls_back_and_stops() {
+    let dir = scratch("migrate");
+    std::fs::write(dir.join("app.molt"), APP).unwrap();
+    let mut r = Repl::start(&dir, &["app.molt"]);
+    r.prompt();
+    r.line(":run");
+    r.expect("[main is running in the background");
+    r.expect("hello 2");
+    r.line("migrate { while true { } }");
+    r.expect("[prompt: pushed, it applies at the program's next update point]");
+    // Until the program reaches its update point the update waits; then its code runs.
+    let mut said = String::new();
+    for _ in 0..100 {
+        r.line("fn extra() { return 1; }");
+        said = r.expect_regex(r"an update is (being applied: the program is running its code|still waiting)[^\r\n]*");
+        if said.contains("being applied") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        said,
+        "an update is being applied: the program is running its code (migrate, a transformer or a new global's initialiser); try again once it is applied or rolled back, or :stop to roll it back and stop the program"
+    );
+    r.line(":stop");
+    r.expect("[interrupting the update's code: it is rolled back, then the program stops]");
+    r.expect("update rolled back (version 1 -> 2)");
+    r.expect("migrate failed: interrupted");
+    r.expect("[main stopped]");
+    r.prompt();
+    r.line(":stop");
+    r.expect("nothing is running");
+    r.prompt();
+    r.line(":versions");
+    r.expect("version 1: start");
+    r.prompt();
+    r.quit();
+}

@@ -18,6 +18,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":load", "FILE", "load a program (a fresh session: version 1, globals initialised)"),
     (":run", "", "run the program's main in the background; the prompt stays live"),
     (":stop", "", "stop the running program"),
+    (":input", "TEXT", "give the program's read_line() a line (the prompt owns the terminal)"),
     (":reload", "", "re-read the program's files, show the plan, push the update"),
     (":plan", "", "show what :reload would change, without doing it"),
     (":versions", "", "the versions so far, with their plans"),

@@ -49,6 +49,14 @@ pub struct Shared {
     /// Versions sent to the VM thread and not yet taken by it (`Req::Apply`).
     pub applies_sent: std::sync::atomic::AtomicUsize,
     pub names: Arc<Mutex<Names>>,
+    /// Lines given with `:input`, not yet read by the program's `read_line()`.
+    pub input: Mutex<std::collections::VecDeque<String>>,
+    /// Signalled when a line is given.
+    pub input_ready: std::sync::Condvar,
+    /// The running program waits in `read_line()`.
+    pub waiting_input: AtomicBool,
+    /// An update is being applied (the VM's `dsu.applying`): its code may be running.
+    pub applying: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -160,6 +168,10 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
         signals: Arc::new(Signals::new()),
         applies_sent: std::sync::atomic::AtomicUsize::new(0),
         names,
+        input: Mutex::new(std::collections::VecDeque::new()),
+        input_ready: std::sync::Condvar::new(),
+        waiting_input: AtomicBool::new(false),
+        applying: Arc::new(AtomicBool::new(false)),
     });
     shared.refresh_names();
     {
@@ -293,6 +305,7 @@ impl Repl {
             ":load" => self.load(arg),
             ":run" => self.run(),
             ":stop" => self.stop(),
+            ":input" => self.give_input(arg),
             ":reload" => self.reload(false),
             ":plan" => self.reload(true),
             ":versions" => self.versions(),
@@ -369,9 +382,15 @@ impl Repl {
         self.call(|id| Req::Run { id });
     }
 
+    /// Stops the running program. An update whose code is running (`migrate`, a transformer,
+    /// a new global's initialiser) is interrupted and rolled back, then the program stops
+    /// (the VM raises the interrupt again after the rollback).
     fn stop(&mut self) {
         if !self.running() {
             return self.say("nothing is running");
+        }
+        if self.shared.applying.load(Ordering::SeqCst) {
+            self.say("[interrupting the update's code: it is rolled back, then the program stops]");
         }
         self.shared.signals.interrupt();
         let start = Instant::now();
@@ -383,9 +402,27 @@ impl Repl {
         }
     }
 
+    /// `:input TEXT`: a line for the program's `read_line()` (the editor owns the terminal).
+    fn give_input(&mut self, text: &str) {
+        let waiting = self.shared.waiting_input.load(Ordering::SeqCst);
+        let mut input = self.shared.input.lock().unwrap_or_else(|p| p.into_inner());
+        input.push_back(text.to_string());
+        let queued = input.len();
+        drop(input);
+        self.shared.input_ready.notify_all();
+        if !waiting {
+            let lines = if queued == 1 { "1 line".to_string() } else { format!("{queued} lines") };
+            self.say(format!("({lines} of input waiting for the program's next read_line())"));
+        }
+    }
+
     fn busy(&self) -> bool {
         if self.shared.session().in_flight.is_some() {
-            self.say("an update is still waiting for the program's next update point; try again once it is applied or rejected");
+            if self.shared.applying.load(Ordering::SeqCst) {
+                self.say("an update is being applied: the program is running its code (migrate, a transformer or a new global's initialiser); try again once it is applied or rolled back, or :stop to roll it back and stop the program");
+            } else {
+                self.say("an update is still waiting for the program's next update point; try again once it is applied or rejected");
+            }
             return true;
         }
         false

@@ -11,7 +11,8 @@ use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
 use molt_vm::{Program, Value, Vm};
@@ -200,8 +201,55 @@ fn on_event(shared: &Shared, e: &UpdateEvent) {
     }
 }
 
+/// The session, for `read_line` (a built-in is a plain `fn`): set once, when the VM thread
+/// starts.
+static SESSION: OnceLock<Arc<Shared>> = OnceLock::new();
+
+/// `read_line()` in the REPL. The editor owns the terminal (docs/repl.md, "Input"): the
+/// program reads the lines given with `:input TEXT`, in order. A running program (`:run`)
+/// waits for one (`:stop`, Ctrl-C and leaving the session interrupt the wait); code run at
+/// the prompt takes one given beforehand, or fails with an error that says how to give it.
+fn repl_read_line(ctx: &mut molt_vm::NativeCtx, args: &[Value]) -> Result<Value, String> {
+    if !args.is_empty() {
+        return Err(format!("read_line() takes no arguments but {} were given", args.len()));
+    }
+    let _ = ctx.out.flush();
+    let Some(shared) = SESSION.get() else { return Ok(Value::Nil) };
+    let mut told = false;
+    let mut input = shared.input.lock().unwrap_or_else(|p| p.into_inner());
+    let line = loop {
+        if let Some(line) = input.pop_front() {
+            break line;
+        }
+        if !shared.running.load(Ordering::SeqCst) {
+            return Err(
+                "read_line(): no input was given: at the prompt a program reads the lines given with :input TEXT (give them first, then run the code)"
+                    .into(),
+            );
+        }
+        if shared.signals.interrupted() {
+            shared.signals.take_interrupt();
+            return Err("interrupted".into());
+        }
+        if !told {
+            told = true;
+            shared.waiting_input.store(true, Ordering::SeqCst);
+            shared.out.print("[the program is waiting for input: :input TEXT gives it a line]");
+        }
+        input = shared.input_ready.wait_timeout(input, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+    };
+    shared.waiting_input.store(false, Ordering::SeqCst);
+    drop(input);
+    ctx.heap.check_string(Some(line.len()), "read_line()")?;
+    ctx.heap.new_string(line)
+}
+
 fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) -> Vm {
     let mut vm = crate::new_vm();
+    // Registered after the standard one, which it replaces for the programs loaded here.
+    vm.register_native(molt_vm::NativeDef { name: "read_line", f: repl_read_line, reads: molt_vm::Reads::World, task: None });
+    // The prompt says when an update is running its code.
+    vm.dsu.applying = shared.applying.clone();
     vm.signals = shared.signals.clone();
     vm.out = Box::new(VmOut { shared: shared.clone(), buf: Vec::new() });
     let sh = shared.clone();
@@ -300,6 +348,7 @@ fn settle(shared: &Shared, vm: &mut Vm, rx: &Receiver<Req>, deferred: &Deferred)
 
 /// The VM thread's loop: handles requests until `Quit` or until the editor thread is gone.
 pub fn serve(shared: Arc<Shared>, rx: Receiver<Req>, done: Sender<Done>, program: Program) {
+    let _ = SESSION.set(shared.clone());
     let rx = Rc::new(rx);
     let deferred: Deferred = Rc::new(RefCell::new(VecDeque::new()));
     let mut vm = make_vm(&shared, &rx, &deferred);
@@ -339,6 +388,7 @@ pub fn serve(shared: Arc<Shared>, rx: Receiver<Req>, done: Sender<Done>, program
                 let r = vm.call_slot(main, &[]);
                 vm.flush();
                 shared.running.store(false, Ordering::SeqCst);
+                shared.waiting_input.store(false, Ordering::SeqCst);
                 match r {
                     Ok(_) => shared.out.print("[main finished]"),
                     Err(e) if e.message == "interrupted" => shared.out.print("[main stopped]"),

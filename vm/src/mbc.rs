@@ -279,7 +279,6 @@ pub fn read(bytes: &[u8]) -> Result<Program, MbcError> {
         )));
     }
     crate::verify::verify(&program).map_err(|e| MbcError::new(format!("verification failed: {e}")))?;
-    program.check_global_inits().map_err(|e| MbcError::new(format!("verification failed: {e}")))?;
     Ok(program)
 }
 

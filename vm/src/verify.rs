@@ -3,7 +3,8 @@
 //!
 //! What it guarantees, concern by concern (one function each below):
 //! - entry points: `init` is an `Init` function of arity 0, `main` a function of arity 0, each
-//!   transform a `Transform` of arity 1, `migrate` a `Migrate` of arity 0;
+//!   transform a `Transform` of arity 1, `migrate` a `Migrate` of arity 0, one initialiser
+//!   entry per global, each an `Init` function of arity 0;
 //! - names: function names and type names are unique (the VM links by name);
 //! - types: unique fields, one default slot per field (a function of arity 0), methods that are
 //!   `Method` functions taking at least their receiver, unique method names;
@@ -16,6 +17,9 @@
 //! - control flow: backward edges are `Loop` (a safepoint that checks for interrupts and may
 //!   collect), every other jump goes forward, so every loop can be stopped;
 //! - closures: the target is a `Lambda` with as many captures as the closure copies;
+//! - definite assignment: no instruction reads a register that may not have been written on
+//!   some path from the function's entry (`check_definite_assignment`), so a frame never sees
+//!   what a dead frame left in its registers;
 //! - locals and update points: registers and pcs in range, each update point at its own `Update`
 //!   instruction (so execution can resume right after it), or at an update point fused with a
 //!   loop back-edge (`UpdateLoop`, `UpdateForLoop`), which must be followed by the same
@@ -90,6 +94,7 @@ pub fn verify(program: &Program) -> Res {
         }
         check_locals(f)?;
         check_update_points(f)?;
+        check_definite_assignment(f)?;
     }
     Ok(())
 }
@@ -151,7 +156,7 @@ fn check_entry_points(p: &Program) -> Res {
     if let Some(m) = p.migrate {
         check_function_ref(p, "the migrate block", m, FnKind::Migrate, "no arguments", |a| a == 0)?;
     }
-    Ok(())
+    p.check_global_inits().map_err(program_error)
 }
 
 /// Record layouts, defaults and methods.
@@ -390,6 +395,221 @@ fn check_update_points(f: &Proto) -> Res {
                 f,
                 format_args!("update point p{i} is at pc {}, which is not `Update p{i}` but {found}", point.pc),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Which way out of a branching instruction its conditional destination is written on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    /// Falling through to the next instruction.
+    Next,
+    /// Skipping the next instruction (`SKIPS`).
+    Skip,
+    /// Going to its `Jump` operand.
+    Target,
+}
+
+/// For the branching instructions that write their `Dst` operand on one way out only, that
+/// register and that way, and the registers they write whichever way they go (the interpreter
+/// leaves `var` alone when a loop ends). Every other instruction writes all its registers on
+/// every way out. A test checks that every branching instruction with a `Dst` is listed here.
+fn conditional_write(ins: &Instr) -> Option<(u16, Edge, Option<u16>)> {
+    match *ins {
+        // Writes `var` (and steps the state) only when there is a next item.
+        Instr::IterNext { base, var, .. } => Some((var, Edge::Next, base.checked_add(1))),
+        // Writes `var` only when the range is not empty.
+        Instr::ForPrep { var, .. } => Some((var, Edge::Next, None)),
+        // Writes `var` only when the loop goes round again.
+        Instr::ForLoop { base, var, .. } | Instr::UpdateForLoop { base, var, .. } => {
+            Some((var, Edge::Target, base.checked_add(1)))
+        }
+        _ => None,
+    }
+}
+
+/// The most bits (registers tracked times join points) the definite-assignment check keeps,
+/// so that a corrupt file cannot make it allocate without bound: 32 MiB. The compiler's
+/// functions need a few hundred bytes.
+const MAX_ASSIGNMENT_WORDS: usize = 1 << 22;
+
+/// No instruction reads a register that may not have been written on some path from the
+/// function's entry (a forward dataflow over the control-flow graph, as the JVM verifier and
+/// wasm validation do). A frame's registers beyond its parameters and captures hold whatever
+/// an earlier, dead frame left there, so such a read would see a freed object or another
+/// frame's value. Parameters and captures (`r0 .. arity + ncaptures`) are written at entry.
+/// A frame migrated by an update resumes after an update point with every register written
+/// (those not carried are nil: `move_top_frame`), so the paths from the entry are the only
+/// ones to check. Runtime errors leave the function, so they add no edges. Unreachable code
+/// is not checked (it never runs).
+fn check_definite_assignment(f: &Proto) -> Res {
+    let n = f.code.len();
+    let first = f.arity as usize + f.ncaptures as usize;
+    let nregs = f.nregs as usize;
+    // Only registers some instruction reads need tracking, densely numbered.
+    let mut slot = vec![u32::MAX; nregs];
+    let mut tracked = 0u32;
+    for ins in &f.code {
+        ins.for_each_read(|r| {
+            let r = r as usize;
+            if r >= first && r < nregs && slot[r] == u32::MAX {
+                slot[r] = tracked;
+                tracked += 1;
+            }
+        });
+    }
+    if tracked == 0 {
+        return Ok(());
+    }
+    let words = (tracked as usize).div_ceil(64);
+    // Join points: the entry, every jump target, and every instruction after one that may not
+    // fall through to it alone. Between them execution runs straight on.
+    let mut leader: Vec<u32> = vec![u32::MAX; n];
+    let mut nleaders = 0u32;
+    let mut mark = |pc: usize, leader: &mut Vec<u32>| {
+        if pc < n && leader[pc] == u32::MAX {
+            leader[pc] = nleaders;
+            nleaders += 1;
+        }
+    };
+    mark(0, &mut leader);
+    for (pc, ins) in f.code.iter().enumerate() {
+        let e = ins.effects();
+        if let Some(t) = ins.target() {
+            mark(t, &mut leader);
+        }
+        if e.intersects(Effects::BRANCHES | Effects::ENDS | Effects::SKIPS) {
+            mark(pc + 1, &mut leader);
+        }
+        if e.contains(Effects::SKIPS) {
+            mark(pc + 2, &mut leader);
+        }
+    }
+    let nleaders = nleaders as usize;
+    if nleaders.saturating_mul(words) > MAX_ASSIGNMENT_WORDS {
+        return Err(function_error(
+            f,
+            format_args!(
+                "is too large to verify ({tracked} registers read across {nleaders} join points); split it into smaller functions"
+            ),
+        ));
+    }
+    let mut leader_pc = vec![0usize; nleaders];
+    for (pc, &l) in leader.iter().enumerate() {
+        if l != u32::MAX {
+            leader_pc[l as usize] = pc;
+        }
+    }
+    // The registers known written at each join point (`None` until a path reaches it).
+    let mut state: Vec<Option<Vec<u64>>> = vec![None; nleaders];
+    state[0] = Some(vec![0; words]);
+    let mut queued = vec![false; nleaders];
+    queued[0] = true;
+    let mut work = vec![0usize];
+    let set = |bits: &mut [u64], r: u16| {
+        if let Some(&s) = slot.get(r as usize)
+            && s != u32::MAX
+        {
+            bits[s as usize / 64] |= 1 << (s % 64);
+        }
+    };
+    while let Some(l) = work.pop() {
+        queued[l] = false;
+        let mut cur = state[l].clone().expect("a queued join point has a state");
+        let mut pc = leader_pc[l];
+        loop {
+            let ins = &f.code[pc];
+            let mut unwritten = None;
+            ins.for_each_read(|r| {
+                if let Some(&s) = slot.get(r as usize)
+                    && s != u32::MAX
+                    && cur[s as usize / 64] & (1 << (s % 64)) == 0
+                    && unwritten.is_none()
+                {
+                    unwritten = Some(r);
+                }
+            });
+            if let Some(r) = unwritten {
+                let entry = match first {
+                    0 => "it has no parameters or captures, which are the registers set on entry".to_string(),
+                    1 => "only r0, its parameter or capture, is set on entry".to_string(),
+                    _ => format!("only r0..r{}, its parameters and captures, are set on entry", first - 1),
+                };
+                return Err(instr_error(
+                    f,
+                    pc,
+                    ins,
+                    format_args!(
+                        "reads register r{r}, which is not written on every path from the function's entry to here ({entry})"
+                    ),
+                ));
+            }
+            let e = ins.effects();
+            let cond = conditional_write(ins);
+            let mut out = cur.clone();
+            match cond {
+                Some((_, _, always)) => {
+                    if let Some(r) = always {
+                        set(&mut out, r);
+                    }
+                }
+                None => ins.for_each_write(|r| set(&mut out, r)),
+            }
+            let mut edges: Vec<(Edge, usize)> = Vec::with_capacity(3);
+            if !e.contains(Effects::ENDS) {
+                edges.push((Edge::Next, pc + 1));
+            }
+            if e.contains(Effects::SKIPS) {
+                edges.push((Edge::Skip, pc + 2));
+            }
+            if let Some(t) = ins.target() {
+                edges.push((Edge::Target, t));
+            }
+            let mut straight_on = None;
+            for (edge, to) in edges {
+                if to >= n {
+                    continue; // past the end: ruled out by `check_frame` and `check_fused`
+                }
+                let mut bits = out.clone();
+                if let Some((var, on, _)) = cond
+                    && on == edge
+                {
+                    set(&mut bits, var);
+                }
+                let l = leader[to];
+                if l == u32::MAX {
+                    straight_on = Some(bits); // only `Next` of a plain instruction
+                    continue;
+                }
+                let l = l as usize;
+                let changed = match &mut state[l] {
+                    Some(old) => {
+                        let mut changed = false;
+                        for (o, b) in old.iter_mut().zip(&bits) {
+                            let meet = *o & b;
+                            changed |= meet != *o;
+                            *o = meet;
+                        }
+                        changed
+                    }
+                    slot @ None => {
+                        *slot = Some(bits);
+                        true
+                    }
+                };
+                if changed && !queued[l] {
+                    queued[l] = true;
+                    work.push(l);
+                }
+            }
+            match straight_on {
+                Some(bits) => {
+                    cur = bits;
+                    pc += 1;
+                }
+                None => break,
+            }
         }
     }
     Ok(())

@@ -264,7 +264,8 @@ fn shapes() -> Program {
 /// One function using every opcode of the table once (built from `OPCODES`, so new opcodes are
 /// covered automatically): registers 0, the next pc as jump target, the first entry of each table.
 fn every_opcode() -> Program {
-    let mut main = func("main", FnKind::Function, 0, 8, vec![]);
+    // Every register written first, so that the instructions may read any of them.
+    let mut main = func("main", FnKind::Function, 0, 8, (0..8).map(|dst| Instr::LoadNil { dst }).collect());
     main.consts = vec![Const::Int(42), Const::Float(f64::NAN), Const::Str(String::new())];
     for (op, info) in OPCODES.iter().enumerate() {
         let pc = main.code.len();
@@ -964,7 +965,8 @@ fn checks_global_initialisers() {
         let mut p = calc();
         p.global_inits = inits;
         let e = p.check_global_inits().expect_err("expected an error");
-        assert_eq!(error_of(&mbc::write(&p)), format!("invalid bytecode file: verification failed: {e}"));
+        // The verifier checks them (not only `mbc::read`).
+        assert_eq!(verify_error(&p), e);
         e
     };
     let mut p = calc();
@@ -1041,6 +1043,149 @@ fn fused_update_points_need_their_plain_back_edge() {
         verify_error(&bad),
         "function 'main', pc 11 (UpdateForLoop p0 r2 r4 @8): must be followed by `ForLoop r2 r4 @8`, the same back-edge unfused"
     );
+}
+
+/// The smallest program with a `main`: `code`, with no parameters and `nregs` registers.
+fn with_main(nregs: u16, code: Vec<Instr>) -> Program {
+    let mut p = minimal();
+    p.functions.push(func("main", FnKind::Function, 0, nregs, code));
+    p.main = Some(1);
+    p
+}
+
+/// Issue 17, finding 2: a register read before anything in the function wrote it holds what
+/// a dead frame left there (it printed `<freed>`, then an unrelated string that reused the
+/// slot). The verifier rejects it, naming the function, the pc and the register.
+#[test]
+fn rejects_reading_an_unwritten_register() {
+    use Instr::*;
+    // The smallest case: `main` returns a register nothing wrote.
+    let p = with_main(2, vec![LoadInt { dst: 0, value: 1 }, Return { src: 1 }]);
+    let e = verify(&p).expect_err("expected a verification error");
+    assert_eq!((e.function.as_deref(), e.pc), (Some("main"), Some(1)));
+    assert_eq!(
+        verify_error(&p),
+        "function 'main', pc 1 (Return r1): reads register r1, which is not written on every path from the function's entry to here (it has no parameters or captures, which are the registers set on entry)"
+    );
+    // Through a file: `mbc::read` refuses it.
+    assert_eq!(
+        error_of(&mbc::write(&p)),
+        "invalid bytecode file: verification failed: function 'main', pc 1 (Return r1): reads register r1, which is not written on every path from the function's entry to here (it has no parameters or captures, which are the registers set on entry)"
+    );
+
+    // Parameters and captures are written on entry; the registers after them are not.
+    let mut p = calc();
+    p.functions[1].code = vec![Add { dst: 2, a: 0, b: 2 }, Return { src: 2 }];
+    assert_eq!(
+        verify_error(&p),
+        "function 'add', pc 0 (Add r2 r0 r2): reads register r2, which is not written on every path from the function's entry to here (only r0..r1, its parameters and captures, are set on entry)"
+    );
+
+    // Written on one branch only.
+    let one_branch = |write_both: bool| {
+        let code = vec![
+            LoadTrue { dst: 0 },
+            JumpIfFalse { cond: 0, target: 4 },
+            LoadInt { dst: 1, value: 1 },
+            Jump { target: 5 },
+            if write_both { LoadInt { dst: 1, value: 2 } } else { LoadNil { dst: 2 } },
+            Return { src: 1 },
+        ];
+        with_main(3, code)
+    };
+    verify(&one_branch(true)).expect("written on both branches");
+    assert_eq!(
+        verify_error(&one_branch(false)),
+        "function 'main', pc 5 (Return r1): reads register r1, which is not written on every path from the function's entry to here (it has no parameters or captures, which are the registers set on entry)"
+    );
+
+    // Written in a loop's body, read at its head (the first time round it is not written).
+    let p = with_main(
+        3,
+        vec![
+            LoadInt { dst: 0, value: 0 },
+            LoadInt { dst: 1, value: 3 },
+            JumpIfNotLt { a: 0, b: 1, target: 6 },
+            Move { dst: 2, src: 2 },
+            AddImm { dst: 0, a: 0, value: 1 },
+            Loop { target: 2 },
+            ReturnNil {},
+        ],
+    );
+    assert_eq!(
+        verify_error(&p),
+        "function 'main', pc 3 (Move r2 r2): reads register r2, which is not written on every path from the function's entry to here (it has no parameters or captures, which are the registers set on entry)"
+    );
+
+    // A `for` loop's variable is written only while the loop goes on: not after it ends.
+    let range_loop = |read_after: u16| {
+        with_main(
+            4,
+            vec![
+                LoadInt { dst: 0, value: 3 },
+                LoadInt { dst: 1, value: 0 },
+                ForPrep { base: 0, var: 2, exit: 5 },
+                Move { dst: 3, src: 2 },
+                ForLoop { base: 0, var: 2, target: 3 },
+                Return { src: read_after },
+            ],
+        )
+    };
+    verify(&range_loop(1)).expect("the loop state is written");
+    assert_eq!(
+        verify_error(&range_loop(2)),
+        "function 'main', pc 5 (Return r2): reads register r2, which is not written on every path from the function's entry to here (it has no parameters or captures, which are the registers set on entry)"
+    );
+    let iter_loop = |read_after: u16| {
+        with_main(
+            5,
+            vec![
+                NewList { dst: 0, base: 0, n: 0 },
+                IterPrep { base: 1, src: 0 },
+                IterNext { base: 1, var: 3, exit: 5 },
+                Move { dst: 4, src: 3 },
+                Loop { target: 2 },
+                Return { src: read_after },
+            ],
+        )
+    };
+    verify(&iter_loop(2)).expect("the iteration state is written");
+    assert_eq!(
+        verify_error(&iter_loop(3)),
+        "function 'main', pc 5 (Return r3): reads register r3, which is not written on every path from the function's entry to here (it has no parameters or captures, which are the registers set on entry)"
+    );
+    // Code nothing reaches is not checked (it never runs).
+    let p = with_main(2, vec![ReturnNil {}, Return { src: 1 }]);
+    verify(&p).expect("unreachable code");
+}
+
+/// The definite-assignment check keeps a bit per register read per join point: a corrupt file
+/// with a huge frame and many branches is refused instead of exhausting memory.
+#[test]
+fn definite_assignment_is_bounded() {
+    use Instr::*;
+    let mut code = vec![NewList { dst: 0, base: 0, n: 0xffff }];
+    for pc in 1..4100u32 {
+        code.push(JumpIfFalse { cond: 0, target: pc + 1 });
+    }
+    code.push(ReturnNil {});
+    assert_eq!(
+        verify_error(&with_main(0xffff, code)),
+        "function 'main': is too large to verify (65535 registers read across 4100 join points); split it into smaller functions"
+    );
+}
+
+/// Every branching instruction that writes a register names which way out writes it
+/// (`verify::conditional_write`): one added to the table without that fails here first.
+#[test]
+fn branching_writes_are_classified() {
+    let branching_with_dst: Vec<&str> = OPCODES
+        .iter()
+        .filter(|i| i.effects.contains(Effects::BRANCHES))
+        .filter(|i| i.operands.iter().any(|(_, r)| *r == molt_vm::opcodes::Role::Dst))
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(branching_with_dst, ["IterNext", "ForPrep", "ForLoop", "UpdateForLoop"]);
 }
 
 #[test]

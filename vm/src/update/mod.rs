@@ -68,6 +68,12 @@ pub trait UpdateSource {
     /// calls `Signals::raise_update` (on the VM's `signals`) after each new version arrives, so
     /// update points poll nothing but the signal word while there is nothing to do.
     fn has_more(&self) -> bool;
+    /// Whether a new version from this source replaces one still waiting for its update point
+    /// (each is the whole program, as `--watch`'s saves) rather than following it (as the
+    /// `--update` files, applied in turn).
+    fn supersedes(&self) -> bool {
+        false
+    }
     /// At the end of the run: the updates it still holds that were never handled (for the
     /// "never applied" lines), e.g. the remaining `--update` files.
     fn unhandled(&mut self) -> Vec<String> {
@@ -113,6 +119,13 @@ pub struct UpdateState {
     /// update whose conversions are owed: a lazy conversion gets the same room wherever it
     /// runs, so that it overflows the stack exactly when the eager one would.
     pub(crate) lazy_room: Option<(usize, usize)>,
+    /// True while an update is being applied (its transaction is open: new globals'
+    /// initialisers, transformers and `migrate` may be running), for a front end on another
+    /// thread that says what the program is doing (the REPL). A front end may put its own in.
+    pub applying: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The update's own code was interrupted (Ctrl-C, `:stop`): once the update is rolled
+    /// back, the interrupt is raised again so that the program stops too.
+    pub(crate) code_interrupted: bool,
 }
 
 impl Vm {
@@ -218,7 +231,11 @@ impl Vm {
         if self.dsu.open.is_some() || self.dsu.converting {
             return false;
         }
-        if self.dsu.pending.is_none() {
+        // A newer version from a source whose versions supersede each other replaces one still
+        // waiting (`request` rejects that one as superseded).
+        let newer =
+            self.dsu.pending.is_some() && self.dsu.source.as_ref().is_some_and(|s| s.supersedes() && s.has_more());
+        if self.dsu.pending.is_none() || newer {
             let next = self.dsu.source.as_mut().and_then(|s| s.next_update());
             match next {
                 Some(Ok(program)) => self.request(program),

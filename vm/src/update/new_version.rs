@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use super::transaction::{Transaction, describe};
+use super::transaction::{Transaction, code_failed};
 use crate::heap::WriteGuard;
 use crate::link::SlotMap;
 use crate::{TypeRt, Vm};
@@ -99,9 +99,8 @@ impl Transaction {
         let (result, journal) = vm.guarded(WriteGuard::journal(vm.dsu.epoch), |vm| {
             for g in added {
                 let Some(&init) = program.global_init(g).and_then(|f| slots.get(f as usize)) else { continue };
-                let v = vm
-                    .call_slot(init, &[])
-                    .map_err(|e| format!("initialising new global '{g}' failed: {}", describe(&e)))?;
+                let v = vm.call_slot(init, &[]);
+                let v = v.map_err(|e| format!("initialising new global '{g}' failed: {}", code_failed(vm, &e)))?;
                 let slot = vm.global_names.get_index_of(g).ok_or("global slot")?;
                 vm.globals[slot] = v;
             }

@@ -39,7 +39,13 @@ struct Snapshot {
     func_names: usize,
     globals: Vec<Value>,
     global_names: usize,
-    types: Vec<TypeRt>,
+    /// How many type slots there were, and the current types' slots as they were: an update
+    /// changes no other slot (it replaces the slots of types whose layout stays and marks the
+    /// old slots of changed types, all current; new slots go after the existing ones). Saving
+    /// every slot made each update cost as much as all the type changes before it (type
+    /// slots are never reused): 10,000 updates took minutes (benches/soak.sh).
+    types_len: usize,
+    types_saved: Vec<(u32, TypeRt)>,
     type_slots: HashMap<String, u32>,
     lazy_slots: Vec<u32>,
     version: u32,
@@ -54,7 +60,8 @@ impl Snapshot {
             func_names: vm.func_names.len(),
             globals: vm.globals.clone(),
             global_names: vm.global_names.len(),
-            types: vm.types.clone(),
+            types_len: vm.types.len(),
+            types_saved: vm.type_slots.values().filter_map(|&s| Some((s, vm.types.get(s as usize)?.clone()))).collect(),
             type_slots: vm.type_slots.clone(),
             lazy_slots: vm.lazy_slots.clone(),
             version: vm.version,
@@ -110,6 +117,16 @@ pub(crate) struct Transaction {
 }
 
 /// A runtime error of Molt code the update ran, for a reason: the message and where.
+/// Why the update's own code (an initialiser, a transformer, `migrate`) failed, for the
+/// rollback's reason. An interrupt is noted: the program stops too once the update is rolled
+/// back (`try_apply`).
+pub(crate) fn code_failed(vm: &mut Vm, e: &RuntimeError) -> String {
+    if e.message == "interrupted" {
+        vm.dsu.code_interrupted = true;
+    }
+    describe(e)
+}
+
 pub(crate) fn describe(e: &RuntimeError) -> String {
     match e.trace.first() {
         Some(t) => format!("{} (at {} {}:{})", e.message, t.function, t.file, t.line),
@@ -153,10 +170,18 @@ impl Vm {
                 return false;
             }
         };
+        self.dsu.code_interrupted = false;
+        self.dsu.applying.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut tx = Transaction::open(self, pending, checked, started);
         match tx.run(self) {
             Ok(()) => tx.commit(self),
             Err(reason) => tx.rollback(self, reason),
+        }
+        self.dsu.applying.store(false, std::sync::atomic::Ordering::SeqCst);
+        // An interrupt meant for the program stopped the update's code: the update is rolled
+        // back, and the program stops as asked (at its next loop back-edge or call).
+        if std::mem::take(&mut self.dsu.code_interrupted) {
+            self.signals.interrupt();
         }
         false
     }
@@ -275,7 +300,7 @@ impl Transaction {
         let slot = *self.func_slots.get(m as usize).ok_or("migrate slot")?;
         let (result, journal) = vm.guarded(WriteGuard::journal(vm.dsu.epoch), |vm| vm.call_slot(slot, &[]));
         self.migrate_journal = journal;
-        result.map(drop).map_err(|e| format!("migrate failed: {}", describe(&e)))
+        result.map(drop).map_err(|e| format!("migrate failed: {}", code_failed(vm, &e)))
     }
 
     /// Time spent in transformers so far, in microseconds.
@@ -335,7 +360,10 @@ impl Transaction {
         // machine code shared by content), and a later update reusing a slot number for
         // another layout would meet it.
         let grown = vm.types.len();
-        vm.types = before.types;
+        vm.types.truncate(before.types_len);
+        for (slot, t) in before.types_saved {
+            vm.types[slot as usize] = t;
+        }
         for slot in vm.types.len()..grown {
             vm.types.push(TypeRt::placeholder(format!("<rolled-back type slot {slot}>")));
         }

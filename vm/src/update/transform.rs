@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::convert::FieldSource;
-use super::transaction::{Transaction, describe};
+use super::transaction::{Transaction, code_failed};
 use crate::heap::{Obj, WriteGuard};
 use crate::{Forward, ObjRef, Value, Vm};
 
@@ -170,9 +170,8 @@ impl Vm {
             // Each call starts a generation: the record it returns must be born during the
             // call ("fresh"), as in lazy mode, not one an earlier call or an initialiser made.
             let call = self.heap.new_generation();
-            let v = self
-                .call_slot(tf, &[Value::Obj(r)])
-                .map_err(|e| format!("transform {} failed: {}", w.name, describe(&e)))?;
+            let v = self.call_slot(tf, &[Value::Obj(r)]);
+            let v = v.map_err(|e| format!("transform {} failed: {}", w.name, code_failed(self, &e)))?;
             if let Value::Obj(o) = v
                 && self.heap.born_before(o, call)
             {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The soak (issue 17): UPDATES updates cycling v1 -> v2 -> v3 -> v1 (a field added with a
+# transformer and a migrate, a field renamed and retyped, then back) on a live heap of RECORDS
+# records, under each --jit mode. The program checks every record at the end (exit 1 if one
+# is wrong); this script samples the resident memory every 2 s and reports it after the first
+# cycle, at its highest and at the end. Not run in CI (it takes minutes); results in
+# docs/benchmarks.md ("Soak").
+#
+#   benches/soak.sh [UPDATES [RECORDS [MODES...]]]     default: 10000 100000 off on always
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UPDATES=${1:-10000}
+RECORDS=${2:-100000}
+shift $(( $# > 2 ? 2 : $# )) || true
+MODES=("${@:-off on always}")
+read -r -a MODES <<< "${MODES[*]}"
+MOLT=${MOLT:-target/release/molt}
+[ -x "$MOLT" ] || cargo build --release --bin molt
+out=$(mktemp -d)
+updates=()
+for ((i = 0; i < UPDATES; i++)); do
+    case $((i % 3)) in
+        0) updates+=(--update benches/soak/v2.molt) ;;
+        1) updates+=(--update benches/soak/v3.molt) ;;
+        2) updates+=(--update benches/soak/v1.molt) ;;
+    esac
+done
+status=0
+for mode in "${MODES[@]}"; do
+    start=$(date +%s)
+    "$MOLT" run benches/soak/v1.molt "${updates[@]}" --jit "$mode" -- "$UPDATES" "$RECORDS" \
+        > "$out/$mode.out" 2> "$out/$mode.err" &
+    pid=$!
+    : > "$out/$mode.rss"
+    while kill -0 "$pid" 2> /dev/null; do
+        rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2> /dev/null || true)
+        progress=$(grep -c '^progress' "$out/$mode.out" || true)
+        [ -n "$rss" ] && echo "$(($(date +%s) - start)) $progress $rss" >> "$out/$mode.rss"
+        sleep 2
+    done
+    code=0
+    wait "$pid" || code=$?
+    secs=$(($(date +%s) - start))
+    # The sample 2 s in (the heap built, the first cycles done), the highest, the last.
+    first=$(awk 'NR == 2 { print $3 }' "$out/$mode.rss")
+    max=$(awk '$3 > m { m = $3 } END { print m }' "$out/$mode.rss")
+    last=$(awk 'END { print $3 }' "$out/$mode.rss")
+    events=$(grep -c -E 'rejected|rolled back' "$out/$mode.err" || true)
+    echo "--jit $mode: exit $code in ${secs}s; $(tail -1 "$out/$mode.out"); rejected or rolled back: $events;" \
+        "RSS 2 s in ${first:-?} kB, highest ${max:-?} kB, last ${last:-?} kB (samples: $out/$mode.rss)"
+    [ "$code" = 0 ] && [ "$events" = 0 ] || status=1
+done
+exit $status

@@ -39,3 +39,25 @@ fn an_interrupted_migrate_rolls_back_and_the_interrupt_stands() {
     assert_eq!(last.reason.as_deref(), Some("migrate failed: interrupted (at <migrate> app.molt:3)"));
     assert!(vm.signals.interrupted(), "the interrupt stands for the program");
 }
+
+/// An interrupt that reaches a task other than main (here a busy worker main waits for)
+/// stops the whole program, not just that task; so does one while every task sleeps.
+#[test]
+fn an_interrupt_stops_every_task() {
+    for src in [
+        "fn spin() { while true { } }\nfn main() { let t = spawn(spin); t.join(); }",
+        "fn nap() { sleep(1000); }\nfn main() { let t = spawn(nap); t.join(); }",
+    ] {
+        let program = molt::compile_str("tasks.molt", src).program.expect("compiles");
+        let mut vm = molt::new_vm();
+        vm.out = Box::new(std::io::sink());
+        let signals = vm.signals.clone();
+        let raiser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            signals.interrupt();
+        });
+        let err = vm.run_program(&program).expect_err("interrupted");
+        raiser.join().expect("joins");
+        assert_eq!(err.message, "interrupted", "{src}");
+    }
+}

@@ -576,3 +576,21 @@ fn stop_during_an_endless_migrate_rolls_back_and_stops() {
     r.prompt();
     r.quit();
 }
+
+/// `:run` runs a program's tasks (main as task 1, with the tasks it spawns), and `:stop`
+/// stops them all, also while every task sleeps.
+#[test]
+fn run_runs_tasks_and_stop_stops_them() {
+    const APP: &str = "fn worker(ch) {\n    for i in 0..3 { ch.send(i * 10); }\n}\nfn main() {\n    let ch = channel();\n    spawn(worker, ch);\n    let s = 0;\n    for i in 0..3 { s += ch.recv(); }\n    print(\"sum from a task\", s);\n    let t = spawn(fn() { sleep(1000); });\n    t.join();\n}\n";
+    let dir = scratch("tasks");
+    std::fs::write(dir.join("t.molt"), APP).unwrap();
+    let mut r = Repl::start(&dir, &["t.molt"]);
+    r.prompt();
+    r.line(":run");
+    r.expect("[main is running in the background");
+    r.expect("sum from a task 30");
+    r.line(":stop");
+    r.expect("[main stopped]");
+    r.prompt();
+    r.quit();
+}

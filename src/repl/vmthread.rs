@@ -247,7 +247,12 @@ fn repl_read_line(ctx: &mut molt_vm::NativeCtx, args: &[Value]) -> Result<Value,
 fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) -> Vm {
     let mut vm = crate::new_vm();
     // Registered after the standard one, which it replaces for the programs loaded here.
-    vm.register_native(molt_vm::NativeDef { name: "read_line", f: repl_read_line, reads: molt_vm::Reads::World, task: None });
+    vm.register_native(molt_vm::NativeDef {
+        name: "read_line",
+        f: repl_read_line,
+        reads: molt_vm::Reads::World,
+        task: None,
+    });
     // The prompt says when an update is running its code.
     vm.dsu.applying = shared.applying.clone();
     vm.signals = shared.signals.clone();
@@ -385,7 +390,8 @@ pub fn serve(shared: Arc<Shared>, rx: Receiver<Req>, done: Sender<Done>, program
                 shared.running.store(true, Ordering::SeqCst);
                 shared.out.print("[main is running in the background; :reload pushes an edit, :stop stops it]");
                 let _ = done.send(Done { id });
-                let r = vm.call_slot(main, &[]);
+                // As task 1, with the tasks it spawns (dropped when it ends).
+                let r = vm.run_as_task(main);
                 vm.flush();
                 shared.running.store(false, Ordering::SeqCst);
                 shared.waiting_input.store(false, Ordering::SeqCst);

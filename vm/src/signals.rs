@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Requests a running program notices at its next safepoint. Shared (`Arc`) with whoever may
 /// raise them from another thread: a Ctrl-C handler, the REPL's `:stop`.
 #[derive(Debug, Default)]
-pub struct Signals(AtomicU32);
+pub struct Signals(AtomicU32, std::sync::Mutex<Option<std::sync::Arc<mio::Waker>>>);
 
 impl Signals {
     /// Stop the running program with the runtime error "interrupted".
@@ -39,6 +39,15 @@ impl Signals {
     /// Asks the running program to stop at its next safepoint. Safe from any thread.
     pub fn interrupt(&self) {
         self.0.fetch_or(Self::INTERRUPT, Ordering::SeqCst);
+        // A VM asleep in its event loop (every task waiting) wakes up to notice.
+        if let Some(w) = self.1.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = w.wake();
+        }
+    }
+
+    /// The event loop's waker, woken by `interrupt` (tasks/wait.rs).
+    pub(crate) fn set_waker(&self, waker: Option<std::sync::Arc<mio::Waker>>) {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = waker;
     }
 
     /// Withdraws an interrupt request that nothing has consumed yet.

@@ -18,14 +18,40 @@ impl Vm {
     /// Runs a loaded program: task 1 runs the initialiser `init`, then `main`; the program
     /// ends when that ends (other tasks are dropped), with its error if it fails.
     pub(crate) fn run_tasks(&mut self, init: u32, main: Option<u32>) -> Result<(), RuntimeError> {
+        let result = self.schedule(Some(init), main);
+        self.end_tasks();
+        result
+    }
+
+    /// Runs function slot `main` as task 1 of an already loaded program (the REPL's `:run`),
+    /// with the tasks it spawns; the tasks are dropped when it ends.
+    pub fn run_as_task(&mut self, main: u32) -> Result<(), RuntimeError> {
+        let result = self.schedule(None, Some(main));
+        self.end_tasks();
+        result
+    }
+
+    /// After the program (task 1) ended: the other tasks are dropped, the VM's frames too
+    /// (an error leaves them), and the scheduler is as new.
+    fn end_tasks(&mut self) {
+        self.signals.set_waker(None);
+        self.frames.truncate(0);
+        self.tasks = Default::default();
+        self.signals.set_tasks(false);
+    }
+
+    fn schedule(&mut self, init: Option<u32>, main: Option<u32>) -> Result<(), RuntimeError> {
         self.tasks.tasks.insert(1, Task::new(1, "main".into(), self.version));
         if let Some(t) = self.tasks.tasks.get_mut(&1) {
             t.state = State::Running;
         }
         self.tasks.current = 1;
         self.tasks.budget = BUDGET;
-        let mut phase = Phase::Init;
-        let result = self.start_call(Value::Func(init), &[]).and_then(|()| {
+        let (mut phase, first) = match init {
+            Some(init) => (Phase::Init, init),
+            None => (Phase::Main, main.unwrap_or_default()),
+        };
+        let result = self.start_call(Value::Func(first), &[]).and_then(|()| {
             loop {
                 let id = self.tasks.current;
                 let outcome = match self.frames.is_empty() {
@@ -40,7 +66,9 @@ impl Vm {
                         continue;
                     }
                     Ok(_) if id == 1 => return Ok(()),
-                    Err(e) if id == 1 => return Err(e),
+                    // An interrupt (Ctrl-C, the REPL's `:stop`) stops the program, whichever
+                    // task it reached.
+                    Err(e) if id == 1 || e.message == "interrupted" => return Err(e),
                     Ok(v) => self.finish_task(id, State::Done(v)),
                     Err(e) => {
                         self.report_task_error(id, &e);
@@ -104,7 +132,7 @@ impl Vm {
             let _ = self.out.flush();
             let next_timer = self.tasks.waits.timers.peek().map(|t| t.0.0);
             let timeout = next_timer.map(|at| at.saturating_duration_since(std::time::Instant::now()));
-            self.tasks.waits.sleep(timeout).map_err(RuntimeError::new)?;
+            self.tasks.waits.sleep(timeout, &self.signals).map_err(RuntimeError::new)?;
             self.wake_waiting()?;
             if self.signals.take_interrupt() {
                 return Err(RuntimeError::new("interrupted"));

@@ -98,8 +98,14 @@ impl Waits {
         }
     }
 
-    /// Sleeps until the first timer is due or a line arrives (`timeout` None: no timer).
-    pub fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), String> {
+    /// Sleeps until the first timer is due, a line arrives or `signals` is interrupted
+    /// (`timeout` None: no timer).
+    pub fn sleep(&mut self, timeout: Option<Duration>, signals: &crate::signals::Signals) -> Result<(), String> {
+        let waker = self.poll()?.2.clone();
+        signals.set_waker(Some(waker));
+        if signals.interrupted() {
+            return Ok(());
+        }
         let (poll, events, _) = self.poll()?;
         match poll.poll(events, timeout) {
             Ok(()) => Ok(()),

@@ -6,6 +6,9 @@
 //!   transformer (a field added with a default) and with an explicit `transform`; plus the lazy
 //!   mode (commit only; records are converted at first use) for comparison.
 //! - `update_points`: the steady-state cost of an `update;` point in a tight loop.
+//! - `pause_with_tasks`: a code-only update applied while N tasks are blocked on a channel
+//!   (the global model: every task's quiescence checked, their frames moved); timed by the
+//!   `applied` event's `pause_us` of a whole run.
 //!
 //! Each timed iteration gets a fresh VM built outside the timed part; only `request_update` is
 //! timed. `cargo bench --bench update_latency` takes about 2–3 minutes on 2 cores;
@@ -191,5 +194,62 @@ fn update_points(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pause_by_functions, transform_by_records, update_points);
+/// An update source that hands over one program, once.
+struct Once(Option<Program>);
+
+impl molt_vm::update::UpdateSource for Once {
+    fn next_update(&mut self) -> Option<Result<Program, String>> {
+        self.0.take().map(Ok)
+    }
+    fn has_more(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// `main` spawns N tasks that block on a channel, then reaches its update point; version 2
+/// changes a function none of them is in.
+fn tasks_program(version: u32) -> String {
+    format!(
+        "fn describe(x) {{ return \"v{version} \" + str(x); }}
+fn waiter(ch) {{ return ch.recv(); }}
+fn main() {{
+    let n = int(args()[0]);
+    let ch = channel();
+    for i in 0..n {{ spawn(waiter, ch); }}
+    yield_now();
+    update;
+    print(describe(n));
+    ch.close();
+}}
+"
+    )
+}
+
+fn pause_with_tasks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pause_with_tasks");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(3));
+    let (v1, v2) = (compile("tasks.molt", &tasks_program(1), 1), compile("tasks.molt", &tasks_program(2), 2));
+    let sizes: &[usize] = if smoke() { &[100] } else { &[100, 1_000, 10_000] };
+    for &n in sizes {
+        g.bench_with_input(BenchmarkId::new("global", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut vm = molt::new_vm();
+                    vm.out = Box::new(std::io::sink());
+                    vm.args = vec![n.to_string()];
+                    vm.set_update_source(Box::new(Once(Some(v2.clone()))));
+                    vm.run_program(&v1).expect("runs");
+                    let applied = vm.dsu.events.iter().find(|e| e.kind == EventKind::Applied).expect("applied");
+                    assert_eq!(applied.tasks, n + 1);
+                    total += Duration::from_micros(applied.pause_us.max(1));
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pause_by_functions, transform_by_records, update_points, pause_with_tasks);
 criterion_main!(benches);

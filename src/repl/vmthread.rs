@@ -247,7 +247,12 @@ fn repl_read_line(ctx: &mut molt_vm::NativeCtx, args: &[Value]) -> Result<Value,
 fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) -> Vm {
     let mut vm = crate::new_vm();
     // Registered after the standard one, which it replaces for the programs loaded here.
-    vm.register_native(molt_vm::NativeDef { name: "read_line", f: repl_read_line, reads: molt_vm::Reads::World, task: None });
+    vm.register_native(molt_vm::NativeDef {
+        name: "read_line",
+        f: repl_read_line,
+        reads: molt_vm::Reads::World,
+        task: None,
+    });
     // The prompt says when an update is running its code.
     vm.dsu.applying = shared.applying.clone();
     vm.signals = shared.signals.clone();

@@ -34,7 +34,7 @@ for mode in "${MODES[@]}"; do
     : > "$out/$mode.rss"
     while kill -0 "$pid" 2> /dev/null; do
         rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2> /dev/null || true)
-        progress=$(grep -c '^progress' "$out/$mode.out" || true)
+        progress=$(grep -c '^progress' "$out/$mode.out" 2> /dev/null || true)
         [ -n "$rss" ] && echo "$(($(date +%s) - start)) $progress $rss" >> "$out/$mode.rss"
         sleep 2
     done

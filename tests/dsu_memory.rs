@@ -179,3 +179,28 @@ fn show_converts_instances_that_owe_a_lazy_conversion() {
     assert_eq!(vm.show(accs).unwrap(), "[Account { id: 1, cents: 1000, currency: \"EUR\" }]");
     assert_eq!(vm.repr(accs), "[Account { id: 1, cents: 1000, currency: \"EUR\" }]");
 }
+
+/// A program updated for ever keeps a bounded record of its updates: the VM keeps the latest
+/// `KEPT` events and plans at least, `events_dropped` counting the older events (they grew by
+/// about 2 KB per update: 20 MB over benches/soak.sh's 10,000 updates).
+#[test]
+fn update_history_is_bounded() {
+    use molt_vm::update::{EventKind, KEPT};
+    let a = molt::compile_str("app.molt", "fn f() { return 1; }\nfn main() { }\n").program.expect("compiles");
+    let b = molt::compile_str("app.molt", "fn f() { return 2; }\nfn main() { }\n").program.expect("compiles");
+    let mut vm = molt::new_vm();
+    vm.out = Box::new(std::io::sink());
+    let (init, _) = vm.load(&a).expect("loads");
+    vm.call_slot(init, &[]).expect("initialises");
+    let updates = 3 * KEPT;
+    for i in 0..updates {
+        let events = vm.request_update(if i % 2 == 0 { b.clone() } else { a.clone() });
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Requested, EventKind::Applied], "update {i}");
+    }
+    assert_eq!(vm.version as usize, 1 + updates);
+    assert_eq!(vm.dsu.events_dropped + vm.dsu.events.len(), 2 * updates);
+    assert!(vm.dsu.events.len() >= KEPT && vm.dsu.events.len() < 2 * KEPT, "{}", vm.dsu.events.len());
+    assert!(vm.dsu.history.len() >= KEPT && vm.dsu.history.len() < 2 * KEPT, "{}", vm.dsu.history.len());
+    assert_eq!(vm.dsu.events.last().map(|e| (e.kind, e.to)), Some((EventKind::Applied, 1 + updates as u32)));
+}

@@ -71,8 +71,12 @@ fn run_here(v1: &str, updates: Vec<&'static str>, count: usize, jit: JitMode, mo
         vm.set_jit_mode(jit);
     }
     vm.set_update_source(Box::new(Alternate { sources: updates, next: 0, count }));
+    // Counted as they happen: the VM keeps only the latest events (`update::KEPT`).
+    let applied_count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = applied_count.clone();
+    vm.dsu.on_event = Some(Box::new(move |e| counter.set(counter.get() + usize::from(e.kind == EventKind::Applied))));
     let error = vm.run_program(&compile(v1, 1)).err().map(|e| e.to_string());
-    let applied = vm.dsu.events.iter().filter(|e| e.kind == EventKind::Applied).count();
+    let applied = applied_count.get();
     let compiled = vm.jit.as_ref().map_or(0, |j| j.report().len());
     let text = String::from_utf8(out.0.borrow().clone()).expect("utf-8 output");
     let code_bytes = vm.jit.as_ref().map_or(0, |j| j.live_code_bytes());

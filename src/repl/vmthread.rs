@@ -211,7 +211,7 @@ static SESSION: OnceLock<Arc<Shared>> = OnceLock::new();
 /// the prompt takes one given beforehand, or fails with an error that says how to give it.
 fn repl_read_line(ctx: &mut molt_vm::NativeCtx, args: &[Value]) -> Result<Value, String> {
     if !args.is_empty() {
-        return Err(format!("read_line() takes no arguments but {} were given", args.len()));
+        return Err(format!("read_line() expects 0 arguments but got {}", args.len())); // as the standard one
     }
     let _ = ctx.out.flush();
     let Some(shared) = SESSION.get() else { return Ok(Value::Nil) };

@@ -90,6 +90,20 @@ pub(crate) struct Pending {
     pub told_waiting: bool,
 }
 
+/// How many of the latest events and plans `UpdateState` keeps at least (it keeps at most
+/// twice as many, dropping the older half at once).
+pub const KEPT: usize = 1000;
+
+/// Drops the older half of `v` once it holds `2 * KEPT`; returns how many were dropped.
+pub(crate) fn bound<T>(v: &mut Vec<T>) -> usize {
+    if v.len() < 2 * KEPT {
+        return 0;
+    }
+    let n = v.len() - KEPT;
+    v.drain(..n);
+    n
+}
+
 /// Receives update events as they happen.
 pub type EventSink = Box<dyn FnMut(&UpdateEvent)>;
 
@@ -101,11 +115,14 @@ pub struct UpdateState {
     pub program: Option<Program>,
     pub(crate) pending: Option<Pending>,
     pub source: Option<Box<dyn UpdateSource>>,
-    /// Every event so far, oldest first.
+    /// The events so far, oldest first: the latest `KEPT` at least (older ones are dropped,
+    /// `events_dropped` counts them, so that a program updated for ever does not grow).
     pub events: Vec<UpdateEvent>,
+    /// How many of the oldest events were dropped from `events`.
+    pub events_dropped: usize,
     /// Called for each event as it happens (the CLI prints from here).
     pub on_event: Option<EventSink>,
-    /// Plans of the applied versions, oldest first (`:versions`).
+    /// Plans of the applied versions, oldest first: the latest `KEPT` at least.
     pub history: Vec<UpdatePlan>,
     /// Set while an update's transaction is open: its undo log, lent to the code the update
     /// runs (a lazy conversion in `migrate` records the instance's old contents there).
@@ -138,6 +155,7 @@ impl Vm {
         }
         let ended = matches!(e.kind, EventKind::Applied | EventKind::Rejected | EventKind::RolledBack);
         self.dsu.events.push(e);
+        self.dsu.events_dropped += bound(&mut self.dsu.events);
         if ended && self.dsu.pending.is_none() {
             self.tasks.wake_at_points();
         }
@@ -164,12 +182,13 @@ impl Vm {
     /// running it is applied at once, else at the next update point. Returns the events it
     /// produced so far.
     pub fn request_update(&mut self, program: Program) -> Vec<UpdateEvent> {
-        let first = self.dsu.events.len();
+        let first = self.dsu.events_dropped + self.dsu.events.len();
         self.request(program);
         if self.frames.is_empty() && self.dsu.pending.is_some() {
             self.try_apply(None);
         }
         self.refresh_update_flag();
+        let first = first.saturating_sub(self.dsu.events_dropped).min(self.dsu.events.len());
         self.dsu.events[first..].to_vec()
     }
 

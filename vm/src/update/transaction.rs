@@ -332,6 +332,7 @@ impl Transaction {
                 Some(format!("converted eagerly, not lazily: {why}; converting later could give another result"));
         }
         vm.dsu.history.push(pending.plan);
+        super::bound(&mut vm.dsu.history);
         vm.dsu.program = Some(pending.program);
         vm.emit(e);
     }

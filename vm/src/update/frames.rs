@@ -181,24 +181,31 @@ impl Vm {
     pub(crate) fn plan_tasks(&self, pending: &Pending) -> Result<Vec<(u32, FrameMove)>, String> {
         let mut moves = Vec::new();
         let mut ids: Vec<u32> = self.tasks.tasks.keys().copied().filter(|&id| id != self.tasks.current).collect();
-        ids.sort();
+        ids.sort_unstable();
         for id in ids {
             let t = &self.tasks.tasks[&id];
-            let at = crate::tasks::where_waits(&t.frames).map_or(String::new(), |w| format!(" (in {w})"));
-            let who = format!("task {id} ({})", t.name);
             if t.start.is_some() {
                 continue; // not started: it will run the new code
             }
+            // Who and where, for the reason (made only when there is one).
+            let who = || {
+                let at = crate::tasks::where_waits(&t.frames).map_or(String::new(), |w| format!(" (in {w})"));
+                (format!("task {id} ({})", t.name), at)
+            };
             match t.state {
                 State::Done(_) | State::Failed(_) | State::Running => {}
-                State::Ready => return Err(format!("{who} is running, not at an update point{at}")),
+                State::Ready => {
+                    let (who, at) = who();
+                    return Err(format!("{who} is running, not at an update point{at}"));
+                }
                 State::Blocked(Wait::UpdatePoint(p)) => match self.plan_stack(&t.frames, &t.stack, pending, Some(p)) {
                     Ok(Some(m)) => moves.push((id, m)),
                     Ok(None) => {}
-                    Err(why) => return Err(format!("{who}: {why}")),
+                    Err(why) => return Err(format!("{}: {why}", who().0)),
                 },
                 State::Blocked(_) => {
                     if let Err(why) = self.plan_stack(&t.frames, &t.stack, pending, None) {
+                        let (who, at) = who();
                         return Err(format!("{who} is blocked{at} and {why}"));
                     }
                 }

@@ -211,8 +211,11 @@ impl Vm {
         // update skips it (its pause must not depend on the heap) unless the heap is scanned
         // anyway: for live instances of removed types, for live closures when an arity changes
         // (a dead closure must not block the update, as it does not in eager mode).
+        // A code-only update looks at no instance: it skips it too (its pause must not depend
+        // on the heap, nor on how many tasks hold registers).
         let arity_changes = self.arity_changes(&pending.program, &pending.plan);
-        if !lazy || arity_changes || !pending.plan.types_removed.is_empty() {
+        let converts_now = !lazy && !pending.plan.types_changed.is_empty();
+        if converts_now || arity_changes || !pending.plan.types_removed.is_empty() {
             self.collect_garbage(self.stack_top());
         }
         self.validate_live(&pending.program, &pending.plan, arity_changes).map_err(Refusal::Reject)?;

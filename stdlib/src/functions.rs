@@ -1,6 +1,5 @@
 //! Built-in functions: `print`, `str`, `len`, the numeric functions, I/O.
 
-use std::io::{BufRead, Read};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -203,29 +202,17 @@ fn sleep(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
 fn read_line(ctx: &mut NativeCtx, args: &[Value]) -> Result<Value, String> {
     count("read_line", args, 0, 0)?;
     let _ = ctx.out.flush();
+    // The same reading as a task's `read_line` (the VM's stdin thread), line ends and limit.
     let limit = ctx.heap.limits.string_bytes;
-    let mut bytes = Vec::new();
-    let mut input = std::io::stdin().lock().take(limit as u64 + 2);
-    match input.read_until(b'\n', &mut bytes) {
-        Ok(0) => Ok(Value::Nil),
-        Ok(_) => {
-            if bytes.ends_with(b"\n") {
-                bytes.pop();
-                if bytes.ends_with(b"\r") {
-                    bytes.pop();
-                }
-            } else if bytes.len() > limit {
-                return Err(format!(
-                    "string too long: read_line() found a line of more than the limit of {limit} bytes"
-                ));
-            }
+    match molt_vm::tasks::wait::read_one(&mut std::io::stdin().lock(), limit)? {
+        None => Ok(Value::Nil),
+        Some(bytes) => {
             let line = String::from_utf8(bytes).map_err(|_| {
                 "read_line(): cannot read standard input: stream did not contain valid UTF-8".to_string()
             })?;
             ctx.heap.check_string(Some(line.len()), "read_line()")?;
             ctx.heap.new_string(line)
         }
-        Err(e) => Err(format!("read_line(): cannot read standard input: {e}")),
     }
 }
 

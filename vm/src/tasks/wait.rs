@@ -125,8 +125,9 @@ impl Waits {
     }
 }
 
-/// One line of `input`, as `read_line` gives it: without `\n` or `\r\n`.
-fn read_one(input: &mut impl BufRead, limit: usize) -> Line {
+/// One line of `input`, as `read_line` gives it: without `\n` or `\r\n` (also the
+/// stdlib's `read_line`, outside tasks).
+pub fn read_one(input: &mut impl BufRead, limit: usize) -> Line {
     let mut bytes = Vec::new();
     match input.by_ref().take(limit as u64 + 2).read_until(b'\n', &mut bytes) {
         Ok(0) => Ok(None),

@@ -13,8 +13,9 @@ const USAGE: &str = "usage:
       --update FILE                a new version, applied at an update point (repeatable)
       --policy strict|relaxed      frames of changed functions: wait for them, or let them finish
       --transform eager|lazy       convert changed records at the update, or at first use
-      --consistency global         every task switches to a new version together (the
-                                   default; `per-task` is not available yet)
+      --consistency global|per-task
+                                   every task switches to a new version together (the
+                                   default), or each task as soon as it can (code-only updates)
       --watch                      apply each saved edit of the program's files
       --jit off|on|always          the compiled tier (default on: hot code compiles; `always`
                                    compiles every function at its first call)
@@ -51,7 +52,7 @@ fn load(path: &Path) -> Result<molt::Program, ExitCode> {
 
 fn cmd_run(args: &[String]) -> ExitCode {
     use molt_vm::tier::JitMode;
-    use molt_vm::update::{Policy, TransformMode};
+    use molt_vm::update::{Consistency, Policy, TransformMode};
     let mut file = None;
     // The compiled tier is on unless asked otherwise (hot functions and loops compile).
     let mut opts = molt::RunOptions { jit: JitMode::On, ..Default::default() };
@@ -76,15 +77,10 @@ fn cmd_run(args: &[String]) -> ExitCode {
                 Some("relaxed") => opts.settings.policy = Policy::Relaxed,
                 _ => return usage_error("--policy takes `strict` or `relaxed`"),
             },
-            // Tasks switch to a new version together (docs/tasks.md); the per-task model is
-            // specified but not built yet.
+            // Who switches when (docs/tasks.md): every task at once, or each by itself.
             "--consistency" => match value(i) {
-                Some("global") => {}
-                Some("per-task") => {
-                    return usage_error(
-                        "--consistency per-task is not available yet: updates reach every task under the global model (docs/tasks.md)",
-                    );
-                }
+                Some("global") => opts.settings.consistency = Consistency::Global,
+                Some("per-task") => opts.settings.consistency = Consistency::PerTask,
                 _ => return usage_error("--consistency takes `global` or `per-task`"),
             },
             "--transform" => match value(i) {

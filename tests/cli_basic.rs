@@ -251,20 +251,17 @@ fn plan_names_whose_lambdas_changed() {
     assert_eq!(line, "  lambdas changed in: Acc.step, main", "{stdout}");
 }
 
-/// `--consistency global` is the model every update uses; `per-task` is refused with a clear
-/// usage error (exit 2) until it exists, and nothing runs.
+/// `--consistency global|per-task` choose the model; anything else is a usage error (exit 2)
+/// and nothing runs.
 #[test]
-fn consistency_global_runs_and_per_task_is_not_available() {
-    let out = molt(&["run", "docs/tutorial/11-tasks/v1.molt", "--consistency", "global"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("main v1 round 0 v1 step 0 3000\n"));
-    let out = molt(&["run", "docs/tutorial/11-tasks/v1.molt", "--consistency", "per-task"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    assert!(text(&out.stderr).starts_with(
-        "error: --consistency per-task is not available yet: updates reach every task under the global model (docs/tasks.md)\n"
-    ));
+fn consistency_takes_global_or_per_task() {
+    for model in ["global", "per-task"] {
+        let out = molt(&["run", "docs/tutorial/11-tasks/v1.molt", "--consistency", model]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("main v1 round 0 v1 step 0 3000\n"));
+    }
     let out = molt(&["run", "docs/tutorial/11-tasks/v1.molt", "--consistency", "sometimes"]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).starts_with("error: --consistency takes `global` or `per-task`\n"));
 }

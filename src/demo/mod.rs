@@ -78,6 +78,8 @@ fn explain(e: &UpdateEvent) {
             escape_controls(e.reason.as_deref().unwrap_or("")),
             e.from
         )),
+        // The demo has one task: it switches with the update.
+        EventKind::Switched | EventKind::Reverted => {}
     }
 }
 

@@ -364,7 +364,10 @@ impl Vm {
         self.signals.set_collect(false);
         let top = top.min(self.stack.len());
         let stack = &self.stack[..top];
-        let funcs = self.funcs.iter().flatten().flat_map(|f| f.consts.iter().copied());
+        // Both tables during a per-task transition.
+        let other = self.dsu.transition_funcs();
+        let funcs = self.funcs.iter().flatten().chain(other);
+        let funcs = funcs.flat_map(|f| f.consts.iter().copied());
         let frames = self.frames.iter().flat_map(|f| f.func.consts.iter().copied());
         // Code that old code can still run: removed functions and outdated layouts' transformers.
         let removed = self.removed_funcs.values().flat_map(|f| f.consts.iter().copied());

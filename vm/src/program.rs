@@ -141,7 +141,7 @@ pub struct TransformDef {
 }
 
 /// A whole compiled program (all its files).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {
     pub version: u32,
     /// Source file paths, indexed by `Proto::file`.

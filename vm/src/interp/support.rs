@@ -144,8 +144,9 @@ impl Vm {
     /// version, as calls of removed functions do (DSU.md: old code runs while it is used).
     /// New code calling a method its type does not have gets the error.
     pub(super) fn removed_method(&self, caller: &Rc<Function>, ty: u32, name: u32) -> Option<u32> {
-        let current =
-            self.funcs.get(caller.slot as usize).and_then(|f| f.as_ref()).is_some_and(|f| Rc::ptr_eq(f, caller));
+        // A task that has not switched yet in a per-task transition runs old code too.
+        let current = !self.in_old_version()
+            && self.funcs.get(caller.slot as usize).and_then(|f| f.as_ref()).is_some_and(|f| Rc::ptr_eq(f, caller));
         if current || self.removed_funcs.is_empty() {
             return None;
         }
@@ -258,13 +259,14 @@ impl Vm {
                 self.convert_lazy(r)?;
             }
         }
+        let version = self.code_version();
         let mut ctx = NativeCtx {
             heap: &mut self.heap,
             types: &self.types,
             funcs: &self.funcs,
             natives: &self.natives,
             out: &mut *self.out,
-            version: self.version,
+            version,
             args: &self.args,
         };
         f(&mut ctx, &self.stack[start..start + argc])

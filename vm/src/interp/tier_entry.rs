@@ -58,7 +58,8 @@ impl Vm {
     /// `pc`: where to start (0, or a loop head for on-stack replacement).
     pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize, pc: usize) -> Option<Exit> {
         // With tasks, the interpreter alone runs (it counts the reductions: `tasks`).
-        if self.tasks.active {
+        // During a per-task transition too: the function tables swap at task switches.
+        if self.tasks.active || self.dsu.transition.is_some() {
             return None;
         }
         let code = self.compiled_code(func)?;

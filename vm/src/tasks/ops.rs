@@ -153,10 +153,12 @@ impl Vm {
         let name = self.check_spawnable(f, rest.len())?;
         self.tasks.next_task = self.tasks.next_task.max(1) + 1;
         let id = self.tasks.next_task;
-        let mut task = Task::new(id, name, self.version);
+        // It starts in the version of the task that spawns it.
+        let mut task = Task::new(id, name, self.code_version());
         task.start = Some((f, rest.to_vec()));
         self.tasks.tasks.insert(id, task);
         self.tasks.ready.push_back(id);
+        self.transition_spawned(id);
         let handle = self.task_handle(id);
         if !self.tasks.active {
             self.tasks.active = true;

@@ -34,6 +34,8 @@ impl Vm {
     /// After the program (task 1) ended: the other tasks are dropped, the VM's frames too
     /// (an error leaves them), and the scheduler is as new.
     fn end_tasks(&mut self) {
+        // A per-task transition in progress ends with the tasks (none holds it back now).
+        self.transition_program_ended();
         self.signals.set_waker(None);
         self.frames.truncate(0);
         self.tasks = Default::default();
@@ -124,18 +126,25 @@ impl Vm {
         self.tasks.current = 0;
         // Tasks whose timer passed or whose input came join the queue first.
         self.wake_waiting()?;
+        self.transition_after_turn(from);
         if self.dsu.pending.is_some() {
             self.apply_between_tasks();
         }
-        // No task can run: the VM sleeps until a timer or input wakes one.
+        // No task can run: the VM sleeps until a timer or input wakes one (or an update's
+        // time limit passes).
         while self.tasks.ready.is_empty() && self.tasks.waits.any() {
             let _ = self.out.flush();
             let next_timer = self.tasks.waits.timers.peek().map(|t| t.0.0);
-            let timeout = next_timer.map(|at| at.saturating_duration_since(std::time::Instant::now()));
+            let deadline = [next_timer, self.update_deadline()].into_iter().flatten().min();
+            let timeout = deadline.map(|at| at.saturating_duration_since(std::time::Instant::now()));
             self.tasks.waits.sleep(timeout, &self.signals).map_err(RuntimeError::new)?;
             self.wake_waiting()?;
             if self.signals.take_interrupt() {
                 return Err(RuntimeError::new("interrupted"));
+            }
+            self.transition_after_turn(0);
+            if self.dsu.pending.is_some() {
+                self.apply_between_tasks();
             }
         }
         let Some(next) = self.tasks.ready.pop_front() else {
@@ -146,6 +155,7 @@ impl Vm {
         };
         self.tasks.budget = BUDGET;
         self.tasks.current = next;
+        self.transition_enter(next);
         let start = match self.tasks.tasks.get_mut(&next) {
             Some(t) => {
                 t.state = State::Running;
@@ -228,6 +238,12 @@ impl Vm {
             Err(_) => {}
         }
         self.refresh_update_flag();
+    }
+
+    /// When a pending update or a transition must be decided by (its time limit).
+    fn update_deadline(&self) -> Option<std::time::Instant> {
+        let pending = self.dsu.pending.as_ref().map(|p| p.requested + self.dsu.settings.max_wait);
+        pending.or_else(|| self.transition_deadline())
     }
 
     /// Pushes the frame of a call of `f` with `args` on the running task's empty stack (a

@@ -10,6 +10,10 @@ pub enum EventKind {
     Applied,
     Rejected,
     RolledBack,
+    /// Per-task consistency: one task moved to the new version (`task`).
+    Switched,
+    /// Per-task consistency, a transition being reversed: one task went back (`task`).
+    Reverted,
 }
 
 impl EventKind {
@@ -20,6 +24,8 @@ impl EventKind {
             EventKind::Applied => "applied",
             EventKind::Rejected => "rejected",
             EventKind::RolledBack => "rolled_back",
+            EventKind::Switched => "switched",
+            EventKind::Reverted => "reverted",
         }
     }
 }
@@ -47,6 +53,10 @@ pub struct UpdateEvent {
     pub summary: String,
     /// How many tasks are alive (1 in a program that never spawned one).
     pub tasks: usize,
+    /// The task a `switched` or `reverted` event is about, and its function.
+    pub task: Option<(u32, String)>,
+    /// Per-task consistency: from the request to the last task's switch (`applied`).
+    pub transition_us: Option<u64>,
 }
 
 impl UpdateEvent {
@@ -68,6 +78,8 @@ impl UpdateEvent {
             reason: None,
             summary: String::new(),
             tasks: 1,
+            task: None,
+            transition_us: None,
         };
         if let Some(p) = plan {
             e.functions_added = visible(&p.functions_added);
@@ -79,8 +91,16 @@ impl UpdateEvent {
             e.summary = p.summary();
             // A request carries the plan's warnings (a transformer that will not run, a field
             // that will be rejected, a likely rename) as its reason.
-            if kind == EventKind::Requested && !p.warnings.is_empty() {
-                e.reason = Some(p.warnings.iter().map(|w| format!("warning: {w}")).collect::<Vec<_>>().join("; "));
+            // It also says when per-task consistency was asked for and the update reaches the
+            // tasks under the global model.
+            if kind == EventKind::Requested {
+                let mut notes: Vec<String> = p.warnings.iter().map(|w| format!("warning: {w}")).collect();
+                if let Some(c) = p.consistency.as_ref().filter(|c| c.starts_with("global")) {
+                    notes.push(format!("consistency {c}"));
+                }
+                if !notes.is_empty() {
+                    e.reason = Some(notes.join("; "));
+                }
             }
         }
         e
@@ -110,6 +130,9 @@ impl UpdateEvent {
                     "update applied (version {from} -> {to}): {}, {} objects transformed; waited {} us, paused {} us ({} us in transformers)",
                     self.summary, self.objects_transformed, self.wait_us, self.pause_us, self.transform_us
                 );
+                if let Some(t) = self.transition_us {
+                    line.push_str(&format!("; every task switched {t} us after the request"));
+                }
                 if self.reason.is_some() {
                     line.push_str(&format!(" [{reason}]"));
                 }
@@ -117,6 +140,15 @@ impl UpdateEvent {
             }
             EventKind::Rejected => format!("update rejected (version {from} -> {to}): {reason}"),
             EventKind::RolledBack => format!("update rolled back (version {from} -> {to}): {reason}"),
+            EventKind::Switched | EventKind::Reverted => {
+                let (id, name) = self.task.as_ref().map_or((0, ""), |(i, n)| (*i, n.as_str()));
+                let verb = if self.kind == EventKind::Switched { "switched" } else { "went back" };
+                format!(
+                    "task {id} ({name}) {verb} from version {from} to {to} ({} us after the request){}",
+                    self.wait_us,
+                    if self.reason.is_some() { format!(" [{reason}]") } else { String::new() }
+                )
+            }
         }
     }
 
@@ -139,6 +171,12 @@ impl UpdateEvent {
             self.transform_us,
             self.tasks
         );
+        if let Some((id, name)) = &self.task {
+            s.push_str(&format!(",\"task\":{id},\"function\":{}", json_string(name)));
+        }
+        if let Some(t) = self.transition_us {
+            s.push_str(&format!(",\"transition_us\":{t}"));
+        }
         if let Some(r) = &self.reason {
             s.push_str(",\"reason\":");
             s.push_str(&json_string(r));

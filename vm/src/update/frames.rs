@@ -8,6 +8,8 @@ use std::rc::Rc;
 use super::Pending;
 use super::Policy;
 use super::plan::{FnStatus, UpdatePlan};
+use crate::frame_stack::FrameStack;
+use crate::func_table::FuncTable;
 use crate::program::{LocalInfo, LocalRole, Proto};
 use crate::tasks::{State, Wait};
 use crate::{FnKind, Function, Value, Vm};
@@ -29,6 +31,22 @@ fn move_registers(stack: &mut Vec<Value>, base: usize, m: &FrameMove, new: &Func
     for &(nr, delta) in &m.adjust {
         if let Value::Int(i) = stack[base + nr as usize] {
             stack[base + nr as usize] = Value::Int(i.saturating_add(delta));
+        }
+    }
+}
+
+/// Frames (of a task that is not running) of functions `plan` leaves unchanged, running the
+/// version in table `from`, run the identical code of table `to` from now on (the frames of
+/// changed functions stay: under `relaxed` they finish in their old code).
+pub(crate) fn retarget_unchanged(frames: &mut FrameStack, plan: &UpdatePlan, from: &FuncTable, to: &FuncTable) {
+    for f in frames.iter_mut() {
+        if f.func.proto.kind == FnKind::Lambda || plan.status(&f.func.proto.name) != FnStatus::Unchanged {
+            continue;
+        }
+        let slot = f.func.slot as usize;
+        let current = from.get(slot).and_then(|g| g.as_ref()).is_some_and(|g| Rc::ptr_eq(g, &f.func));
+        if let (true, Some(Some(new))) = (current, to.get(slot)) {
+            f.func = new.clone();
         }
     }
 }
@@ -136,7 +154,7 @@ impl Vm {
 
     /// `plan_frames` for one task's frames and registers (`point`: the update point its top
     /// frame stands at, if any).
-    fn plan_stack(
+    pub(crate) fn plan_stack(
         &self,
         frames: &crate::frame_stack::FrameStack,
         stack: &[Value],
@@ -247,8 +265,28 @@ impl Vm {
         plan: &UpdatePlan,
         top_move: Option<FrameMove>,
         task_moves: &[(u32, FrameMove)],
-        before: &crate::func_table::FuncTable,
+        before: &FuncTable,
     ) {
+        self.migrate_running(plan, top_move, before);
+        // The tasks waiting at update points move at their own points.
+        for (id, m) in task_moves {
+            let Some(t) = self.tasks.tasks.get_mut(id) else { continue };
+            let Some(top) = t.frames.last() else { continue };
+            let Some(Some(new)) = self.funcs.get(top.func.slot as usize) else { continue };
+            let i = t.frames.len() - 1;
+            let new = new.clone();
+            move_registers(&mut t.stack, t.frames[i].base, m, &new);
+            t.frames[i].func = new;
+            t.frames[i].pc = m.pc;
+        }
+        // Other tasks' frames of unchanged functions run the identical new code too.
+        for t in self.tasks.tasks.values_mut() {
+            retarget_unchanged(&mut t.frames, plan, before, &self.funcs);
+        }
+    }
+
+    /// `migrate_frames` for the running task's frames: `self.funcs` is the new table.
+    pub(crate) fn migrate_running(&mut self, plan: &UpdatePlan, top_move: Option<FrameMove>, before: &FuncTable) {
         let n = self.frames.len();
         for i in 0..n {
             let f = &self.frames[i];
@@ -267,30 +305,6 @@ impl Vm {
                     }
                 }
                 _ => {}
-            }
-        }
-        // The tasks waiting at update points move at their own points.
-        for (id, m) in task_moves {
-            let Some(t) = self.tasks.tasks.get_mut(id) else { continue };
-            let Some(top) = t.frames.last() else { continue };
-            let Some(Some(new)) = self.funcs.get(top.func.slot as usize) else { continue };
-            let i = t.frames.len() - 1;
-            let new = new.clone();
-            move_registers(&mut t.stack, t.frames[i].base, m, &new);
-            t.frames[i].func = new;
-            t.frames[i].pc = m.pc;
-        }
-        // Other tasks' frames of unchanged functions run the identical new code too.
-        for t in self.tasks.tasks.values_mut() {
-            for f in t.frames.iter_mut() {
-                if f.func.proto.kind == FnKind::Lambda || plan.status(&f.func.proto.name) != FnStatus::Unchanged {
-                    continue;
-                }
-                let slot = f.func.slot as usize;
-                let current = before.get(slot).and_then(|g| g.as_ref()).is_some_and(|g| Rc::ptr_eq(g, &f.func));
-                if let (true, Some(Some(new))) = (current, self.funcs.get(slot)) {
-                    f.func = new.clone();
-                }
             }
         }
     }

@@ -3,7 +3,8 @@
 //! `transaction` runs the update as one transaction (its steps: `new_version` links the
 //! version and initialises new globals, `transform` converts instances (one at a time:
 //! `convert`), `migrate`, then commit with `frames` moving the frames, or a rollback that
-//! leaves everything as it was); `old_code` releases what only unreachable old code used.
+//! leaves everything as it was); `old_code` releases what only unreachable old code used;
+//! `transition` lets each task switch by itself (per-task consistency).
 
 mod convert;
 pub mod event;
@@ -14,6 +15,7 @@ mod old_code;
 pub mod plan;
 mod transaction;
 mod transform;
+mod transition;
 mod validate;
 
 use std::time::{Duration, Instant};
@@ -32,6 +34,17 @@ pub enum Policy {
     Relaxed,
 }
 
+/// Who switches to a new version when (TASKS.md, docs/tasks.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Every task at once, in one pause, once every task is quiescent.
+    #[default]
+    Global,
+    /// Each task by itself, as soon as it is quiescent (code-only updates; any other update
+    /// is applied under the global model).
+    PerTask,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransformMode {
     Eager,
@@ -45,6 +58,7 @@ pub struct UpdateSettings {
     /// Update points to wait through before a blocked update is abandoned.
     pub max_wait_points: u64,
     pub max_wait: Duration,
+    pub consistency: Consistency,
 }
 
 impl Default for UpdateSettings {
@@ -54,6 +68,7 @@ impl Default for UpdateSettings {
             mode: TransformMode::Eager,
             max_wait_points: 10_000,
             max_wait: Duration::from_secs(10),
+            consistency: Consistency::Global,
         }
     }
 }
@@ -143,6 +158,10 @@ pub struct UpdateState {
     /// The update's own code was interrupted (Ctrl-C, `:stop`): once the update is rolled
     /// back, the interrupt is raised again so that the program stops too.
     pub(crate) code_interrupted: bool,
+    /// A per-task transition in progress (per-task consistency).
+    pub(crate) transition: Option<transition::Transition>,
+    /// Updates requested (through `request_update`) while a transition ran: handled after it.
+    pub(crate) queued: std::collections::VecDeque<Program>,
 }
 
 impl Vm {
@@ -166,7 +185,9 @@ impl Vm {
         // Cleared first: a version that arrives from another thread after the check below
         // raises the signal again, so it is never lost.
         self.signals.set_update(false);
-        let pending = self.dsu.pending.is_some() || self.dsu.source.as_ref().is_some_and(|s| s.has_more());
+        let pending = self.dsu.pending.is_some()
+            || self.dsu.transition.is_some()
+            || self.dsu.source.as_ref().is_some_and(|s| s.has_more());
         if pending {
             self.signals.set_update(true);
         }
@@ -194,11 +215,21 @@ impl Vm {
 
     /// Plans and validates; sets it pending or reports the rejection.
     fn request(&mut self, program: Program) {
+        // One update at a time: a transition in progress ends first.
+        if self.dsu.transition.is_some() {
+            return self.dsu.queued.push_back(program);
+        }
         let Some(current) = &self.dsu.program else {
             let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason("no program is loaded");
             return self.emit(e);
         };
-        let plan = UpdatePlan::new(current, &program, self.version);
+        let mut plan = UpdatePlan::new(current, &program, self.version);
+        if self.dsu.settings.consistency == Consistency::PerTask {
+            plan.consistency = Some(match plan.per_task_blocker() {
+                None => "per-task (code only: each task switches when it is quiescent)".into(),
+                Some(why) => format!("global: per-task consistency takes code-only updates, and {why}"),
+            });
+        }
         if let Some(old) = self.dsu.pending.take() {
             let e = UpdateEvent::new(EventKind::Rejected, self.version, Some(&old.plan))
                 .with_reason("superseded by a newer update before it could be applied");
@@ -248,6 +279,13 @@ impl Vm {
         // transformer, `migrate`, a lazy conversion) is not a quiescent point of the program:
         // the update in progress finishes first.
         if self.dsu.open.is_some() || self.dsu.converting {
+            return false;
+        }
+        // During a per-task transition, the running task switches here if it can (and the
+        // point counts toward the timeout); it never waits.
+        if self.dsu.transition.is_some() {
+            self.transition_at_point(point);
+            self.refresh_update_flag();
             return false;
         }
         // A newer version from a source whose versions supersede each other replaces one still

@@ -61,6 +61,8 @@ impl Vm {
         reached.work.extend(self.frames.iter().map(|f| f.func.clone()));
         reached.work.extend(self.tasks.other_frames().map(|(_, f)| f.func.clone()));
         reached.work.extend(self.retired.iter().map(|(_, _, f)| f.clone()));
+        // The version tasks that have not switched run (a per-task transition).
+        reached.work.extend(self.dsu.transition_funcs().cloned());
         reached.work.extend(seen.closures);
         reached.work.extend(self.types.iter().filter_map(|t| t.forward.as_ref()?.transform.clone()));
         for slot in seen.func_values {

@@ -40,6 +40,9 @@ pub struct UpdatePlan {
     /// The functions a person wrote whose lambdas changed (a lambda's code is not part of
     /// its function's), in the order of `functions_changed`.
     pub lambdas_changed_in: Vec<String>,
+    /// Under per-task consistency: how this update reaches the tasks (a per-task transition,
+    /// or the global model and why), shown by the plan.
+    pub consistency: Option<String>,
 }
 
 /// How a function changed, as the update engine asks.
@@ -225,6 +228,32 @@ impl UpdatePlan {
         }
     }
 
+    /// Why this update cannot be a per-task transition (TASKS.md: only code changes: no
+    /// layout changes, transformers, `migrate`, or added or removed globals), or `None`.
+    /// Tasks in two versions share one heap and one set of globals, so only an update that
+    /// changes neither can have them side by side.
+    pub fn per_task_blocker(&self) -> Option<String> {
+        let names = |v: &[String]| v.join(", ");
+        if !self.types_changed.is_empty() {
+            let t: Vec<String> = self.types_changed.iter().map(|t| t.name.clone()).collect();
+            return Some(format!("it changes the layout of {}", names(&t)));
+        }
+        if !self.types_removed.is_empty() {
+            return Some(format!("it removes the type {}", names(&self.types_removed)));
+        }
+        if !self.transforms.is_empty() {
+            return Some(format!("it has a transformer for {}", names(&self.transforms)));
+        }
+        if self.migrate {
+            return Some("it has a migrate block".into());
+        }
+        if !self.globals_added.is_empty() || !self.globals_removed.is_empty() {
+            let g: Vec<String> = self.globals_added.iter().chain(&self.globals_removed).cloned().collect();
+            return Some(format!("it adds or removes the global {}", names(&g)));
+        }
+        None
+    }
+
     /// Counts as DSU.md's events report them (user-visible functions: compiler-made ones such
     /// as `<init x>` and lambdas are counted with the function they belong to).
     pub fn summary(&self) -> String {
@@ -334,6 +363,9 @@ impl fmt::Display for UpdatePlan {
         list(f, "transformers", &self.transforms)?;
         if self.migrate {
             writeln!(f, "  migrate block: yes")?;
+        }
+        if let Some(c) = &self.consistency {
+            writeln!(f, "  consistency: {c}")?;
         }
         for w in &self.warnings {
             writeln!(f, "  warning: {w}")?;

@@ -32,8 +32,8 @@ pub(crate) struct UpdateLog {
 }
 
 /// The tables a rollback restores as they were.
-struct Snapshot {
-    funcs: crate::func_table::FuncTable,
+pub(super) struct Snapshot {
+    pub funcs: crate::func_table::FuncTable,
     removed_funcs: rustc_hash::FxHashMap<u32, Rc<Function>>,
     removed_globals: rustc_hash::FxHashSet<u32>,
     func_names: usize,
@@ -45,10 +45,10 @@ struct Snapshot {
     /// every slot made each update cost as much as all the type changes before it (type
     /// slots are never reused): 10,000 updates took minutes (benches/soak.sh).
     types_len: usize,
-    types_saved: Vec<(u32, TypeRt)>,
-    type_slots: HashMap<String, u32>,
+    pub types_saved: Vec<(u32, TypeRt)>,
+    pub type_slots: HashMap<String, u32>,
     lazy_slots: Vec<u32>,
-    version: u32,
+    pub version: u32,
 }
 
 impl Snapshot {
@@ -153,7 +153,12 @@ impl Vm {
     pub(crate) fn try_apply(&mut self, point: Option<u16>) -> bool {
         let Some(pending) = self.dsu.pending.take() else { return false };
         let started = Instant::now();
-        let checked = match self.check_at_point(&pending, point) {
+        let per_task = self.per_task(&pending.plan);
+        let checked = match per_task {
+            true => self.check_for_transition(&pending),
+            false => self.check_at_point(&pending, point),
+        };
+        let checked = match checked {
             Ok(checked) => checked,
             Err(Refusal::Wait(why)) => {
                 self.wait(pending, why);
@@ -174,6 +179,7 @@ impl Vm {
         self.dsu.applying.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut tx = Transaction::open(self, pending, checked, started);
         match tx.run(self) {
+            Ok(()) if per_task => tx.begin_transition(self, point),
             Ok(()) => tx.commit(self),
             Err(reason) => tx.rollback(self, reason),
         }
@@ -220,6 +226,22 @@ impl Vm {
         }
         self.validate_live(&pending.program, &pending.plan, arity_changes).map_err(Refusal::Reject)?;
         Ok(Checked { lazy, eager_because, top_move, task_moves })
+    }
+
+    /// The checks before a per-task transition starts. No task needs to be quiescent (each
+    /// switches when it is), but the update must work for every task that will: owed lazy
+    /// conversions first, then frames finishing in old code and live closures (arities).
+    fn check_for_transition(&mut self, pending: &Pending) -> Result<Checked, Refusal> {
+        self.flush_lazy().map_err(|e| {
+            Refusal::Reject(format!("finishing the previous update's lazy conversions failed: {e}"))
+        })?;
+        self.validate_old_frames(pending, false).map_err(Refusal::Reject)?;
+        let arity_changes = self.arity_changes(&pending.program, &pending.plan);
+        if arity_changes {
+            self.collect_garbage(self.stack_top());
+        }
+        self.validate_live(&pending.program, &pending.plan, arity_changes).map_err(Refusal::Reject)?;
+        Ok(Checked { lazy: false, eager_because: None, top_move: None, task_moves: Vec::new() })
     }
 
     /// The update cannot apply at this point: it waits for the next, or is abandoned.
@@ -338,6 +360,14 @@ impl Transaction {
         super::bound(&mut vm.dsu.history);
         vm.dsu.program = Some(pending.program);
         vm.emit(e);
+    }
+
+    /// Per-task consistency: the new version is linked; instead of moving every frame now,
+    /// the transition starts (`transition.rs`): each task switches when it is quiescent.
+    fn begin_transition(self, vm: &mut Vm, point: Option<u16>) {
+        vm.heap.pause_gc = false;
+        let _ = vm.dsu.open.take();
+        vm.open_transition(self.pending, self.before, self.wait_us, self.started, point);
     }
 
     /// Puts everything back as it was before the update, and emits `rolled back`.

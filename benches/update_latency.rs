@@ -8,7 +8,8 @@
 //! - `update_points`: the steady-state cost of an `update;` point in a tight loop.
 //! - `pause_with_tasks`: a code-only update applied while N tasks are blocked on a channel
 //!   (the global model: every task's quiescence checked, their frames moved); timed by the
-//!   `applied` event's `pause_us` of a whole run.
+//!   `applied` event's `pause_us` of a whole run; and the same update as a per-task
+//!   transition (`per_task_transition`), timed by `transition_us` (request to last switch).
 //!
 //! Each timed iteration gets a fresh VM built outside the timed part; only `request_update` is
 //! timed. `cargo bench --bench update_latency` takes about 2–3 minutes on 2 cores;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use molt::{Program, Vm};
-use molt_vm::update::{EventKind, TransformMode, UpdateEvent};
+use molt_vm::update::{Consistency, EventKind, TransformMode, UpdateEvent};
 
 /// `-- --test` (the CI smoke run): skip the sizes whose set-up alone takes seconds.
 fn smoke() -> bool {
@@ -243,6 +244,25 @@ fn pause_with_tasks(c: &mut Criterion) {
                     let applied = vm.dsu.events.iter().find(|e| e.kind == EventKind::Applied).expect("applied");
                     assert_eq!(applied.tasks, n + 1);
                     total += Duration::from_micros(applied.pause_us.max(1));
+                }
+                total
+            })
+        });
+        // Per-task consistency: every task switches by itself (the waiters at once, blocked
+        // in unchanged code; main at its point); timed from the request to the last switch.
+        g.bench_with_input(BenchmarkId::new("per_task_transition", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut vm = molt::new_vm();
+                    vm.out = Box::new(std::io::sink());
+                    vm.args = vec![n.to_string()];
+                    vm.dsu.settings.consistency = Consistency::PerTask;
+                    vm.set_update_source(Box::new(Once(Some(v2.clone()))));
+                    vm.run_program(&v1).expect("runs");
+                    let applied = vm.dsu.events.iter().find(|e| e.kind == EventKind::Applied).expect("applied");
+                    assert_eq!(applied.tasks, n + 1);
+                    total += Duration::from_micros(applied.transition_us.unwrap_or(0).max(1));
                 }
                 total
             })

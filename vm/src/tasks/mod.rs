@@ -160,13 +160,37 @@ pub struct Scheduler {
     pub waits: wait::Waits,
     /// The registers and frames of the last task that ended, for the next one to start.
     pub(crate) spare: Option<(Vec<Value>, FrameStack)>,
+    /// How many tasks in `tasks` are alive (`alive`).
+    live: usize,
 }
 
 impl Scheduler {
     /// How many tasks are alive (not ended); 1 before any was spawned (the program).
+    /// Counted as tasks start and end: every update event asks, and a per-task transition
+    /// emits one event per task.
     pub fn alive(&self) -> usize {
-        let n = self.tasks.values().filter(|t| !matches!(t.state, State::Done(_) | State::Failed(_))).count();
-        n.max(1)
+        self.live.max(1)
+    }
+
+    /// Adds task `t` to the table (alive).
+    pub(crate) fn insert(&mut self, t: Task) {
+        if let Some(old) = self.tasks.insert(t.id, t)
+            && !matches!(old.state, State::Done(_) | State::Failed(_))
+        {
+            return; // replaced a live one: the count stays
+        }
+        self.live += 1;
+    }
+
+    /// Task `id` ended as `end` (once: a task already ended keeps its first end).
+    pub(crate) fn end(&mut self, id: u32, end: State) -> Vec<u32> {
+        let Some(t) = self.tasks.get_mut(&id) else { return Vec::new() };
+        if matches!(t.state, State::Done(_) | State::Failed(_)) {
+            return Vec::new();
+        }
+        t.state = end;
+        self.live -= 1;
+        std::mem::take(&mut t.joiners)
     }
 
     /// After a collection: forgets the ended tasks whose task value is gone (nothing can

@@ -156,7 +156,7 @@ impl Vm {
         // It starts in the version of the task that spawns it.
         let mut task = Task::new(id, name, self.code_version());
         task.start = Some((f, rest.to_vec()));
-        self.tasks.tasks.insert(id, task);
+        self.tasks.insert(task);
         self.tasks.ready.push_back(id);
         self.transition_spawned(id);
         let handle = self.task_handle(id);

@@ -43,7 +43,7 @@ impl Vm {
     }
 
     fn schedule(&mut self, init: Option<u32>, main: Option<u32>) -> Result<(), RuntimeError> {
-        self.tasks.tasks.insert(1, Task::new(1, "main".into(), self.version));
+        self.tasks.insert(Task::new(1, "main".into(), self.version));
         if let Some(t) = self.tasks.tasks.get_mut(&1) {
             t.state = State::Running;
         }
@@ -87,13 +87,7 @@ impl Vm {
     /// Ends task `id` (not task 1): its joiners wake, its registers go.
     fn finish_task(&mut self, id: u32, end: State) {
         self.frames.truncate(0);
-        let joiners = match self.tasks.tasks.get_mut(&id) {
-            Some(t) => {
-                t.state = end;
-                std::mem::take(&mut t.joiners)
-            }
-            None => Vec::new(),
-        };
+        let joiners = self.tasks.end(id, end);
         for j in joiners {
             self.tasks.wake(j);
         }

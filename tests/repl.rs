@@ -594,3 +594,26 @@ fn run_runs_tasks_and_stop_stops_them() {
     r.prompt();
     r.quit();
 }
+
+/// `:tasks` lists the running program's tasks (state, version, what each waits on, where),
+/// answered by the program itself while every task waits in the event loop.
+#[test]
+fn tasks_lists_the_running_programs_tasks() {
+    const APP: &str = "fn worker(ch) {\n    print(\"got\", ch.recv());\n}\nfn main() {\n    let ch = channel();\n    spawn(worker, ch);\n    print(\"started\");\n    sleep(1000);\n}\n";
+    let dir = scratch("tasks_list");
+    std::fs::write(dir.join("t.molt"), APP).unwrap();
+    let mut r = Repl::start(&dir, &["t.molt"]);
+    r.prompt();
+    r.line(":tasks");
+    r.expect("nothing is running (`:run` starts main; its tasks are listed here while it runs)");
+    r.line(":run");
+    r.expect("started");
+    r.line(":tasks");
+    r.expect_regex(r"version 1, up \d+ ms, 2 task\(s\)");
+    r.expect("  task 1 (main) blocked, version 1, sleeps, in main (t.molt:8)");
+    r.expect("  task 2 (worker) blocked, version 1, waits to receive from <channel 1>, in worker (t.molt:2)");
+    r.line(":stop");
+    r.expect("[main stopped]");
+    r.prompt();
+    r.quit();
+}

@@ -147,7 +147,7 @@ impl Gen<'_, '_> {
 
     /// A range loop back-edge (see `ForLoop`); `done` is where a finished loop continues.
     fn for_loop(&mut self, pc: usize, base: u16, var: u16, target: u32, done: Block) {
-        let clear = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
+        let clear = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
         self.guard(clear, pc);
         let ints = self.both_int(base, base + 1);
         self.guard(ints, pc);
@@ -713,7 +713,7 @@ impl Gen<'_, '_> {
             }
             Loop { target } => {
                 // The interpreter raises the interrupt: hand over before jumping back.
-                let clear = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
+                let clear = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
                 self.guard(clear, pc);
                 let t = self.loop_entry(target as usize);
                 self.b.ins().jump(t, &[]);
@@ -747,7 +747,7 @@ impl Gen<'_, '_> {
             }
             UpdateLoop { target, .. } => {
                 self.update_point(pc);
-                let clear = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
+                let clear = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
                 self.guard(clear, pc);
                 let t = self.loop_entry(target as usize);
                 self.b.ins().jump(t, &[]);

@@ -26,6 +26,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":globals", "", "the globals and their values"),
     (":types", "", "the record types, their fields and methods"),
     (":funcs", "", "the functions"),
+    (":tasks", "", "the running program's tasks: state, version, where, what each waits on"),
     (":help", "", "this list"),
     (":quit", "", "leave (Ctrl-D too)"),
 ];

@@ -57,6 +57,8 @@ pub struct Shared {
     pub waiting_input: AtomicBool,
     /// An update is being applied (the VM's `dsu.applying`): its code may be running.
     pub applying: Arc<AtomicBool>,
+    /// How to ask the VM thread's current VM for its status while `main` runs (`:tasks`).
+    pub inspector: Mutex<Option<molt_vm::inspect::Inspector>>,
 }
 
 impl Shared {
@@ -172,6 +174,7 @@ pub fn main(file: Option<PathBuf>) -> ExitCode {
         input_ready: std::sync::Condvar::new(),
         waiting_input: AtomicBool::new(false),
         applying: Arc::new(AtomicBool::new(false)),
+        inspector: Mutex::new(None),
     });
     shared.refresh_names();
     {
@@ -323,6 +326,7 @@ impl Repl {
             ":globals" => self.globals(),
             ":types" => self.types(),
             ":funcs" => self.funcs(),
+            ":tasks" => self.tasks(),
             _ => {}
         }
         true
@@ -385,6 +389,21 @@ impl Repl {
     /// Stops the running program. An update whose code is running (`migrate`, a transformer,
     /// a new global's initialiser) is interrupted and rolled back, then the program stops
     /// (the VM raises the interrupt again after the rollback).
+    /// `:tasks`: asks the running program for its tasks at its next safepoint.
+    fn tasks(&mut self) {
+        if !self.running() {
+            return self.say("nothing is running (`:run` starts main; its tasks are listed here while it runs)");
+        }
+        let inspector = self.shared.inspector.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(inspector) = inspector else { return self.say("nothing is running") };
+        match inspector.ask().recv_timeout(Duration::from_secs(2)) {
+            Ok(status) => self.say(status.to_string().trim_end()),
+            Err(_) => self.say(
+                "the program did not answer within 2 s: it is inside one long built-in call (`sleep`, `read_line` before any task was spawned); try again",
+            ),
+        }
+    }
+
     fn stop(&mut self) {
         if !self.running() {
             return self.say("nothing is running");

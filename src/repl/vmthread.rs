@@ -256,6 +256,7 @@ fn make_vm(shared: &Arc<Shared>, rx: &Rc<Receiver<Req>>, deferred: &Deferred) ->
     // The prompt says when an update is running its code.
     vm.dsu.applying = shared.applying.clone();
     vm.signals = shared.signals.clone();
+    *shared.inspector.lock().unwrap_or_else(|p| p.into_inner()) = Some(vm.inspector());
     vm.out = Box::new(VmOut { shared: shared.clone(), buf: Vec::new() });
     let sh = shared.clone();
     vm.dsu.on_event = Some(Box::new(move |e: &UpdateEvent| on_event(&sh, e)));

@@ -6,6 +6,7 @@ pub mod error;
 pub mod frame_stack;
 pub mod func_table;
 pub mod heap;
+pub mod inspect;
 mod interp;
 pub mod limits;
 pub mod link;
@@ -193,6 +194,10 @@ pub struct Vm {
     /// Polled at safepoints: an interrupt (raised from another thread) or an update waiting
     /// for an update point (raised by the VM itself).
     pub signals: Arc<signals::Signals>,
+    /// Status requests from other threads (`inspect.rs`).
+    pub(crate) questions: Arc<inspect::Questions>,
+    /// When the VM was made (`Status::uptime_ms`).
+    pub(crate) started: std::time::Instant,
     /// The compiled tier, if one is installed, and when it compiles.
     pub jit: Option<Box<dyn tier::TierCompiler>>,
     /// Set with `set_jit_mode`.
@@ -258,6 +263,8 @@ impl Vm {
             out: Box::new(std::io::BufWriter::new(std::io::stdout())),
             args: Vec::new(),
             signals: Arc::new(signals::Signals::new()),
+            questions: Default::default(),
+            started: std::time::Instant::now(),
             jit: None,
             tier_depth: 0,
             frame_limit: MAX_FRAMES,

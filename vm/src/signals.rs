@@ -25,6 +25,12 @@ impl Signals {
     /// Tasks exist: calls and loop back-edges count reductions (their slow path). Set at the
     /// first `spawn`.
     pub const TASKS: u32 = 16;
+    /// Another thread asks for the program's status (`inspect.rs`): answered at the next
+    /// safepoint.
+    pub const INSPECT: u32 = 32;
+    /// The bits that stop the running code at its next safepoint for the VM to look at:
+    /// tested together, so that a status request costs the hot path nothing more.
+    pub const ATTENTION: u32 = Self::INTERRUPT | Self::INSPECT;
 
     pub fn new() -> Signals {
         Signals::default()
@@ -43,6 +49,18 @@ impl Signals {
         if let Some(w) = self.1.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             let _ = w.wake();
         }
+    }
+
+    /// Asks the running program for its status at its next safepoint (`Inspector::ask`).
+    pub(crate) fn inspect(&self) {
+        self.0.fetch_or(Self::INSPECT, Ordering::SeqCst);
+        if let Some(w) = self.1.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = w.wake();
+        }
+    }
+
+    pub(crate) fn clear_inspect(&self) {
+        self.0.fetch_and(!Self::INSPECT, Ordering::SeqCst);
     }
 
     /// The event loop's waker, woken by `interrupt` (tasks/wait.rs).

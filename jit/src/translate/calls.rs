@@ -37,7 +37,7 @@ impl Gen<'_, '_> {
         let stack_len = self.b.ins().load(types::I64, flags(), self.shared, SHARED_STACK_LEN);
         let fits_stack = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
         self.continue_if(fits_stack, slow);
-        let quiet = self.flag_clear(Signals::INTERRUPT | Signals::COLLECT);
+        let quiet = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
         self.continue_if(quiet, slow);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);

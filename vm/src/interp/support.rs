@@ -57,6 +57,17 @@ impl Vm {
         e
     }
 
+    /// A safepoint saw `Signals::ATTENTION`: answers status requests; returns whether the
+    /// program is to stop (an interrupt, consumed).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn attention(&mut self) -> bool {
+        if self.signals.load() & Signals::INSPECT != 0 {
+            self.answer_inspections();
+        }
+        self.signals.take_interrupt()
+    }
+
     /// The function a call of table slot `slot` runs: the newest version, or for a function
     /// an update removed, its last version (only old code can still call it).
     #[inline(always)]
@@ -118,7 +129,7 @@ impl Vm {
         }
         let signals = self.signals.load();
         if signals != 0 {
-            if signals & Signals::INTERRUPT != 0 && self.signals.take_interrupt() {
+            if signals & Signals::ATTENTION != 0 && self.attention() {
                 return Err("interrupted".into());
             }
             // A call is a reduction: a task that used its budget lets the next one run; the

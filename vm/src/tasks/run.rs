@@ -133,7 +133,7 @@ impl Vm {
             let timeout = deadline.map(|at| at.saturating_duration_since(std::time::Instant::now()));
             self.tasks.waits.sleep(timeout, &self.signals).map_err(RuntimeError::new)?;
             self.wake_waiting()?;
-            if self.signals.take_interrupt() {
+            if self.attention() {
                 return Err(RuntimeError::new("interrupted"));
             }
             self.transition_after_turn(0);
@@ -290,15 +290,7 @@ impl Vm {
         for id in ids {
             let t = &self.tasks.tasks[&id];
             let State::Blocked(wait) = t.state else { continue };
-            let what = match wait {
-                Wait::Recv(c) => format!("waits to receive from {}", self.repr(Value::Obj(c))),
-                Wait::Send(c) => format!("waits to send on {}", self.repr(Value::Obj(c))),
-                Wait::Join(j) => format!("waits for task {j} to end"),
-                Wait::UpdatePoint(_) => "waits at an update point".to_string(),
-                Wait::Sleep => "sleeps".to_string(),
-                Wait::Select => "waits in select()".to_string(),
-                Wait::ReadLine => "waits for a line of input".to_string(),
-            };
+            let what = self.describe_wait(wait);
             let frames = if id == self.tasks.current { &self.frames } else { &t.frames };
             let at = blocked_trace(frames)
                 .first()

@@ -210,7 +210,7 @@ impl Vm {
             TransformMode::Eager => None,
         };
         let lazy = self.dsu.settings.mode == TransformMode::Lazy && eager_because.is_none();
-        let top_move = self.plan_frames(pending, point).map_err(Refusal::Wait)?;
+        let top_move = self.plan_frames(pending, point).map_err(|why| Refusal::Wait(self.running_task_says(why)))?;
         let task_moves = self.plan_tasks(pending).map_err(Refusal::Others)?;
         self.validate_old_frames(pending, top_move.is_some()).map_err(Refusal::Reject)?;
         // A collection, so that only live instances are transformed (and counted). A lazy
@@ -241,6 +241,21 @@ impl Vm {
         }
         self.validate_live(&pending.program, &pending.plan, arity_changes).map_err(Refusal::Reject)?;
         Ok(Checked { lazy: false, eager_because: None, top_move: None, task_moves: Vec::new() })
+    }
+
+    /// `why`, about the running task's own frames, naming that task once there are several.
+    fn running_task_says(&self, why: String) -> String {
+        match self.tasks.tasks.get(&self.tasks.current) {
+            Some(t) if self.tasks.active => {
+                // The top frame's pc is just after its update point.
+                let at = self.frames.last().map_or(String::new(), |f| {
+                    let line = f.func.proto.lines.get(f.pc.saturating_sub(1)).copied().unwrap_or(0);
+                    format!(" (in {} ({}:{line}))", crate::interp::display_name(&f.func), f.func.file)
+                });
+                format!("task {} ({}) at an update point{at}: {why}", t.id, t.name)
+            }
+            _ => why,
+        }
     }
 
     /// The update cannot apply at this point: it waits for the next, or is abandoned.

@@ -51,6 +51,8 @@ pub(crate) struct Transition {
     points: u64,
     /// Why the last task that could not switch could not (the reason of an abandonment).
     holdout: Option<String>,
+    /// Why the transition did not finish in time (the holdout when it was reversed).
+    timed_out: Option<String>,
     /// The tables as they were before the update (a reversal puts the types back).
     before: Snapshot,
 }
@@ -70,6 +72,19 @@ impl Vm {
     /// Whether the running task is in the older of two versions (a per-task transition).
     pub(crate) fn in_old_version(&self) -> bool {
         self.dsu.transition.as_ref().is_some_and(|t| t.in_funcs != t.new)
+    }
+
+    /// The transition in progress, in words (for `Status`).
+    pub(crate) fn transition_summary(&self) -> String {
+        let Some(t) = self.dsu.transition.as_ref() else { return String::new() };
+        let what = if t.reversing { "being reversed" } else { "in progress" };
+        format!(
+            "per-task transition {} -> {} {what}: {} task(s) still to switch to version {}",
+            t.old,
+            t.new,
+            t.left.len(),
+            t.target
+        )
     }
 
     /// Whether a per-task transition is in progress.
@@ -110,6 +125,7 @@ impl Vm {
             pause_us: 0,
             points: 0,
             holdout: None,
+            timed_out: None,
             before,
         });
         self.switch_parked_tasks();
@@ -310,7 +326,8 @@ impl Vm {
         t.toward.plan = back;
         let old = t.old;
         t.left = self.tasks.tasks.values().filter(|k| is_live(&k.state) && k.version != old).map(|k| k.id).collect();
-        let why = t.holdout.clone().unwrap_or_else(|| "tasks did not become quiescent".into());
+        let why = t.holdout.take().unwrap_or_else(|| "tasks did not become quiescent".into());
+        t.timed_out = Some(why.clone());
         let reason = format!(
             "reversing the per-task transition after {} update points ({} ms): {why}; the tasks that switched go back to version {old}",
             t.points,
@@ -374,7 +391,7 @@ impl Vm {
         self.type_slots = std::mem::take(&mut t.before.type_slots);
         self.version = t.old;
         self.dsu.program = Some(std::mem::take(&mut t.toward.program));
-        let why = t.holdout.clone().unwrap_or_default();
+        let why = t.timed_out.clone().unwrap_or_default();
         let reason = format!(
             "abandoned: the per-task transition did not finish in time ({why}); it was reversed and every task runs version {} again",
             t.old

@@ -38,29 +38,19 @@ impl Vm {
 
     /// Under `relaxed`, frames left on old code keep running it after the commit: none of them
     /// may call a function whose arity changes. `top_moves`: the frame at the update point
-    /// moves to its new code (it is not left on old code).
+    /// moves to its new code (it is not left on old code). Old code is a frame of a function
+    /// this update changes or removes, and also a frame an earlier update left on old code: its
+    /// function may since have been removed (the plan no longer names it) or added again (the
+    /// plan calls it added), and it still runs the code it started in.
     pub(crate) fn validate_old_frames(&self, pending: &Pending, top_moves: bool) -> Result<(), String> {
         if self.dsu.settings.policy != Policy::Relaxed {
             return Ok(());
         }
         let n = self.frames.len();
-        for (i, f) in self.frames.iter().enumerate() {
-            let status = pending.plan.status(&f.func.proto.name);
-            let migrates = i + 1 == n && top_moves;
-            if f.func.proto.kind == FnKind::Lambda
-                || migrates
-                || !matches!(status, FnStatus::Changed | FnStatus::Removed)
-            {
-                continue;
-            }
-            if let Some(why) = self.arity_conflict(&f.func, &pending.program, "a frame left on old code") {
-                return Err(why);
-            }
-        }
-        // Other tasks' frames of changed functions finish in old code too.
-        for (_, f) in self.tasks.other_frames() {
-            let status = pending.plan.status(&f.func.proto.name);
-            if f.func.proto.kind == FnKind::Lambda || !matches!(status, FnStatus::Changed | FnStatus::Removed) {
+        let running = self.frames.iter().enumerate().filter(|(i, _)| !(i + 1 == n && top_moves)).map(|(_, f)| f);
+        let others = self.tasks.other_frames().map(|(_, f)| f);
+        for f in running.chain(others) {
+            if f.func.proto.kind == FnKind::Lambda || !self.left_on_old_code(f, pending) {
                 continue;
             }
             if let Some(why) = self.arity_conflict(&f.func, &pending.program, "a frame left on old code") {
@@ -68,6 +58,17 @@ impl Vm {
             }
         }
         Ok(())
+    }
+
+    /// Whether frame `f` runs old code after this update commits: its function is changed or
+    /// removed by it, or the frame already runs a version that is not its function's current one.
+    fn left_on_old_code(&self, f: &crate::Frame, pending: &Pending) -> bool {
+        let status = pending.plan.status(&f.func.proto.name);
+        if matches!(status, FnStatus::Changed | FnStatus::Removed) {
+            return true;
+        }
+        let current = self.funcs.get(f.func.slot as usize).and_then(|g| g.as_ref());
+        !current.is_some_and(|g| std::rc::Rc::ptr_eq(g, &f.func))
     }
 
     /// Checks that need the live heap (run after a collection, at the update point).

@@ -144,7 +144,7 @@ impl Gen<'_, '_> {
             }
             // The back-edge: signals (and the update point) go to the general version.
             self.b.switch_to_block(blocks[l.back - l.start]);
-            let mut bits = Signals::INTERRUPT | Signals::COLLECT;
+            let mut bits = Signals::ATTENTION | Signals::COLLECT;
             if matches!(self.code[l.back], Instr::UpdateForLoop { .. }) {
                 bits |= Signals::UPDATE;
             }

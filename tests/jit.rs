@@ -26,12 +26,14 @@ fn molt(args: &[&str], stdin: &str, env: &[(String, String)]) -> Output {
 fn scrub(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)
         .lines()
-        .map(|l| match (l.find("; waited"), l.find(",\"wait_us\""), l.find(" ms)").or(l.find(" us after the request)"))) {
-            (Some(i), _, _) | (None, Some(i), _) => &l[..i],
-            // "... (N ms)" and a task's "switched ... (N us after the request)": times vary.
-            // "abandoned after waiting N update points (M ms)": the time varies.
-            (None, None, Some(i)) => &l[..l[..i].rfind('(').unwrap_or(i)],
-            _ => l,
+        .map(|l| {
+            match (l.find("; waited"), l.find(",\"wait_us\""), l.find(" ms)").or(l.find(" us after the request)"))) {
+                (Some(i), _, _) | (None, Some(i), _) => &l[..i],
+                // "... (N ms)" and a task's "switched ... (N us after the request)": times vary.
+                // "abandoned after waiting N update points (M ms)": the time varies.
+                (None, None, Some(i)) => &l[..l[..i].rfind('(').unwrap_or(i)],
+                _ => l,
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")

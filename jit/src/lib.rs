@@ -93,6 +93,9 @@ struct Shared {
     heap_slow: usize,
     /// `vm.globals`, by slot.
     globals: *mut Value,
+    /// `vm.tasks.budget`: the reductions left to the running task, counted down by compiled
+    /// code at calls and loop back-edges once tasks exist (as the interpreter counts them).
+    task_budget: *mut u32,
 }
 pub(crate) const SHARED_SIGNALS: i32 = std::mem::offset_of!(Shared, signals) as i32;
 pub(crate) const SHARED_TIER_SLOTS: i32 = std::mem::offset_of!(Shared, tier_slots) as i32;
@@ -100,6 +103,7 @@ pub(crate) const SHARED_STACK_LEN: i32 = std::mem::offset_of!(Shared, stack_len)
 pub(crate) const SHARED_HEAP_OBJS: i32 = std::mem::offset_of!(Shared, heap_objs) as i32;
 pub(crate) const SHARED_HEAP_SLOW: i32 = std::mem::offset_of!(Shared, heap_slow) as i32;
 pub(crate) const SHARED_GLOBALS: i32 = std::mem::offset_of!(Shared, globals) as i32;
+pub(crate) const SHARED_TASK_BUDGET: i32 = std::mem::offset_of!(Shared, task_budget) as i32;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
@@ -240,6 +244,7 @@ fn refresh(shared: &mut Shared, vm: &mut Vm) {
     shared.heap_objs = vm.heap.objs_ptr();
     shared.heap_slow = vm.tier_heap_slow() as usize;
     shared.globals = vm.globals.as_mut_ptr();
+    shared.task_budget = &mut vm.tasks.budget;
 }
 
 /// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
@@ -391,6 +396,7 @@ impl CompiledCode for Compiled {
             heap_objs: std::ptr::null(),
             heap_slow: 1,
             globals: std::ptr::null_mut(),
+            task_budget: std::ptr::null_mut(),
         };
         refresh(&mut shared, vm);
         let regs = vm.stack.as_mut_ptr().wrapping_add(base);

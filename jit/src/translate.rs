@@ -21,7 +21,7 @@ use molt_vm::{Instr, OperandKind, Proto, Value};
 
 use crate::{
     CTX_CONSTS, CTX_PC, CTX_REGS, CTX_SHARED, EXIT_ERROR, EXIT_RESUME, EXIT_RETURNED, EXIT_RETURNED_NIL, HeapLayout,
-    SHARED_GLOBALS, SHARED_SIGNALS, STEP_ERROR,
+    SHARED_GLOBALS, SHARED_SIGNALS, SHARED_TASK_BUDGET, STEP_ERROR,
 };
 
 mod call_prefix;
@@ -145,10 +145,65 @@ impl Gen<'_, '_> {
         self.guard(clear, pc);
     }
 
+    /// A loop back-edge's safepoint: an interrupt, a status request or a due collection
+    /// hands the instruction to the interpreter; with tasks, it is a reduction. One test of
+    /// the signal word decides when nothing is asked (the common case).
+    fn back_edge_checks(&mut self, pc: usize) {
+        let word = self.signal_word();
+        let set = self.b.ins().band_imm_u(word, (Signals::ATTENTION | Signals::COLLECT | Signals::TASKS) as i64);
+        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
+        let (on, asked) = (self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(asked);
+        self.b.ins().brif(quiet, on, &[], asked, &[]);
+        self.b.switch_to_block(asked);
+        let vm_bits = self.b.ins().band_imm_u(word, (Signals::ATTENTION | Signals::COLLECT) as i64);
+        let only_tasks = self.b.ins().icmp_imm_u(IntCC::Equal, vm_bits, 0);
+        self.guard(only_tasks, pc);
+        let bail = self.fallback(pc);
+        self.count_reduction(bail);
+        self.b.ins().jump(on, &[]);
+        self.b.switch_to_block(on);
+    }
+
+    /// With tasks (`Signals::TASKS`), a call or a loop back-edge is a reduction: while the
+    /// running task has more than one left, compiled code counts it; the last one goes to
+    /// `otherwise` (the interpreter, or the VM's call), which counts it and may switch tasks,
+    /// exactly where the interpreter alone would have.
+    pub(super) fn reduction(&mut self, otherwise: Block) {
+        let word = self.signal_word();
+        let set = self.b.ins().band_imm_u(word, Signals::TASKS as i64);
+        let none = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
+        let (on, tasks) = (self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(tasks);
+        self.b.ins().brif(none, on, &[], tasks, &[]);
+        self.b.switch_to_block(tasks);
+        self.count_reduction(otherwise);
+        self.b.ins().jump(on, &[]);
+        self.b.switch_to_block(on);
+    }
+
+    /// Counts one reduction when more than one is left (continuing in a new block), else
+    /// goes to `otherwise`.
+    fn count_reduction(&mut self, otherwise: Block) {
+        let at = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TASK_BUDGET);
+        let left = self.b.ins().uload32(flags(), at, 0);
+        let more = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, left, 1);
+        let count = self.b.create_block();
+        self.b.ins().brif(more, count, &[], otherwise, &[]);
+        self.b.switch_to_block(count);
+        let fewer = self.b.ins().iadd_imm_s(left, -1);
+        self.b.ins().istore32(flags(), fewer, at, 0);
+    }
+
+    /// The VM's signal word (an atomic load).
+    fn signal_word(&mut self) -> ir::Value {
+        let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
+        self.b.ins().atomic_load(types::I32, flags(), signals)
+    }
+
     /// A range loop back-edge (see `ForLoop`); `done` is where a finished loop continues.
     fn for_loop(&mut self, pc: usize, base: u16, var: u16, target: u32, done: Block) {
-        let clear = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
-        self.guard(clear, pc);
+        self.back_edge_checks(pc);
         let ints = self.both_int(base, base + 1);
         self.guard(ints, pc);
         let cur = self.payload(base + 1);
@@ -713,8 +768,7 @@ impl Gen<'_, '_> {
             }
             Loop { target } => {
                 // The interpreter raises the interrupt: hand over before jumping back.
-                let clear = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
-                self.guard(clear, pc);
+                self.back_edge_checks(pc);
                 let t = self.loop_entry(target as usize);
                 self.b.ins().jump(t, &[]);
             }
@@ -747,8 +801,7 @@ impl Gen<'_, '_> {
             }
             UpdateLoop { target, .. } => {
                 self.update_point(pc);
-                let clear = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
-                self.guard(clear, pc);
+                self.back_edge_checks(pc);
                 let t = self.loop_entry(target as usize);
                 self.b.ins().jump(t, &[]);
             }

@@ -39,6 +39,7 @@ impl Gen<'_, '_> {
         self.continue_if(fits_stack, slow);
         let quiet = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
         self.continue_if(quiet, slow);
+        self.reduction(slow);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
         let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);
@@ -54,6 +55,8 @@ impl Gen<'_, '_> {
     /// callee's `nregs` registers at `base` fit without growing the stack (so the register
     /// limit cannot be met).
     pub(super) fn room_for_call(&mut self, base: u16, nregs: u32, otherwise: Block) {
+        // The call is a reduction, as the interpreter's would be.
+        self.reduction(otherwise);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
         self.continue_if(deeper, otherwise);

@@ -57,11 +57,6 @@ impl Vm {
     /// has none.
     /// `pc`: where to start (0, or a loop head for on-stack replacement).
     pub(super) fn run_compiled(&mut self, func: &Rc<Function>, base: usize, pc: usize) -> Option<Exit> {
-        // With tasks, the interpreter alone runs (it counts the reductions: `tasks`).
-        // During a per-task transition too: the function tables swap at task switches.
-        if self.tasks.active || self.dsu.transition.is_some() {
-            return None;
-        }
         let code = self.compiled_code(func)?;
         if self.tier_depth >= MAX_TIER_DEPTH || self.stack.len() < base + func.proto.nregs as usize {
             return None;

@@ -144,7 +144,8 @@ impl Gen<'_, '_> {
             }
             // The back-edge: signals (and the update point) go to the general version.
             self.b.switch_to_block(blocks[l.back - l.start]);
-            let mut bits = Signals::ATTENTION | Signals::COLLECT;
+            // With tasks, the general version counts the reduction.
+            let mut bits = Signals::ATTENTION | Signals::COLLECT | Signals::TASKS;
             if matches!(self.code[l.back], Instr::UpdateForLoop { .. }) {
                 bits |= Signals::UPDATE;
             }

@@ -488,7 +488,8 @@ impl Gen<'_, '_> {
     /// which hands them to the VM; otherwise the counter steps (a counting loop) and the
     /// next iteration starts typed again (knowing nothing: the frame holds it all).
     fn typed_back_edge(&mut self, it: &mut Iteration, l: &TypedLoop, entry: Block) {
-        let mut bits = Signals::ATTENTION | Signals::COLLECT;
+        // With tasks, the general version counts the reduction.
+        let mut bits = Signals::ATTENTION | Signals::COLLECT | Signals::TASKS;
         if matches!(self.code[l.back], Instr::UpdateForLoop { .. } | Instr::UpdateLoop { .. }) {
             bits |= Signals::UPDATE;
         }

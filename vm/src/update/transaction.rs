@@ -232,9 +232,8 @@ impl Vm {
     /// switches when it is), but the update must work for every task that will: owed lazy
     /// conversions first, then frames finishing in old code and live closures (arities).
     fn check_for_transition(&mut self, pending: &Pending) -> Result<Checked, Refusal> {
-        self.flush_lazy().map_err(|e| {
-            Refusal::Reject(format!("finishing the previous update's lazy conversions failed: {e}"))
-        })?;
+        self.flush_lazy()
+            .map_err(|e| Refusal::Reject(format!("finishing the previous update's lazy conversions failed: {e}")))?;
         self.validate_old_frames(pending, false).map_err(Refusal::Reject)?;
         let arity_changes = self.arity_changes(&pending.program, &pending.plan);
         if arity_changes {

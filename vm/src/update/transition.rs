@@ -20,10 +20,10 @@ use super::event::{EventKind, UpdateEvent};
 use super::frames::retarget_unchanged;
 use super::transaction::Snapshot;
 use super::{Consistency, Pending, UpdatePlan};
+use crate::Vm;
 use crate::func_table::FuncTable;
 use crate::program::Program;
 use crate::tasks::State;
-use crate::Vm;
 
 /// A per-task transition in progress. See the module doc.
 pub(crate) struct Transition {

@@ -219,7 +219,7 @@ impl Sockets {
             }
             !wake
         });
-        self.blocked -= woken.len();
+        self.blocked = self.blocked.saturating_sub(woken.len());
         woken
     }
 
@@ -252,7 +252,7 @@ impl Sockets {
                 Io::Stream(s) => r.deregister(s),
             };
         }
-        self.blocked -= e.waiters.len();
+        self.blocked = self.blocked.saturating_sub(e.waiters.len());
         e.waiters.iter().map(|w| w.0).collect()
     }
 }

@@ -260,18 +260,21 @@ impl Vm {
                     e.writer = Some(me);
                 }
             }
-            match e.flush() {
-                Ok(true) => {
-                    e.writer = None;
-                    return Ok(Value::Nil);
+            let done = match e.flush() {
+                Ok(true) => Ok(Value::Nil),
+                Ok(false) => {
+                    self.wait_socket(id, true, "write()")?;
+                    continue;
                 }
-                Ok(false) => self.wait_socket(id, true, "write()")?,
-                Err(err) => {
-                    e.writer = None;
-                    e.output.clear();
-                    return Err(socket::io_error("write", &info.addr.to_string(), &err));
-                }
+                Err(err) => Err(socket::io_error("write", &info.addr.to_string(), &err)),
+            };
+            e.writer = None;
+            e.output.clear();
+            // Writers that waited for this one go on (no event may come for them).
+            for t in self.tasks.waits.sockets.take_waiters(id, false, true) {
+                self.tasks.wake(t);
             }
+            return done;
         }
     }
 

@@ -35,6 +35,9 @@ pub enum Obj {
     Task(u32),
     /// A channel (`channel()`): its queue and waiters (`tasks/channel.rs`).
     Channel(Box<crate::tasks::Channel>),
+    /// A listener or a connection (`listen`, `connect`, `accept`): what it shows; the socket
+    /// itself is in the scheduler's table, by id (`tasks/socket.rs`).
+    Socket(Box<crate::tasks::socket::SocketInfo>),
 }
 
 const NONE: u32 = u32::MAX;
@@ -61,7 +64,7 @@ pub fn obj_bytes(obj: &Obj) -> usize {
             Obj::Record { fields, .. } => fields.len() * VALUE_BYTES,
             Obj::Closure { captures, .. } => captures.len() * VALUE_BYTES,
             Obj::Channel(c) => c.heap_bytes(),
-            Obj::Range(..) | Obj::Task(_) | Obj::Free(_) => 0,
+            Obj::Range(..) | Obj::Task(_) | Obj::Socket(_) | Obj::Free(_) => 0,
         }
 }
 
@@ -532,6 +535,8 @@ impl Heap {
                 Obj::Range(..) => "range",
                 Obj::Task(_) => "task",
                 Obj::Channel(_) => "channel",
+                Obj::Socket(s) if s.listener => "listener",
+                Obj::Socket(_) => "connection",
                 Obj::Free(_) => "freed",
             },
         }
@@ -576,7 +581,7 @@ impl Heap {
                     }
                 }
                 Obj::Channel(c) => c.values().for_each(|v| push(v, &mut self.marks, &mut stack)),
-                Obj::Str(_) | Obj::Range(..) | Obj::Task(_) | Obj::Free(_) => {}
+                Obj::Str(_) | Obj::Range(..) | Obj::Task(_) | Obj::Socket(_) | Obj::Free(_) => {}
             }
         }
         if trace {

@@ -159,6 +159,7 @@ impl Vm {
             Wait::Sleep => "sleeps".to_string(),
             Wait::Select => "waits in select()".to_string(),
             Wait::ReadLine => "waits for a line of input".to_string(),
+            Wait::Socket(s) => format!("waits on socket {s}"),
         }
     }
 }

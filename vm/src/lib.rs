@@ -388,6 +388,7 @@ impl Vm {
         self.heap.collect(roots);
         if self.tasks.active {
             self.tasks.prune(&self.heap);
+            self.tasks.waits.prune_sockets(&self.heap);
         }
         if self.heap.trace_code {
             self.drop_unreachable_old_code();

@@ -59,6 +59,8 @@ pub enum BuiltinKind {
     Range,
     Task,
     Channel,
+    Listener,
+    Connection,
 }
 
 impl BuiltinKind {
@@ -70,6 +72,8 @@ impl BuiltinKind {
             BuiltinKind::Range => "range",
             BuiltinKind::Task => "task",
             BuiltinKind::Channel => "channel",
+            BuiltinKind::Listener => "listener",
+            BuiltinKind::Connection => "connection",
         }
     }
 }

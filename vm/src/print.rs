@@ -187,6 +187,9 @@ impl Printer<'_> {
                 Obj::Free(_) => out.push_str("<freed>"),
                 Obj::Task(id) => out.push_str(&format!("<task {id}>")),
                 Obj::Channel(c) => out.push_str(&format!("<channel {}>", c.id)),
+                Obj::Socket(s) => {
+                    out.push_str(&format!("<{} {}>", if s.listener { "listener" } else { "connection" }, s.addr))
+                }
                 Obj::List(items) => {
                     if seen.contains(r) {
                         return out.push_str("[...]");

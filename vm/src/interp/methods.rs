@@ -108,6 +108,8 @@ pub(super) fn builtin_kind(vm: &Vm, recv: Value) -> Option<BuiltinKind> {
             Obj::Range(..) => Some(BuiltinKind::Range),
             Obj::Task(_) => Some(BuiltinKind::Task),
             Obj::Channel(_) => Some(BuiltinKind::Channel),
+            Obj::Socket(s) if s.listener => Some(BuiltinKind::Listener),
+            Obj::Socket(_) => Some(BuiltinKind::Connection),
             _ => None,
         },
         _ => None,

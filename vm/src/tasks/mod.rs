@@ -14,6 +14,8 @@
 pub mod channel;
 mod ops;
 mod run;
+pub mod socket;
+mod socket_ops;
 pub mod wait;
 
 pub use ops::FUNCTIONS;
@@ -56,6 +58,16 @@ pub enum TaskOp {
     /// task was spawned, and only their task once one was).
     Sleep,
     ReadLine,
+    /// Sockets (`socket.rs`): `listen(addr)`, `connect(addr)`, and the methods of listeners
+    /// and connections.
+    Listen,
+    Connect,
+    Accept,
+    SocketReadLine,
+    Write,
+    SocketClose,
+    Peer,
+    Port,
 }
 
 /// What a blocked task waits for.
@@ -70,6 +82,8 @@ pub enum Wait {
     Select,
     /// `read_line`, for a line of standard input.
     ReadLine,
+    /// A socket operation, until socket `.0` (its id in `socket::Sockets`) is ready.
+    Socket(u32),
     /// An update waits for other tasks: this one waits at update point `.0` of its top
     /// frame (global consistency), until the update applies or is given up.
     UpdatePoint(u16),
@@ -204,20 +218,23 @@ impl Scheduler {
 
     /// Values the tasks that are not running hold (for the collector).
     pub fn roots(&self) -> impl Iterator<Item = Value> + '_ {
-        self.tasks.values().flat_map(|t| {
-            let done = match t.state {
-                State::Done(v) => Some(v),
-                _ => None,
-            };
-            let start = t.start.iter().flat_map(|(f, args)| std::iter::once(*f).chain(args.iter().copied()));
-            let consts = t.frames.iter().flat_map(|f| f.func.consts.iter().copied());
-            let select = t.select.iter().map(|c| Value::Obj(*c));
-            // A task's value keeps an ended task's record (for `join`), not the other way:
-            // while it runs, its value must stay valid (`current_task()` returns it again).
-            let handle = t.handle.filter(|_| !matches!(t.state, State::Done(_) | State::Failed(_)));
-            let own = t.token.into_iter().chain(handle.map(Value::Obj)).chain(select);
-            t.stack.iter().copied().chain(consts).chain(start).chain(done).chain(own)
-        })
+        self.tasks
+            .values()
+            .flat_map(|t| {
+                let done = match t.state {
+                    State::Done(v) => Some(v),
+                    _ => None,
+                };
+                let start = t.start.iter().flat_map(|(f, args)| std::iter::once(*f).chain(args.iter().copied()));
+                let consts = t.frames.iter().flat_map(|f| f.func.consts.iter().copied());
+                let select = t.select.iter().map(|c| Value::Obj(*c));
+                // A task's value keeps an ended task's record (for `join`), not the other way:
+                // while it runs, its value must stay valid (`current_task()` returns it again).
+                let handle = t.handle.filter(|_| !matches!(t.state, State::Done(_) | State::Failed(_)));
+                let own = t.token.into_iter().chain(handle.map(Value::Obj)).chain(select);
+                t.stack.iter().copied().chain(consts).chain(start).chain(done).chain(own)
+            })
+            .chain(self.waits.sockets.roots())
     }
 
     /// The frames of the tasks that are not running.

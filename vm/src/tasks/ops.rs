@@ -17,6 +17,8 @@ pub const FUNCTIONS: &[(&str, TaskOp)] = &[
     ("current_task", TaskOp::CurrentTask),
     ("yield_now", TaskOp::YieldNow),
     ("select", TaskOp::Select),
+    ("listen", TaskOp::Listen),
+    ("connect", TaskOp::Connect),
 ];
 
 const TASK_METHODS: &[(&str, TaskOp)] = &[("id", TaskOp::Id), ("join", TaskOp::Join), ("status", TaskOp::Status)];
@@ -47,6 +49,12 @@ impl Vm {
         for &(name, op) in CHANNEL_METHODS {
             self.register_method(BuiltinKind::Channel, name, MethodImpl::Task(op), Reads::World);
         }
+        for &(name, op) in super::socket_ops::LISTENER_METHODS {
+            self.register_method(BuiltinKind::Listener, name, MethodImpl::Task(op), Reads::World);
+        }
+        for &(name, op) in super::socket_ops::CONNECTION_METHODS {
+            self.register_method(BuiltinKind::Connection, name, MethodImpl::Task(op), Reads::World);
+        }
     }
 
     /// Runs task built-in `op` on the `argc` values at `start` (a method's receiver first).
@@ -59,10 +67,17 @@ impl Vm {
         if self.dsu.open.is_some()
             && !matches!(
                 op,
-                TaskOp::Id | TaskOp::Status | TaskOp::Len | TaskOp::IsClosed | TaskOp::Channel | TaskOp::CurrentTask
+                TaskOp::Id
+                    | TaskOp::Status
+                    | TaskOp::Len
+                    | TaskOp::IsClosed
+                    | TaskOp::Channel
+                    | TaskOp::CurrentTask
+                    | TaskOp::Peer
+                    | TaskOp::Port
             )
         {
-            return Err("tasks and channels cannot be used while an update is being applied (in a transformer, `migrate` or a new global's initialiser)".into());
+            return Err("tasks, channels and sockets cannot be used while an update is being applied (in a transformer, `migrate` or a new global's initialiser)".into());
         }
         let args: Vec<Value> = self.stack[start..start + argc].to_vec();
         let arity = |n: usize, what: &str| -> Res<()> {
@@ -128,6 +143,14 @@ impl Vm {
                 arity(0, "read_line()")?;
                 self.read_line_task()
             }
+            TaskOp::Listen
+            | TaskOp::Connect
+            | TaskOp::Accept
+            | TaskOp::SocketReadLine
+            | TaskOp::Write
+            | TaskOp::SocketClose
+            | TaskOp::Peer
+            | TaskOp::Port => self.socket_op(op, &args),
         }
     }
 
@@ -450,7 +473,7 @@ impl Vm {
 
     /// The running task waits for `wait`: suspended, or the error of an operation that
     /// cannot wait where it is (`what`).
-    fn block(&mut self, wait: Wait, what: &str) -> Res<Value> {
+    pub(super) fn block(&mut self, wait: Wait, what: &str) -> Res<Value> {
         if !self.can_wait() {
             return Err(format!(
                 "{what} would wait here, where a task cannot wait (inside a built-in's callback, a transformer, `migrate`, or outside a running program)"

@@ -181,6 +181,15 @@ impl Vm {
             self.stop_selecting(id);
             self.tasks.wake(id);
         }
+        // Tasks waiting on a socket that had an event run their operation again.
+        if self.tasks.waits.sockets.waiting() {
+            self.tasks.waits.poll_now().map_err(RuntimeError::new)?;
+        }
+        for (s, read, write) in std::mem::take(&mut self.tasks.waits.sockets.events) {
+            for id in self.tasks.waits.sockets.take_waiters(s, read, write) {
+                self.tasks.wake(id);
+            }
+        }
         self.tasks.waits.take_lines();
         while !self.tasks.waits.readers.is_empty() {
             let Some(line) = self.tasks.waits.lines.pop_front() else { break };

@@ -1,7 +1,7 @@
 //! What tasks wait for outside the VM: timers (`sleep`, `select` with a timeout) and lines of
 //! standard input (`read_line`). When no task is ready, the VM sleeps in the event loop
-//! (`mio::Poll`) until the first timer is due or something arrives; sockets will register
-//! with the same poll. Standard input is read by a helper thread (a pipe, a terminal or a file
+//! (`mio::Poll`) until the first timer is due or something arrives; sockets register with the
+//! same poll (`socket.rs`, token: the socket's id). Standard input is read by a helper thread (a pipe, a terminal or a file
 //! alike: `epoll` cannot watch a regular file), which wakes the poll for each line.
 
 use std::cmp::Reverse;
@@ -31,6 +31,8 @@ pub struct Waits {
     /// Standard input ended (every later `read_line` gives nil at once).
     pub eof: bool,
     stdin: Option<Receiver<Line>>,
+    /// The sockets: their table, waiters and the events the poll reported.
+    pub sockets: super::socket::Sockets,
     poll: Option<(mio::Poll, mio::Events, Arc<mio::Waker>)>,
 }
 
@@ -57,7 +59,7 @@ impl Waits {
 
     /// Whether anything outside the VM can still wake a task.
     pub fn any(&self) -> bool {
-        !self.timers.is_empty() || (!self.readers.is_empty() && self.stdin.is_some())
+        !self.timers.is_empty() || (!self.readers.is_empty() && self.stdin.is_some()) || self.sockets.waiting()
     }
 
     /// Starts reading standard input on a helper thread (once). Lines longer than `limit`
@@ -106,12 +108,49 @@ impl Waits {
         if signals.interrupted() {
             return Ok(());
         }
+        self.poll_events(timeout)
+    }
+
+    /// Takes the socket events that are ready now, without waiting (at every task switch while
+    /// a task waits on a socket: a busy program must still see them).
+    pub fn poll_now(&mut self) -> Result<(), String> {
+        self.poll_events(Some(Duration::ZERO))
+    }
+
+    /// Polls (waiting at most `timeout`) and records which sockets had events.
+    fn poll_events(&mut self, timeout: Option<Duration>) -> Result<(), String> {
         let (poll, events, _) = self.poll()?;
         match poll.poll(events, timeout) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
-            Err(e) => Err(format!("waiting for timers and input failed: {e}")),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("waiting for timers, input and sockets failed: {e}")),
         }
+        let ids = events.iter().filter(|e| e.token() != WAKE).map(|e| {
+            let fail = e.is_error();
+            let read = e.is_readable() || e.is_read_closed() || fail;
+            let write = e.is_writable() || e.is_write_closed() || fail;
+            (e.token().0 as u32, read, write)
+        });
+        let ids: Vec<(u32, bool, bool)> = ids.collect();
+        self.sockets.events.extend(ids);
+        Ok(())
+    }
+
+    /// Closes socket `id`; returns the tasks that waited on it.
+    pub(crate) fn close_socket(&mut self, id: u32) -> Vec<u32> {
+        let registry = self.poll.as_ref().map(|p| p.0.registry());
+        self.sockets.close(id, registry)
+    }
+
+    /// After a collection: closes the sockets whose value is garbage.
+    pub(crate) fn prune_sockets(&mut self, heap: &crate::heap::Heap) {
+        let registry = self.poll.as_ref().map(|p| p.0.registry());
+        self.sockets.prune(heap, registry);
+    }
+
+    /// The registry sockets register with (`socket.rs`).
+    pub(crate) fn registry(&mut self) -> Result<&mio::Registry, String> {
+        Ok(self.poll()?.0.registry())
     }
 
     fn poll(&mut self) -> Result<&mut (mio::Poll, mio::Events, Arc<mio::Waker>), String> {
@@ -119,7 +158,7 @@ impl Waits {
             let poll = mio::Poll::new().map_err(|e| format!("cannot start the event loop: {e}"))?;
             let waker =
                 mio::Waker::new(poll.registry(), WAKE).map_err(|e| format!("cannot start the event loop: {e}"))?;
-            self.poll = Some((poll, mio::Events::with_capacity(16), Arc::new(waker)));
+            self.poll = Some((poll, mio::Events::with_capacity(256), Arc::new(waker)));
         }
         Ok(self.poll.as_mut().expect("made above"))
     }

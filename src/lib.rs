@@ -25,6 +25,7 @@ macro_rules! report_raw {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod control;
 pub mod demo;
 pub mod diagnostics;
 pub mod output;
@@ -117,6 +118,8 @@ pub struct RunOptions {
     /// `--self-update` (a testing aid): the program itself is pushed as an update at every
     /// update point; a correct engine never changes the program's output (except `version()`).
     pub self_update: bool,
+    /// `--control SOCKET`: listen there for `molt push` and `molt status`.
+    pub control: Option<std::path::PathBuf>,
 }
 
 /// Offers the same program at every update point.
@@ -202,6 +205,8 @@ pub enum RunError {
     /// The program's output could not be written: its last output, at the final flush, or any
     /// write to a closed pipe (which ends the program quietly: `output::failed`).
     Output(std::io::Error),
+    /// Nothing ran: the control socket could not be set up (exit status 2).
+    Setup(String),
 }
 
 /// Runs a whole program on a fresh VM, with updates from `opts`.
@@ -221,9 +226,25 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
             Err(_) => {}
         }
     }
+    // `--control`: pushed updates come after the `--update` files, through one source.
+    let mut control = None;
+    let mut in_flight = None;
+    if let Some(path) = &opts.control {
+        let (guard, queue) =
+            control::server::Control::start(path, opts.settings.clone(), vm.inspector(), vm.signals.clone())
+                .map_err(RunError::Setup)?;
+        let (source, events) = control::server::ControlSource::new(FileUpdates::new(opts.updates.clone()), queue);
+        vm.set_update_source(Box::new(source));
+        in_flight = Some(events);
+        interrupt_on_ctrl_c(&vm.signals, path);
+        control = Some(guard);
+    }
     let trace = opts.trace;
     vm.dsu.on_event = Some(Box::new(move |e: &molt_vm::update::UpdateEvent| {
         use molt_vm::update::EventKind;
+        if let Some(f) = &in_flight {
+            control::server::forward_event(f, e);
+        }
         let always = matches!(e.kind, EventKind::Rejected | EventKind::RolledBack);
         match trace {
             Trace::Json => report!("{}", e.json()),
@@ -234,7 +255,9 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
         // Under `=json` the JSON line (with its `reason`) is the one line a rejection or a
         // rollback gets (DSU.md: "one line each"); a person reading it sees the reason there.
     }));
-    if opts.self_update {
+    if control.is_some() {
+        // The source is set above.
+    } else if opts.self_update {
         vm.set_update_source(Box::new(SelfUpdate(program.clone())));
     } else if let Some(files) = &opts.watch {
         vm.set_update_source(Box::new(watch::Watcher::start(files.clone(), program, vm.signals.clone())));
@@ -242,6 +265,7 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
         vm.set_update_source(Box::new(FileUpdates::new(opts.updates.clone())));
     }
     let result = vm.run_program(program);
+    drop(control); // the socket file goes as the program ends
     let failed_before = output.error();
     // Flushed here, not by `Vm::flush`, which drops the error: output lost is a failure.
     let flushed = vm.out.flush();
@@ -263,4 +287,19 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
         (Err(e), _) => Err(RunError::Runtime(e)),
         (Ok(()), _) => flushed.map_err(RunError::Output),
     }
+}
+
+/// Ctrl-C stops the program (an interrupt at its next safepoint, so that `molt run` returns
+/// and removes its control socket); a second Ctrl-C removes the socket and exits at once.
+fn interrupt_on_ctrl_c(signals: &std::sync::Arc<molt_vm::signals::Signals>, socket: &Path) {
+    let signals = signals.clone();
+    let socket = socket.to_path_buf();
+    let pressed = std::sync::atomic::AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&socket);
+            std::process::exit(130);
+        }
+        signals.interrupt();
+    });
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use molt::{LoadError, diagnostics};
 
+mod push;
 mod timeline;
 
 const USAGE: &str = "usage:
@@ -17,9 +18,16 @@ const USAGE: &str = "usage:
                                    every task switches to a new version together (the
                                    default), or each task as soon as it can (code-only updates)
       --watch                      apply each saved edit of the program's files
+      --control SOCKET             listen on a Unix socket for `molt push` and `molt status`
       --jit off|on|always          the compiled tier (default on: hot code compiles; `always`
                                    compiles every function at its first call)
       --trace-updates[=json]       print every update event on stderr
+  molt push SOCKET NEW [--transform eager|lazy] [--policy strict|relaxed]
+       [--consistency global|per-task] [--json]
+                                   push NEW into the program running with --control SOCKET;
+                                   print its update events (exit 0 applied, 1 not applied)
+  molt push SOCKET --undo          update that program back to its previous version's program
+  molt status SOCKET [--json]      that program's version, tasks, pending update, history
   molt check FILE                  compile only; report every error
   molt compile FILE -o OUT.mbc     write versioned bytecode
   molt disasm FILE                 print the bytecode with source lines
@@ -98,6 +106,13 @@ fn cmd_run(args: &[String]) -> ExitCode {
                 _ => return usage_error("--jit takes `off`, `on` or `always`"),
             },
             "--watch" => opts.watch = Some(Vec::new()),
+            "--control" => match value(i) {
+                Some(p) => {
+                    opts.control = Some(PathBuf::from(p));
+                    i += 1;
+                }
+                None => return usage_error("--control needs a SOCKET path"),
+            },
             "--self-update" => opts.self_update = true,
             _ if a.starts_with('-') => return usage_error(&format!("unknown option '{a}'")),
             _ if file.is_none() => file = Some(PathBuf::from(a)),
@@ -117,6 +132,9 @@ fn cmd_run(args: &[String]) -> ExitCode {
         if !opts.updates.is_empty() {
             return usage_error("--watch and --update cannot be used together");
         }
+        if opts.control.is_some() {
+            return usage_error("--watch and --control cannot be used together (push each version with `molt push`)");
+        }
         opts.watch = Some(molt::watch::sources(&file, &program));
     }
     match molt::run_program(&program, &opts) {
@@ -126,6 +144,10 @@ fn cmd_run(args: &[String]) -> ExitCode {
             ExitCode::from(1)
         }
         Err(molt::RunError::Output(e)) => molt::output::failed(&e),
+        Err(molt::RunError::Setup(e)) => {
+            molt::report!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -236,6 +258,8 @@ fn real_main() -> ExitCode {
         "help" | "--help" | "-h" => molt::output::print(&format!("{USAGE}\n")),
         "plan" => cmd_plan(rest),
         "timeline" => timeline::cmd(rest).unwrap_or_else(|e| usage_error(&e)),
+        "push" => push::cmd_push(rest).unwrap_or_else(|e| usage_error(&e)),
+        "status" => push::cmd_status(rest).unwrap_or_else(|e| usage_error(&e)),
         "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
         "repl" => match molt::repl::cmd(rest) {
             Ok(file) => molt::repl::main(file),

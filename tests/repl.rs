@@ -617,3 +617,34 @@ fn tasks_lists_the_running_programs_tasks() {
     r.prompt();
     r.quit();
 }
+
+/// `:undo` goes back to the previous version's program (a new version number); a second one
+/// goes one further back, until there is nothing left.
+#[test]
+fn undo_goes_back_one_version_at_a_time() {
+    let dir = scratch("undo");
+    let file = dir.join("g.molt");
+    std::fs::write(&file, "fn greet() { return \"one\"; }\nfn main() { print(greet()); }\n").unwrap();
+    let mut r = Repl::start(&dir, &["g.molt"]);
+    r.prompt();
+    std::fs::write(&file, "fn greet() { return \"two\"; }\nfn main() { print(greet()); }\n").unwrap();
+    r.line(":reload");
+    r.expect("[update applied (version 1 -> 2)");
+    r.prompt();
+    r.line("greet()");
+    r.expect("\"two\"");
+    r.prompt();
+    r.line(":undo");
+    r.expect("[update applied (version 2 -> 3)");
+    r.prompt();
+    r.line("greet()");
+    r.expect("\"one\"");
+    r.prompt();
+    r.line(":undo");
+    r.expect("nothing to undo: this is the session's first version (or every later one was undone)");
+    r.prompt();
+    r.line(":versions");
+    r.expect(":undo");
+    r.prompt();
+    r.quit();
+}

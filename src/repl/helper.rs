@@ -22,6 +22,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (":reload", "", "re-read the program's files, show the plan, push the update"),
     (":plan", "", "show what :reload would change, without doing it"),
     (":versions", "", "the versions so far, with their plans"),
+    (":undo", "", "update back to the previous version's program (a new version number)"),
     (":trace", "on|off", "show every update event (requested, waiting) or only outcomes"),
     (":globals", "", "the globals and their values"),
     (":types", "", "the record types, their fields and methods"),

@@ -327,6 +327,7 @@ impl Repl {
             ":types" => self.types(),
             ":funcs" => self.funcs(),
             ":tasks" => self.tasks(),
+            ":undo" => self.undo(),
             _ => {}
         }
         true
@@ -389,6 +390,27 @@ impl Repl {
     /// Stops the running program. An update whose code is running (`migrate`, a transformer,
     /// a new global's initialiser) is interrupted and rolled back, then the program stops
     /// (the VM raises the interrupt again after the rollback).
+    /// `:undo`: an update back to the previous version's program (and prompt items): a new
+    /// version number, applied like any update; a second `:undo` goes one further back.
+    fn undo(&mut self) {
+        if self.busy() {
+            return;
+        }
+        let earlier = self.shared.session().undo.pop();
+        let Some(e) = earlier else {
+            return self.say("nothing to undo: this is the session's first version (or every later one was undone)");
+        };
+        let push = Push {
+            program: e.program.clone(),
+            items: e.items.clone(),
+            file: e.file.clone(),
+            sources: e.sources.clone(),
+            what: ":undo".into(),
+            undoes: Some(e),
+        };
+        self.push(push);
+    }
+
     /// `:tasks`: asks the running program for its tasks at its next safepoint.
     fn tasks(&mut self) {
         if !self.running() {
@@ -546,7 +568,7 @@ impl Repl {
         if plan_only {
             return;
         }
-        self.push(Push { program, items, file: Some(file), sources, what: ":reload".into() });
+        self.push(Push { program, items, file: Some(file), sources, what: ":reload".into(), undoes: None });
     }
 
     fn versions(&self) {
@@ -726,7 +748,7 @@ impl Repl {
         };
         let names: Vec<&str> = new_items.iter().filter_map(item_name).collect();
         let what = if names.is_empty() { "prompt".to_string() } else { format!("prompt: {}", names.join(", ")) };
-        self.push(Push { program, items, file, sources, what });
+        self.push(Push { program, items, file, sources, what, undoes: None });
     }
 
     /// Statements (and a final expression, whose value is printed) run at once in a hidden
@@ -769,9 +791,14 @@ impl Repl {
             }
         };
         match push {
-            Some((items, file, sources)) => {
-                self.push(Push { program, items, file, sources, what: "evaluation at an update point".into() })
-            }
+            Some((items, file, sources)) => self.push(Push {
+                program,
+                items,
+                file,
+                sources,
+                what: "evaluation at an update point".into(),
+                undoes: None,
+            }),
             None => self.call(|id| Req::Eval { id, program, func }),
         }
     }

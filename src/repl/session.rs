@@ -33,8 +33,20 @@ pub struct Push {
     pub file: Option<PathBuf>,
     /// The texts of the files the update was compiled from.
     pub sources: HashMap<String, String>,
-    /// For the user: "prompt: f", ":reload".
+    /// For the user: "prompt: f", ":reload", ":undo".
     pub what: String,
+    /// An undo: the state it goes back to (taken off `Session::undo`; put back if the update
+    /// is not applied).
+    pub undoes: Option<Earlier>,
+}
+
+/// A version the session can go back to with `:undo`: what the prompt compiled against then.
+#[derive(Clone, Debug)]
+pub struct Earlier {
+    pub program: Program,
+    pub items: Vec<PromptItem>,
+    pub file: Option<PathBuf>,
+    pub sources: HashMap<String, String>,
 }
 
 /// An applied version, for `:versions`.
@@ -59,6 +71,8 @@ pub struct Session {
     next_id: u32,
     /// The update pushed to the VM and not yet applied or rejected, and when it was pushed.
     pub in_flight: Option<Push>,
+    /// The versions before this one, newest last (`:undo` goes back to the last).
+    pub undo: Vec<Earlier>,
     pub pushed_at: Option<std::time::Instant>,
 }
 
@@ -268,6 +282,7 @@ impl Session {
             versions: vec![Version { version: 1, what: "start".into(), plan: None, pause_us: 0 }],
             next_id: 1,
             in_flight: None,
+            undo: Vec::new(),
             pushed_at: None,
         }
     }

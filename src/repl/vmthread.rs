@@ -18,7 +18,7 @@ use molt_vm::update::{EventKind, UpdateEvent, UpdateSource};
 use molt_vm::{Program, Value, Vm};
 
 use super::Shared;
-use super::session::Version;
+use super::session::{Earlier, Version};
 
 pub enum Req {
     /// Request the update held in `Session::in_flight` (applied at once when nothing runs,
@@ -190,6 +190,17 @@ fn on_event(shared: &Shared, e: &UpdateEvent) {
         s.version = e.to;
         if let Some(p) = push {
             let plan = molt_vm::update::UpdatePlan::new(&s.current, &p.program, e.from);
+            // The version it leaves can be gone back to (not after an undo, which forgets it,
+            // nor after an evaluation, which defines nothing).
+            if p.undoes.is_none() && !p.what.starts_with("evaluation") {
+                let earlier = Earlier {
+                    program: s.current.clone(),
+                    items: s.items.clone(),
+                    file: s.file.clone(),
+                    sources: s.sources.clone(),
+                };
+                s.undo.push(earlier);
+            }
             s.versions.push(Version { version: e.to, what: p.what, plan: Some(plan), pause_us: e.pause_us });
             s.current = p.program;
             s.items = p.items;
@@ -198,6 +209,8 @@ fn on_event(shared: &Shared, e: &UpdateEvent) {
         }
         drop(s);
         shared.refresh_names();
+    } else if let Some(earlier) = push.and_then(|p| p.undoes) {
+        s.undo.push(earlier); // not applied: it can be tried again
     }
 }
 

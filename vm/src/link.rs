@@ -164,6 +164,7 @@ impl Vm {
             }
         }
         self.dsu.program = Some(program.clone());
+        self.dsu.lineage = vec![program.clone()];
         Ok((map.funcs[program.init as usize], program.main.map(|m| map.funcs[m as usize])))
     }
 

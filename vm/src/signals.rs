@@ -87,6 +87,11 @@ impl Signals {
     /// thread: the file watcher, the REPL). The VM asks the source at its next update point.
     pub fn raise_update(&self) {
         self.0.fetch_or(Self::UPDATE, Ordering::SeqCst);
+        // A VM whose tasks all wait takes an update from a source that says `immediate`
+        // while asleep in its event loop: wake it.
+        if let Some(w) = self.1.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = w.wake();
+        }
     }
 
     pub(crate) fn set_update(&self, pending: bool) {

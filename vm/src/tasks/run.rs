@@ -121,6 +121,7 @@ impl Vm {
         // Tasks whose timer passed or whose input came join the queue first.
         self.wake_waiting()?;
         self.transition_after_turn(from);
+        self.take_immediate_request();
         if self.dsu.pending.is_some() {
             self.apply_between_tasks();
         }
@@ -137,6 +138,7 @@ impl Vm {
                 return Err(RuntimeError::new("interrupted"));
             }
             self.transition_after_turn(0);
+            self.take_immediate_request();
             if self.dsu.pending.is_some() {
                 self.apply_between_tasks();
             }

@@ -65,8 +65,8 @@ impl Vm {
     }
 
     /// The first socket starts the tasks' machinery, as the first `spawn` does: from now on
-    /// only the interpreter runs (blocking happens there). Compiled code running now leaves:
-    /// the task is suspended, resumed first, and the interpreter runs the call again.
+    /// calls and back-edges count reductions (compiled code too). Compiled code running now
+    /// leaves: the task is suspended, resumed first, and the interpreter runs the call again.
     fn start_sockets(&mut self) -> Res<()> {
         if self.tasks.active {
             return Ok(());

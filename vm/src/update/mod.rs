@@ -94,6 +94,25 @@ pub trait UpdateSource {
     fn unhandled(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether its updates are requested as soon as the VM notices them (between two tasks'
+    /// turns, or asleep in the event loop), not only at an update point, as `--update` files
+    /// are (DSU.md: "the first update point reached").
+    fn immediate(&self) -> bool {
+        false
+    }
+    /// The next request: a new version or an undo, with settings for that update alone. A
+    /// source with only new versions need not write it (it wraps `next_update`).
+    fn next_request(&mut self) -> Option<Result<Incoming, String>> {
+        self.next_update().map(|r| r.map(|program| Incoming { program: Some(program), settings: None }))
+    }
+}
+
+/// What an update source asks for (`UpdateSource::next_request`).
+pub struct Incoming {
+    /// The new version, or `None`: back to the previous version's program (`Vm::request_undo`).
+    pub program: Option<Program>,
+    /// The settings for this update alone (`molt push --transform ...`); `None`: the VM's.
+    pub settings: Option<UpdateSettings>,
 }
 
 /// An update that was requested and not yet applied or rejected.
@@ -103,7 +122,12 @@ pub(crate) struct Pending {
     pub requested: Instant,
     pub points_waited: u64,
     pub told_waiting: bool,
+    /// An undo: once applied, the version it leaves is forgotten (`UpdateState::lineage`).
+    pub undo: bool,
 }
+
+/// How many versions back an undo can go at least (`UpdateState::lineage` keeps the programs).
+pub const UNDO_DEPTH: usize = 64;
 
 /// How many of the latest events and plans `UpdateState` keeps at least (it keeps at most
 /// twice as many, dropping the older half at once).
@@ -161,7 +185,12 @@ pub struct UpdateState {
     /// A per-task transition in progress (per-task consistency).
     pub(crate) transition: Option<transition::Transition>,
     /// Updates requested (through `request_update`) while a transition ran: handled after it.
-    pub(crate) queued: std::collections::VecDeque<Program>,
+    pub(crate) queued: std::collections::VecDeque<(Program, bool)>,
+    /// The programs of the versions that lead to the running one, oldest first (the running
+    /// one last): an undo goes back to the one before the last and forgets the last.
+    pub lineage: Vec<Program>,
+    /// The VM's own settings while an update runs with settings of its own (`Incoming`).
+    pub(crate) own_settings: Option<UpdateSettings>,
 }
 
 impl Vm {
@@ -177,6 +206,12 @@ impl Vm {
         self.dsu.events_dropped += bound(&mut self.dsu.events);
         if ended && self.dsu.pending.is_none() {
             self.tasks.wake_at_points();
+        }
+        // An update with its own settings is over: the VM's come back.
+        if ended && self.dsu.pending.is_none() && self.dsu.transition.is_none() {
+            if let Some(own) = self.dsu.own_settings.take() {
+                self.dsu.settings = own;
+            }
         }
     }
 
@@ -213,11 +248,45 @@ impl Vm {
         self.dsu.events[first..].to_vec()
     }
 
+    /// Requests an update back to the previous version's program: a new version number, with
+    /// the old program's code and layouts (records converted back by the default transformer).
+    /// Once applied, the version it leaves is forgotten, so a second undo goes one further back.
+    pub fn request_undo(&mut self) -> Vec<UpdateEvent> {
+        let first = self.dsu.events_dropped + self.dsu.events.len();
+        self.undo();
+        if self.frames.is_empty() && self.dsu.pending.is_some() {
+            self.try_apply(None);
+        }
+        self.refresh_update_flag();
+        let first = first.saturating_sub(self.dsu.events_dropped).min(self.dsu.events.len());
+        self.dsu.events[first..].to_vec()
+    }
+
+    /// `request_undo` without applying.
+    fn undo(&mut self) {
+        let n = self.dsu.lineage.len();
+        if n < 2 {
+            self.emit(UpdateEvent::new(EventKind::Requested, self.version, None));
+            let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(format!(
+                "nothing to undo: version {} is the oldest version this program still knows",
+                self.version
+            ));
+            return self.emit(e);
+        }
+        let previous = self.dsu.lineage[n - 2].clone();
+        self.request_as(previous, true);
+    }
+
     /// Plans and validates; sets it pending or reports the rejection.
     fn request(&mut self, program: Program) {
+        self.request_as(program, false)
+    }
+
+    /// `request`, for an undo when `undo`.
+    fn request_as(&mut self, program: Program, undo: bool) {
         // One update at a time: a transition in progress ends first.
         if self.dsu.transition.is_some() {
-            return self.dsu.queued.push_back(program);
+            return self.dsu.queued.push_back((program, undo));
         }
         let Some(current) = &self.dsu.program else {
             let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason("no program is loaded");
@@ -241,7 +310,7 @@ impl Vm {
             return self.emit(e);
         }
         self.dsu.pending =
-            Some(Pending { program, plan, requested: Instant::now(), points_waited: 0, told_waiting: false });
+            Some(Pending { program, plan, requested: Instant::now(), points_waited: 0, told_waiting: false, undo });
     }
 
     /// Called by the interpreter at an update point when the flag is set.
@@ -293,21 +362,51 @@ impl Vm {
         let newer =
             self.dsu.pending.is_some() && self.dsu.source.as_ref().is_some_and(|s| s.supersedes() && s.has_more());
         if self.dsu.pending.is_none() || newer {
-            let next = self.dsu.source.as_mut().and_then(|s| s.next_update());
-            match next {
-                Some(Ok(program)) => self.request(program),
-                Some(Err(reason)) => {
-                    // Every update has its `requested` event, also one that cannot be read.
-                    self.emit(UpdateEvent::new(EventKind::Requested, self.version, None));
-                    let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(reason);
-                    self.emit(e);
-                }
-                None => {}
-            }
+            self.take_request();
         }
         let waits = self.dsu.pending.is_some() && self.try_apply(Some(point));
         self.refresh_update_flag();
         waits
+    }
+
+    /// Asks the update source for its next request and makes it pending (or reports why it
+    /// cannot be).
+    fn take_request(&mut self) {
+        let next = self.dsu.source.as_mut().and_then(|s| s.next_request());
+        match next {
+            Some(Ok(Incoming { program, settings })) => {
+                if let Some(s) = settings {
+                    let own = std::mem::replace(&mut self.dsu.settings, s);
+                    self.dsu.own_settings.get_or_insert(own);
+                }
+                match program {
+                    Some(program) => self.request(program),
+                    None => self.undo(),
+                }
+                // Rejected at once: the VM's settings are back (`emit`).
+            }
+            Some(Err(reason)) => {
+                // Every update has its `requested` event, also one that cannot be read.
+                self.emit(UpdateEvent::new(EventKind::Requested, self.version, None));
+                let e = UpdateEvent::new(EventKind::Rejected, self.version, None).with_reason(reason);
+                self.emit(e);
+            }
+            None => {}
+        }
+    }
+
+    /// Between two tasks' turns, or woken in the event loop: a source whose updates apply as
+    /// soon as they can (`UpdateSource::immediate`, the control socket) is asked for its next
+    /// one, so that a program whose tasks all wait takes a pushed update at once.
+    pub(crate) fn take_immediate_request(&mut self) {
+        let ready = self.dsu.pending.is_none()
+            && self.dsu.transition.is_none()
+            && self.dsu.open.is_none()
+            && self.dsu.source.as_ref().is_some_and(|s| s.immediate() && s.has_more());
+        if ready {
+            self.take_request();
+            self.refresh_update_flag();
+        }
     }
 
     /// At the end of a run: an update still pending was never applied.

@@ -21,7 +21,7 @@ use super::event::{EventKind, UpdateEvent};
 use super::frames::FrameMove;
 use super::{Pending, TransformMode};
 use crate::heap::{OldContents, WriteGuard};
-use crate::{Function, RuntimeError, TypeRt, Value, Vm};
+use crate::{Function, Program, RuntimeError, TypeRt, Value, Vm};
 
 /// What code running inside an open transaction records for its rollback: the old contents
 /// (type slot, fields) of the records converted, in order. Plain data, so a large log can be
@@ -288,6 +288,20 @@ impl Vm {
         self.emit(e);
     }
 
+    /// An update to `program` committed: it joins the lineage, or (an undo) the version it
+    /// left is forgotten. At most `2 * UNDO_DEPTH` programs are kept (the oldest go first).
+    pub(crate) fn note_lineage(&mut self, program: &Program, undo: bool) {
+        if undo {
+            self.dsu.lineage.pop();
+        } else {
+            self.dsu.lineage.push(program.clone());
+            let n = self.dsu.lineage.len();
+            if n > 2 * super::UNDO_DEPTH {
+                self.dsu.lineage.drain(..n - super::UNDO_DEPTH);
+            }
+        }
+    }
+
     /// One past the highest register in use (the live part of the stack).
     pub(crate) fn stack_top(&self) -> usize {
         self.frames.last().map_or(0, |f| f.base + f.func.proto.nregs as usize)
@@ -355,6 +369,10 @@ impl Transaction {
         free_later(log.undo);
         let pending = self.pending;
         vm.migrate_frames(&pending.plan, self.checked.top_move, &self.checked.task_moves, &self.before.funcs);
+        // Every task is in the new version now (the global model: one moment for all).
+        for t in vm.tasks.tasks.values_mut() {
+            t.version = vm.version;
+        }
         // From now on collections look for old code's last users (`old_code.rs`).
         vm.heap.trace_code = vm.keeps_old_code();
         let mut e = UpdateEvent::new(EventKind::Applied, self.before.version, Some(&pending.plan));
@@ -372,6 +390,7 @@ impl Transaction {
         }
         vm.dsu.history.push(pending.plan);
         super::bound(&mut vm.dsu.history);
+        vm.note_lineage(&pending.program, pending.undo);
         vm.dsu.program = Some(pending.program);
         vm.emit(e);
     }

@@ -351,8 +351,8 @@ impl Vm {
         let event = if t.reversing { self.close_reversed(&mut t) } else { self.close_applied(&mut t) };
         self.emit(event);
         self.heap.trace_code = self.keeps_old_code();
-        if let Some(next) = self.dsu.queued.pop_front() {
-            self.request(next);
+        if let Some((next, undo)) = self.dsu.queued.pop_front() {
+            self.request_as(next, undo);
         }
         self.refresh_update_flag();
         true
@@ -366,6 +366,7 @@ impl Vm {
         e.transition_us = Some(t.toward.requested.elapsed().as_micros() as u64);
         self.dsu.history.push(std::mem::take(&mut t.plan));
         super::bound(&mut self.dsu.history);
+        self.note_lineage(&t.toward.program, t.toward.undo);
         self.dsu.program = Some(std::mem::take(&mut t.toward.program));
         e
     }

@@ -16,11 +16,12 @@
 # Molt is sent `molt push` through `--control` alternately v2 and v1 when this molt has
 # `--control`, else it runs without pushes and says so; Python does not reload), NO_INSTALL=1
 # (do not call apt-get), NO_BUILD=1 (use the existing target/release binaries), RESULTS_DIR
-# (default benches/results). Only 127.0.0.1 is used; every wait is bounded.
+# (default benches/results), SAMPLES=1 (also write every request's latency, for a plot: about
+# 10 MB per run). Only 127.0.0.1 is used; every wait is bounded.
 #
 # Output: a Markdown table on stdout and in benches/results/kv_load.md, and
-# benches/results/kv_load.csv; each run's loadgen report (JSON) and samples (CSV) are kept in
-# benches/results/kv/.
+# benches/results/kv_load.csv; each run's loadgen report (JSON), the server's output and, with
+# SAMPLES=1, the samples (CSV) are kept in benches/results/kv/.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -123,7 +124,7 @@ available() {
 }
 
 mkdir -p "$RESULTS/kv"
-declare -A RPS P50 P99 MAX ERR STATUS
+declare -A RPS P50 P99 MAX ERR STATUS LOADS FAIR
 impls=()
 for i in $IMPLS; do available "$i" && impls+=("$i") || say "$i not available: skipped"; done
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -140,10 +141,11 @@ for r in $(seq "$RUNS"); do
         pushes+=(--push "$(( SECS * 1000 * k / (RELOADS + 1) )):$TMP/kv.sock:$ROOT/examples/kv_server/$f.molt")
       done
     fi
+    samples=(); [ -n "${SAMPLES:-}" ] && samples=(--samples "$RESULTS/kv/$impl.run$r.samples.csv")
     say "run $r: $impl on 127.0.0.1:$port, $CLIENTS clients, $SECS s"
     "$LOADGEN" --addr "127.0.0.1:$port" --clients "$CLIENTS" --requests "$REQUESTS" --seconds "$SECS" \
       --write-ratio "$WRITE_RATIO" --keys "$KEYS" --molt "$TMP/molt" "${pushes[@]}" \
-      --samples "$RESULTS/kv/$impl.run$r.samples.csv" --json >"$json" 2>"$TMP/loadgen.err"
+      "${samples[@]}" --json >"$json" 2>"$TMP/loadgen.err"
     st=$?
     stop_server
     cp "$out" "$RESULTS/kv/$impl.run$r.server.out"
@@ -151,8 +153,18 @@ for r in $(seq "$RUNS"); do
       say "$impl run $r: loadgen exit $st: $(head -c 800 "$json" "$TMP/loadgen.err")"
       STATUS[$impl]=FAIL
     fi
+    # new versions loaded during the run: Molt's pushes that exited 0, Erlang's reload lines
+    case $impl in
+      molt) n=$(grep -o '"exit_status":0' "$json" 2>/dev/null | wc -l) ;;
+      erlang) n=$(grep -c '^reload [0-9]* compile_us' "$out") ;;
+      *) n=0 ;;
+    esac
+    LOADS[$impl]="${LOADS[$impl]:-} $n"
     [ -s "$json" ] || continue
     RPS[$impl]="${RPS[$impl]:-} $(jnum "$json" throughput_rps)"
+    # fairness: the busiest client's requests over the least busy one's
+    FAIR[$impl]="${FAIR[$impl]:-} $(sed -n 's/.*"per_client_requests":\[\([0-9,]*\)\].*/\1/p' "$json" | tr ',' '\n' \
+      | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {if (lo > 0) printf "%.2f", hi / lo}')"
     P50[$impl]="${P50[$impl]:-} $(jnum "$json" p50_us)"
     P99[$impl]="${P99[$impl]:-} $(jnum "$json" p99_us)"
     MAX[$impl]="${MAX[$impl]:-} $(jnum "$json" max_us)"
@@ -164,7 +176,7 @@ done
 med() { printf '%s\n' $1 | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b != "" && b > 0) printf "%.2f", a / b }'; }
 CSV=$RESULTS/kv_load.csv
-echo "impl,clients,seconds,runs,req_per_s,p50_us,p99_us,max_us,errors_or_lost,status" >"$CSV"
+echo "impl,clients,seconds,runs,req_per_s,p50_us,p99_us,max_us,errors_or_lost,reloads,busiest_over_least_client,status" >"$CSV"
 molt_rps=""; [ -n "${RPS[molt]:-}" ] && molt_rps=$(med "${RPS[molt]}")
 {
   echo "The same load against three servers of the kv protocol: $CLIENTS clients on 127.0.0.1, $SECS s"
@@ -172,14 +184,16 @@ molt_rps=""; [ -n "${RPS[molt]:-}" ] && molt_rps=$(med "${RPS[molt]}")
   echo "run(s). $DATE, $(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   [ "$RELOADS" -gt 0 ] && echo "Reloads during each load: $RELOADS (Erlang: code:load_binary; Molt: $([ -n "$MOLT_PUSH" ] && echo "molt push, v2/v1 alternately" || echo "none, no --control yet"); Python: none)."
   echo
-  echo "| server | req/s | p50 | p99 | max | errors + lost keys | Molt's req/s relative to it |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| server | req/s | p50 | p99 | max | busiest / least busy client | errors + lost keys | new versions loaded | Molt's req/s relative to it |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for impl in "${impls[@]}"; do
-    [ -n "${RPS[$impl]:-}" ] || { echo "| $impl | — | — | — | — | ${STATUS[$impl]:-FAIL} | — |"; continue; }
+    [ -n "${RPS[$impl]:-}" ] || { echo "| $impl | — | — | — | — | — | ${STATUS[$impl]:-FAIL} | — | — |"; continue; }
     rps=$(med "${RPS[$impl]}"); p50=$(med "${P50[$impl]}"); p99=$(med "${P99[$impl]}"); mx=$(med "${MAX[$impl]}")
-    rel=""; [ "$impl" != molt ] && rel="$(ratio "$molt_rps" "$rps")×"
-    echo "| $impl | $(printf '%.0f' "$rps") | ${p50} µs | ${p99} µs | ${mx} µs | ${ERR[$impl]:-0}${STATUS[$impl]:+ ${STATUS[$impl]}} | $rel |"
-    echo "$impl,$CLIENTS,$SECS,$RUNS,$rps,$p50,$p99,$mx,${ERR[$impl]:-0},${STATUS[$impl]:-ok}" >>"$CSV"
+    rel=""; [ "$impl" != molt ] && [ -n "$molt_rps" ] && rel="$(ratio "$molt_rps" "$rps")×"
+    loads=$(med "${LOADS[$impl]:-0}")
+    fair=$(med "${FAIR[$impl]:-}")
+    echo "| $impl | $(printf '%.0f' "$rps") | ${p50} µs | ${p99} µs | ${mx} µs | ${fair}× | ${ERR[$impl]:-0}${STATUS[$impl]:+ ${STATUS[$impl]}} | $loads | $rel |"
+    echo "$impl,$CLIENTS,$SECS,$RUNS,$rps,$p50,$p99,$mx,${ERR[$impl]:-0},$loads,$fair,${STATUS[$impl]:-ok}" >>"$CSV"
   done
   echo
   echo "(> 1 in the last column: Molt served more requests per second than that server.)"

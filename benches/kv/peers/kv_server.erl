@@ -14,13 +14,14 @@
 %% code:load_binary/3 while the clients talk, as benches/erlang/reload_bench.erl does; before
 %% each load it waits (bounded) until code:soft_purge/1 succeeds, i.e. no process still runs
 %% the version before the current one (a hard purge would kill such a process, and its
-%% connection with it). Each reload prints a line `reload I compile_us=.. purge_us=..
-%% load_us=.. purge_tries=..`.
+%% connection with it); so every loop here (connections, the acceptor, the reloader itself)
+%% re-enters through a fully qualified call. Reload I starts (compiling) at I * IntervalMs
+%% after the start, and prints `reload I compile_us=.. purge_us=.. load_us=.. purge_tries=..`.
 %%
 %% Run: erlc kv_server.erl && erl -noshell -run kv_server main 127.0.0.1:0 [Reloads IntervalMs]
 %% The first line printed is `listening on 127.0.0.1:PORT`.
 -module(kv_server).
--export([main/1, session/1, acceptor/1, gen/0, handle/1]).
+-export([main/1, session/1, acceptor/1, gen/0, handle/1, reloader/3]).
 
 -ifndef(GEN).
 -define(GEN, 0).
@@ -43,7 +44,9 @@ main(Args) ->
     {ok, Real} = inet:port(L),
     io:format("listening on ~s:~w~n", [inet:ntoa(Host), Real]),
     case Reloads > 0 of
-        true -> spawn(fun() -> reloader(1, Reloads, Interval) end);
+        true ->
+            T0 = erlang:monotonic_time(millisecond),
+            spawn(fun() -> ?MODULE:reloader(1, Reloads, {T0, Interval}) end);
         false -> ok
     end,
     acceptor(L).
@@ -53,12 +56,16 @@ parse_addr(Addr) ->
     {ok, Ip} = inet:parse_ipv4_address(string:substr(Addr, 1, Colon - 1)),
     {Ip, list_to_integer(string:substr(Addr, Colon + 1))}.
 
+%% Accepts with a timeout, so that the acceptor too re-enters the newest version regularly
+%% (a process left in a version two loads old would hold the next load back).
 acceptor(L) ->
-    case gen_tcp:accept(L) of
+    case gen_tcp:accept(L, 100) of
         {ok, S} ->
             Pid = spawn(fun() -> receive go -> ?MODULE:session(S) end end),
             ok = gen_tcp:controlling_process(S, Pid),
             Pid ! go,
+            ?MODULE:acceptor(L);
+        {error, timeout} ->
             ?MODULE:acceptor(L);
         {error, Reason} ->
             io:format("accept: ~p~n", [Reason]),
@@ -104,8 +111,8 @@ handle(Line) ->
 
 reloader(I, Reloads, _Interval) when I > Reloads ->
     io:format("reloads done: ~w~n", [Reloads]);
-reloader(I, Reloads, Interval) ->
-    timer:sleep(Interval),
+reloader(I, Reloads, {T0, Interval}) ->
+    timer:sleep(max(0, T0 + I * Interval - erlang:monotonic_time(millisecond))),
     {CompileUs, {ok, ?MODULE, Bin}} =
         timer:tc(compile, file, [?FILE, [binary, return_errors, {d, 'GEN', I}]]),
     {PurgeUs, Tries} = timer:tc(fun() -> soft_purge(1) end),
@@ -117,7 +124,7 @@ reloader(I, Reloads, Interval) ->
             %% not_purged: a process still ran the version before the current one.
             io:format("reload ~w failed: ~p (purge_tries=~w)~n", [I, Reason, Tries])
     end,
-    reloader(I + 1, Reloads, Interval).
+    ?MODULE:reloader(I + 1, Reloads, {T0, Interval}).
 
 %% Waits (at most 1000 tries, 1 ms apart) until no process runs the old version.
 soft_purge(Try) when Try >= 1000 -> Try;

@@ -121,6 +121,13 @@ fn text(r: &Report) -> String {
         r.connection_errors()
     );
     let _ = writeln!(s, "latency: p50 {}, p99 {}, max {}", ms(r.overall.p50), ms(r.overall.p99), ms(r.overall.max));
+    let per: Vec<usize> = r.results.iter().map(|c| c.samples.len()).collect();
+    let _ = writeln!(
+        s,
+        "requests per client: min {}, max {} (fairness)",
+        per.iter().min().unwrap_or(&0),
+        per.iter().max().unwrap_or(&0)
+    );
     for (i, (p, w)) in r.pushes.iter().enumerate() {
         let what = format!("push {} at {} ms: {} push {} {}", i + 1, p.push.at_ms, o.molt, p.push.socket, p.push.file);
         match (p.start_ms, p.end_ms) {
@@ -217,7 +224,7 @@ fn json(r: &Report) -> String {
         concat!(
             r#"{{"addr":{},"clients":{},"requests_per_client":{},"max_seconds":{},"write_ratio":{},"keys_per_client":{},"#,
             r#""requests":{},"seconds":{:.6},"throughput_rps":{:.1},"wrong_replies":{},"connection_errors":{},"#,
-            r#""latency":{},"window_ms":{},"pushes":[{}],"#,
+            r#""latency":{},"per_client_requests":[{}],"window_ms":{},"pushes":[{}],"#,
             r#""final_check":{{"keys":{},"missing":{},"wrong":{},"not_checked":{}}},"clean":{},"messages":[{}]}}"#
         ),
         json_str(&o.addr.to_string()),
@@ -232,6 +239,7 @@ fn json(r: &Report) -> String {
         r.wrong_replies(),
         r.connection_errors(),
         json_latency(&r.overall),
+        r.results.iter().map(|c| c.samples.len().to_string()).collect::<Vec<_>>().join(","),
         o.window_ms,
         pushes.join(","),
         r.keys,

@@ -159,7 +159,19 @@ impl Vm {
             Wait::Sleep => "sleeps".to_string(),
             Wait::Select => "waits in select()".to_string(),
             Wait::ReadLine => "waits for a line of input".to_string(),
-            Wait::Socket(s) => format!("waits on socket {s}"),
+            Wait::Socket(s) => self.describe_socket_wait(s),
+        }
+    }
+
+    /// `waits to read from <connection 127.0.0.1:53412>`, `waits for a client on <listener ...>`.
+    fn describe_socket_wait(&self, id: u32) -> String {
+        let Some(e) = self.tasks.waits.sockets.table.get(&id) else { return format!("waits on socket {id}") };
+        let shown = e.handle.map_or_else(|| e.addr.to_string(), |h| self.repr(crate::Value::Obj(h)));
+        match (&e.io, e.writer.is_some()) {
+            (crate::tasks::socket::Io::Listener(_), _) => format!("waits for a client on {shown}"),
+            (_, true) => format!("waits to write to {shown}"),
+            (_, false) if e.handle.is_none() => format!("waits to connect to {shown}"),
+            (_, false) => format!("waits to read from {shown}"),
         }
     }
 }

@@ -149,6 +149,15 @@ impl Gen<'_, '_> {
     /// hands the instruction to the interpreter; with tasks, it is a reduction. One test of
     /// the signal word decides when nothing is asked (the common case).
     fn back_edge_checks(&mut self, pc: usize) {
+        let bail = self.fallback(pc);
+        self.safepoint(bail);
+    }
+
+    /// A safepoint's checks (a back-edge, a call compiled code makes itself): an interrupt,
+    /// a status request or a due collection goes to `otherwise` (the interpreter or the VM's
+    /// call, which handle them); with tasks the safepoint is a reduction (`reduction`). One
+    /// test of the signal word when nothing is asked.
+    pub(super) fn safepoint(&mut self, otherwise: Block) {
         let word = self.signal_word();
         let set = self.b.ins().band_imm_u(word, (Signals::ATTENTION | Signals::COLLECT | Signals::TASKS) as i64);
         let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
@@ -158,9 +167,10 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(asked);
         let vm_bits = self.b.ins().band_imm_u(word, (Signals::ATTENTION | Signals::COLLECT) as i64);
         let only_tasks = self.b.ins().icmp_imm_u(IntCC::Equal, vm_bits, 0);
-        self.guard(only_tasks, pc);
-        let bail = self.fallback(pc);
-        self.count_reduction(bail);
+        let count = self.b.create_block();
+        self.b.ins().brif(only_tasks, count, &[], otherwise, &[]);
+        self.b.switch_to_block(count);
+        self.count_reduction(otherwise);
         self.b.ins().jump(on, &[]);
         self.b.switch_to_block(on);
     }

@@ -219,11 +219,8 @@ impl Vm {
             macro_rules! back_edge {
                 ($signals:expr) => {{
                     if $signals != 0 {
-                        if $signals & Signals::ATTENTION != 0 {
-                            self.frames.last_mut().unwrap().pc = pc;
-                            if self.attention() {
-                                throw!("interrupted");
-                            }
+                        if $signals & Signals::ATTENTION != 0 && self.attention_at(pc) {
+                            throw!("interrupted");
                         }
                         // A back-edge is a reduction: a task that used its budget lets the
                         // next one run, from the loop's head.

@@ -5,7 +5,6 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self, Block, InstBuilder, types};
 use molt_vm::func_table::TierSlot;
-use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 
 use super::{Gen, call_prefix, flags, inline};
@@ -37,9 +36,7 @@ impl Gen<'_, '_> {
         let stack_len = self.b.ins().load(types::I64, flags(), self.shared, SHARED_STACK_LEN);
         let fits_stack = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
         self.continue_if(fits_stack, slow);
-        let quiet = self.flag_clear(Signals::ATTENTION | Signals::COLLECT);
-        self.continue_if(quiet, slow);
-        self.reduction(slow);
+        self.safepoint(slow);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
         let caches = self.b.ins().load(types::I64, flags(), ts, std::mem::offset_of!(TierSlot, caches) as i32);

@@ -68,6 +68,17 @@ impl Vm {
         self.signals.take_interrupt()
     }
 
+    /// `attention` at a loop back-edge whose pc is `pc` (saved first: a status request
+    /// reports where the task stands).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn attention_at(&mut self, pc: usize) -> bool {
+        if let Some(f) = self.frames.last_mut() {
+            f.pc = pc;
+        }
+        self.attention()
+    }
+
     /// The function a call of table slot `slot` runs: the newest version, or for a function
     /// an update removed, its last version (only old code can still call it).
     #[inline(always)]

@@ -289,8 +289,9 @@ pub fn run_program(program: &Program, opts: &RunOptions) -> Result<(), RunError>
     }
 }
 
-/// Ctrl-C stops the program (an interrupt at its next safepoint, so that `molt run` returns
-/// and removes its control socket); a second Ctrl-C removes the socket and exits at once.
+/// Ctrl-C (or SIGTERM, SIGHUP) stops the program (an interrupt at its next safepoint, so that
+/// `molt run` returns and removes its control socket); a second one removes the socket and
+/// exits at once.
 fn interrupt_on_ctrl_c(signals: &std::sync::Arc<molt_vm::signals::Signals>, socket: &Path) {
     let signals = signals.clone();
     let socket = socket.to_path_buf();

@@ -245,16 +245,18 @@ fn the_socket_is_private_and_removed_at_exit_and_after_ctrl_c() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(!dir.join("short.sock").exists(), "removed at exit");
-    // Ctrl-C (SIGINT): the program stops and removes its socket.
-    let r = start(&dir, &[]);
-    let pid = r.child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let start_at = Instant::now();
-    while dir.join("s.sock").exists() {
-        assert!(start_at.elapsed() < Duration::from_secs(5), "the socket is still there after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(10));
+    // Ctrl-C (SIGINT), and a supervisor's SIGTERM: the program stops and removes its socket.
+    for signal in ["-INT", "-TERM"] {
+        let r = start(&dir, &[]);
+        let pid = r.child.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let start_at = Instant::now();
+        while dir.join("s.sock").exists() {
+            assert!(start_at.elapsed() < Duration::from_secs(5), "the socket is still there after kill {signal}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(r);
     }
-    drop(r);
 }
 
 /// Sends raw bytes and returns what the program answered before closing the connection.

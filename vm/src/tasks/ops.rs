@@ -514,6 +514,11 @@ impl Vm {
             return false;
         }
         self.tasks.budget = BUDGET;
+        // A pushed update is noticed here too, so that one task computing alone (no switches,
+        // no update points) does not leave it unseen; it applies at the next point or switch.
+        if self.signals.load() & crate::signals::Signals::UPDATE != 0 && self.can_wait() {
+            self.take_immediate_request();
+        }
         if self.tasks.ready.is_empty() || !self.can_wait() {
             return false;
         }

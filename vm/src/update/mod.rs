@@ -402,6 +402,7 @@ impl Vm {
         let ready = self.dsu.pending.is_none()
             && self.dsu.transition.is_none()
             && self.dsu.open.is_none()
+            && !self.dsu.converting
             && self.dsu.source.as_ref().is_some_and(|s| s.immediate() && s.has_more());
         if ready {
             self.take_request();

@@ -41,21 +41,31 @@ fn scrub(stderr: &[u8]) -> String {
 
 fn compare(what: &str, args: Vec<String>, stdin: &str, env: &[(String, String)], failures: &mut Vec<String>) {
     // The interpreter alone (`off`; the default `on` would compile hot code too) against
-    // every function compiled (`always`).
-    let mut plain: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut jit = plain.clone();
-    plain.splice(2..2, ["--jit", "off"]);
-    jit.splice(2..2, ["--jit", "always"]);
-    let (a, b) = (molt(&plain, stdin, env), molt(&jit, stdin, env));
-    if a.stdout != b.stdout || scrub(&a.stderr) != scrub(&b.stderr) || a.status.code() != b.status.code() {
-        failures.push(format!(
-            "{what}: interpreted exit {:?}, compiled exit {:?}\n--- interpreted stdout\n{}--- compiled stdout\n{}--- compiled stderr\n{}",
-            a.status.code(),
-            b.status.code(),
-            String::from_utf8_lossy(&a.stdout),
-            String::from_utf8_lossy(&b.stdout),
-            String::from_utf8_lossy(&b.stderr)
-        ));
+    // every function compiled (`always`); programs with tasks and sockets also against `on`
+    // (hot code compiling while tasks run: the same interleaving in all three).
+    let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+    let with = |mode: &'static str| {
+        let mut a = plain.clone();
+        a.splice(2..2, ["--jit", mode]);
+        molt(&a, stdin, env)
+    };
+    let a = with("off");
+    let modes: &[&str] = match what.contains("tasks") || what.contains("sockets") {
+        true => &["always", "on"],
+        false => &["always"],
+    };
+    for &mode in modes {
+        let b = with(mode);
+        if a.stdout != b.stdout || scrub(&a.stderr) != scrub(&b.stderr) || a.status.code() != b.status.code() {
+            failures.push(format!(
+                "{what}: interpreted exit {:?}, --jit {mode} exit {:?}\n--- interpreted stdout\n{}--- compiled stdout\n{}--- compiled stderr\n{}",
+                a.status.code(),
+                b.status.code(),
+                String::from_utf8_lossy(&a.stdout),
+                String::from_utf8_lossy(&b.stdout),
+                String::from_utf8_lossy(&b.stderr)
+            ));
+        }
     }
 }
 

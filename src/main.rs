@@ -35,7 +35,10 @@ const USAGE: &str = "usage:
   molt timeline EVENTS.jsonl -o OUT.svg
                                    draw --trace-updates=json events as an SVG timeline
   molt repl [FILE]                 interactive session (see docs/repl.md)
-  molt demo                        a guided live-update demo
+  molt demo [--fast] [--events FILE]
+                                   a guided live-update demo (--fast: no pauses;
+                                   --events: also write its update events to FILE as
+                                   --trace-updates=json prints them, for `molt timeline`)
   molt help                        this text
 
 environment: MOLT_MAX_HEAP=SIZE   the heap limit (`512M`, `8G`; default: half the memory)
@@ -225,6 +228,28 @@ fn cmd_plan(args: &[String]) -> ExitCode {
     molt::output::print(&format!("update plan: {} -> {}\n{body}", args[0], args[1]))
 }
 
+/// `molt demo [--fast] [--events FILE]`.
+fn cmd_demo(args: &[String]) -> ExitCode {
+    let mut fast = false;
+    let mut events = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--fast" => fast = true,
+            "--events" => match args.get(i + 1) {
+                Some(f) => {
+                    events = Some(PathBuf::from(f));
+                    i += 1;
+                }
+                None => return usage_error("--events needs a FILE"),
+            },
+            a => return usage_error(&format!("unknown option '{a}' (`molt demo` takes --fast and --events FILE)")),
+        }
+        i += 1;
+    }
+    molt::demo::run(fast, events.as_deref())
+}
+
 /// Deeply nested source (or data being printed) recurses deeply in the compiler and printer:
 /// run on a thread with a large stack (reserved, not committed) instead of the main thread's
 /// 8 MB, so such input is handled rather than crashing.
@@ -260,7 +285,7 @@ fn real_main() -> ExitCode {
         "timeline" => timeline::cmd(rest).unwrap_or_else(|e| usage_error(&e)),
         "push" => push::cmd_push(rest).unwrap_or_else(|e| usage_error(&e)),
         "status" => push::cmd_status(rest).unwrap_or_else(|e| usage_error(&e)),
-        "demo" => molt::demo::run(rest.iter().any(|a| a == "--fast")),
+        "demo" => cmd_demo(rest),
         "repl" => match molt::repl::cmd(rest) {
             Ok(file) => molt::repl::main(file),
             Err(e) => usage_error(&e),

@@ -2,7 +2,10 @@
 //! runs: one retypes its records through a transformer, one has a migration that fails and is
 //! rolled back, one fixes it. Everything needed is compiled into the binary.
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
 
 use molt_vm::Program;
 use molt_vm::update::event::escape_controls;
@@ -83,8 +86,10 @@ fn explain(e: &UpdateEvent) {
     }
 }
 
-/// Runs the demo; `molt demo --fast` skips the pauses between ticks.
-pub fn run(fast: bool) -> std::process::ExitCode {
+/// Runs the demo; `molt demo --fast` skips the pauses between ticks; with `events`
+/// (`--events FILE`), every update event is also written to that file as a JSON line, as
+/// `--trace-updates=json` prints it, for `molt timeline`.
+pub fn run(fast: bool, events: Option<&Path>) -> std::process::ExitCode {
     let v1 = match compile(0) {
         Ok(p) => p,
         Err(e) => {
@@ -92,6 +97,16 @@ pub fn run(fast: bool) -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    // Created before anything runs, so that a path that cannot be written is reported at once.
+    let mut events_file = match events.map(|p| (p, std::fs::File::create(p))) {
+        None => None,
+        Some((_, Ok(f))) => Some(f),
+        Some((p, Err(e))) => {
+            crate::report!("error: cannot write '{}': {e}", p.display());
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let write_error: Rc<RefCell<Option<std::io::Error>>> = Rc::default();
     say("Molt live-update demo");
     say("=====================");
     say("A small bank (version 1, built into this binary: src/demo/ in Molt's repository) runs a loop");
@@ -103,10 +118,22 @@ pub fn run(fast: bool) -> std::process::ExitCode {
     if fast {
         vm.args = vec!["fast".into()];
     }
-    vm.dsu.on_event = Some(Box::new(explain));
+    let failed = write_error.clone();
+    vm.dsu.on_event = Some(Box::new(move |e: &UpdateEvent| {
+        explain(e);
+        if let Some(f) = &mut events_file {
+            if let Err(err) = writeln!(f, "{}", e.json()) {
+                failed.borrow_mut().get_or_insert(err);
+            }
+        }
+    }));
     vm.set_update_source(Box::new(Schedule { points: 0, next: 0 }));
     let result = vm.run_program(&v1);
     vm.flush();
+    if let (Some(path), Some(e)) = (events, write_error.borrow_mut().take()) {
+        crate::report!("error: cannot write '{}': {e}", path.display());
+        return std::process::ExitCode::from(2);
+    }
     match result {
         Ok(()) => {
             say(&format!(

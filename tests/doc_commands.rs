@@ -1,5 +1,7 @@
 //! Docs that cannot rot: every command shown with its output in the tutorial (docs/tutorial),
-//! the README and the examples' READMEs is run, and its output compared exactly.
+//! the reference (docs/reference), the README and the examples' READMEs is run, and its output
+//! compared exactly. (Examples that need a program running in the background, as `molt push`
+//! and `molt status` do, or a terminal, as the REPL does, stay plain ``` blocks.)
 //!
 //! The format (documented in docs/tutorial/README.md): a fenced block opened with
 //! ```` ```console ````. Each line starting with `$ ` is a command, run by `sh` from the
@@ -24,7 +26,7 @@ use std::process::Command;
 /// The markdown files whose console blocks are checked.
 fn documents(root: &Path) -> Vec<PathBuf> {
     let mut files = vec![root.join("README.md")];
-    for dir in ["docs/tutorial", "examples"] {
+    for dir in ["docs/tutorial", "docs/reference", "examples"] {
         for entry in walkdir::WalkDir::new(root.join(dir)).sort_by_file_name() {
             let entry = entry.unwrap();
             if entry.path().extension().is_some_and(|e| e == "md") {

@@ -9,6 +9,7 @@
 //! wait on the world (`sleep`, `read_line`) return at once.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -16,7 +17,7 @@ use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use molt_vm::tier::JitMode;
-use molt_vm::update::UpdateSource;
+use molt_vm::update::{Incoming, UpdateSettings, UpdateSource};
 use molt_vm::{NativeCtx, NativeDef, Program, Reads, Value, Vm};
 
 /// How long one run may take before the watchdog interrupts it.
@@ -115,6 +116,52 @@ fn update_here(data: &[u8]) {
     differential(&v1, Some(&v2));
 }
 
+/// The running program a `control` input's update or undo is asked of: a type whose records
+/// globals and locals share, and a loop with an update point (tests/dsu/identity_preserved).
+const CONTROL_HOST: &str = include_str!("../tests/dsu/identity_preserved/v1.molt");
+
+/// Bytes a client sends on the control socket → what the program's side makes of them
+/// (`control::read_request`, as `server.rs` calls it: frames, the JSON request, for a push the
+/// bytecode verified by `mbc::read`; a push whose bytecode is refused is also tried with that
+/// frame resealed, as in `mbc`). A push or an undo is then asked, with the request's settings,
+/// of a small running program at its update point, interpreted and with every function
+/// compiled (the same output when neither run was cut short); then again with nothing
+/// running, and `main` runs again: nothing may panic, and the VM must go on.
+pub fn control(data: &[u8]) {
+    big_stack(data, control_here)
+}
+
+fn control_here(data: &[u8]) {
+    use crate::control::{Op, read_frame, read_request, write_frame};
+    let received = match read_request(&mut &data[..]) {
+        Ok(Some(r)) => r,
+        Err(e) if e.starts_with("the pushed bytecode was refused") => {
+            let mut rest = data;
+            let (Ok(Some(head)), Ok(Some(body))) = (read_frame(&mut rest), read_frame(&mut rest)) else { return };
+            let Some(sealed) = reseal(&body) else { return };
+            let mut again = Vec::new();
+            let framed = write_frame(&mut again, &head).and_then(|_| write_frame(&mut again, &sealed));
+            match (framed, read_request(&mut &again[..])) {
+                (Ok(()), Ok(Some(r))) => r,
+                _ => return,
+            }
+        }
+        _ => return,
+    };
+    // What the server would answer with must be writable.
+    let _ = serde_json::to_vec(&received.request.to_json());
+    let host = compile(CONTROL_HOST).expect("the control target's host program compiles");
+    let settings = received.request.settings(&molt_vm::update::UpdateSettings::default());
+    let asked = Ask { program: received.program, settings };
+    let asks = match received.request.op {
+        Op::Status => return,
+        Op::Push => Asks(VecDeque::from([asked])),
+        // An undo needs a version to go back to: the host updated to itself first.
+        Op::Undo => Asks(VecDeque::from([Ask { program: Some(host.clone()), settings: None }, asked])),
+    };
+    differential_asked(&host, &asks);
+}
+
 fn compile(text: &str) -> Option<Program> {
     let out = crate::compile_str("fuzz.molt", text);
     match out.program {
@@ -127,10 +174,16 @@ fn compile(text: &str) -> Option<Program> {
 /// function compiled; when neither run was cut short and nothing read the clock, both printed
 /// the same.
 fn differential(program: &Program, update: Option<&Program>) {
-    let interpreted = run(program, update, JitMode::Off);
-    let Some(compiled) = run_jit(program, update) else { return };
-    let deterministic =
-        !program.natives.iter().chain(update.iter().flat_map(|u| u.natives.iter())).any(|n| n == "clock");
+    differential_asked(program, &update.map(Asks::version).unwrap_or_default())
+}
+
+/// `differential` with the requests `asks`, taken in turn at update points; then the last
+/// one is asked again with nothing running (a version requested, or an undo) and `main`
+/// runs again.
+fn differential_asked(program: &Program, asks: &Asks) {
+    let interpreted = run(program, asks, JitMode::Off);
+    let Some(compiled) = run_jit(program, asks) else { return };
+    let deterministic = !program.natives.iter().chain(asks.natives()).any(|n| n == "clock");
     if deterministic && !interpreted.interrupted && !compiled.interrupted {
         assert_eq!(
             String::from_utf8_lossy(&interpreted.output),
@@ -163,16 +216,38 @@ impl Write for Capture {
     }
 }
 
-/// One version, handed over once.
-struct Once(Option<Program>);
+/// What a run is asked to take at its update points, in order: new versions (or undos, with
+/// no program), each with settings of its own or the VM's.
+#[derive(Clone, Default)]
+struct Asks(VecDeque<Ask>);
 
-impl UpdateSource for Once {
+#[derive(Clone)]
+struct Ask {
+    program: Option<Program>,
+    settings: Option<UpdateSettings>,
+}
+
+impl Asks {
+    fn version(program: &Program) -> Asks {
+        Asks(VecDeque::from([Ask { program: Some(program.clone()), settings: None }]))
+    }
+
+    fn natives(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().filter_map(|a| a.program.as_ref()).flat_map(|p| p.natives.iter())
+    }
+}
+
+impl UpdateSource for Asks {
     fn next_update(&mut self) -> Option<Result<Program, String>> {
-        self.0.take().map(Ok)
+        self.next_request().and_then(|r| r.map(|i| i.program).transpose())
+    }
+
+    fn next_request(&mut self) -> Option<Result<Incoming, String>> {
+        self.0.pop_front().map(|a| Ok(Incoming { program: a.program, settings: a.settings }))
     }
 
     fn has_more(&self) -> bool {
-        self.0.is_some()
+        !self.0.is_empty()
     }
 }
 
@@ -191,10 +266,10 @@ fn fuzz_vm() -> Vm {
     vm
 }
 
-fn run_jit(program: &Program, update: Option<&Program>) -> Option<Outcome> {
+fn run_jit(program: &Program, asks: &Asks) -> Option<Outcome> {
     // Without a JIT on this machine there is nothing to compare.
     molt_jit::Jit::new().ok()?;
-    Some(run(program, update, JitMode::Always))
+    Some(run(program, asks, JitMode::Always))
 }
 
 /// The stack a check runs on: `molt run`'s (the compiler, the printer and compiled code
@@ -210,7 +285,7 @@ fn big_stack(data: &[u8], check: fn(&[u8])) {
     }
 }
 
-fn run(program: &Program, update: Option<&Program>, mode: JitMode) -> Outcome {
+fn run(program: &Program, asks: &Asks, mode: JitMode) -> Outcome {
     let mut vm = fuzz_vm();
     let out = Capture::default();
     vm.out = Box::new(out.clone());
@@ -220,8 +295,8 @@ fn run(program: &Program, update: Option<&Program>, mode: JitMode) -> Outcome {
             vm.set_jit_mode(mode);
         }
     }
-    if let Some(u) = update {
-        vm.set_update_source(Box::new(Once(Some(u.clone()))));
+    if !asks.0.is_empty() {
+        vm.set_update_source(Box::new(asks.clone()));
     }
     let signals = vm.signals.clone();
     let (stop, stopped) = channel::<()>();
@@ -234,9 +309,12 @@ fn run(program: &Program, update: Option<&Program>, mode: JitMode) -> Outcome {
         }
     });
     let mut result = vm.run_program(program).err().map(|e| e.message);
-    if let Some(u) = update {
+    if let Some(last) = asks.0.back() {
         // With nothing running the update applies (or is refused) at once.
-        let _ = vm.request_update(u.clone());
+        let _ = match &last.program {
+            Some(p) => vm.request_update(p.clone()),
+            None => vm.request_undo(),
+        };
         if result.is_none() {
             result = run_main_again(&mut vm).err();
         }

@@ -204,3 +204,39 @@ fn update_history_is_bounded() {
     assert!(vm.dsu.history.len() >= KEPT && vm.dsu.history.len() < 2 * KEPT, "{}", vm.dsu.history.len());
     assert_eq!(vm.dsu.events.last().map(|e| (e.kind, e.to)), Some((EventKind::Applied, 1 + updates as u32)));
 }
+
+/// Type slots are never reused (compiled code may be specialised on a slot number), so each
+/// type change costs one slot for ever; an update that changes one type of a program with
+/// several must add that one slot only. It added one per type of the program, the unchanged
+/// ones as empty placeholders (benches/soak.sh with tasks: two types, two slots per update).
+#[test]
+fn a_type_change_adds_one_type_slot_whatever_the_other_types() {
+    let src = |fields: &str, item: &str| {
+        format!(
+            "type A {{ a }}\ntype B {{ b }}\ntype C {{ c }}\ntype Item {{ {fields} }}\n\
+             let keep = [A {{ a: 1 }}, B {{ b: 2 }}, C {{ c: 3 }}];\n\
+             let items = [Item {{ {item} }}];\nfn get() {{ return [keep, items]; }}\nfn main() {{ }}\n"
+        )
+    };
+    let a = molt::compile_str("app.molt", &src("id", "id: 7")).program.expect("compiles");
+    let b = molt::compile_str("app.molt", &src("id, tag = 0", "id: 7, tag: 0")).program.expect("compiles");
+    let mut vm = molt::new_vm();
+    vm.out = Box::new(std::io::sink());
+    let (init, _) = vm.load(&a).expect("loads");
+    vm.call_slot(init, &[]).expect("initialises");
+    let before = vm.types.len();
+    let updates = 10;
+    for i in 0..updates {
+        let events = vm.request_update(if i % 2 == 0 { b.clone() } else { a.clone() });
+        assert_eq!(events.last().map(|e| e.kind), Some(EventKind::Applied), "update {i}: {events:?}");
+    }
+    assert_eq!(vm.types.len(), before + updates, "one new slot per type change");
+    assert!(vm.types.iter().all(|t| !t.name.starts_with("<unused")), "no placeholder slots");
+    let get = vm.func_slot("get").expect("get");
+    let both = vm.call_slot(get, &[]).expect("get runs");
+    assert_eq!(
+        vm.repr(both),
+        "[[A { a: 1 }, B { b: 2 }, C { c: 3 }], [Item { id: 7 }]]",
+        "after an even number of updates, v1 with its records converted back"
+    );
+}

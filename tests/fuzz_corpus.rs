@@ -38,3 +38,8 @@ fn mbc_corpus() {
 fn update_corpus() {
     assert!(replay("update", molt::fuzzing::update) > 50);
 }
+
+#[test]
+fn control_corpus() {
+    assert!(replay("control", molt::fuzzing::control) > 10);
+}

@@ -151,6 +151,33 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(buf))
 }
 
+/// What a connection asks: its request and, for a push, the new version (verified).
+#[derive(Debug)]
+pub struct Received {
+    pub request: Request,
+    pub program: Option<molt_vm::Program>,
+}
+
+/// Reads what a connection sends, as the program's side does (`server.rs`; the fuzz check
+/// `fuzzing::control` too): the request frame, then for a push the bytecode frame, verified
+/// by `mbc::read`. `None` when the stream ends before a request. Nothing after what the
+/// request needs is read.
+pub fn read_request(r: &mut impl Read) -> Result<Option<Received>, String> {
+    let Some(head) = read_frame(r)? else { return Ok(None) };
+    let request = Request::from_json(&head)?;
+    let program = match request.op {
+        Op::Status | Op::Undo => None,
+        Op::Push => {
+            let Some(body) = read_frame(r)? else {
+                return Err("a push must send the new version's bytecode after the request".into());
+            };
+            let program = molt_vm::mbc::read(&body).map_err(|e| format!("the pushed bytecode was refused: {e}"))?;
+            Some(program)
+        }
+    };
+    Ok(Some(Received { request, program }))
+}
+
 /// A reply frame's JSON: an event (with its line for people), a status, or an error.
 pub fn event_reply(e: &molt_vm::update::UpdateEvent) -> Json {
     let event: Json = serde_json::from_str(&e.json()).unwrap_or(Json::Null);

@@ -26,7 +26,7 @@ use molt_vm::signals::Signals;
 use molt_vm::update::{EventKind, Incoming, UpdateEvent, UpdateSettings, UpdateSource};
 use serde_json::Value as Json;
 
-use super::{Op, Request, error_reply, event_reply, read_frame, status_reply, write_frame};
+use super::{Op, Received, error_reply, event_reply, read_request, status_reply, write_frame};
 use crate::FileUpdates;
 
 /// How long a client may take to send its request.
@@ -161,19 +161,10 @@ impl Acceptor {
     }
 
     fn handle(&self, stream: &mut UnixStream) -> Result<(), String> {
-        let Some(head) = read_frame(stream)? else { return Ok(()) };
-        let request = Request::from_json(&head)?;
-        let program = match request.op {
-            Op::Status => return self.status(stream),
-            Op::Undo => None,
-            Op::Push => {
-                let Some(body) = read_frame(stream)? else {
-                    return Err("a push must send the new version's bytecode after the request".into());
-                };
-                let program = molt_vm::mbc::read(&body).map_err(|e| format!("the pushed bytecode was refused: {e}"))?;
-                Some(program)
-            }
-        };
+        let Some(Received { request, program }) = read_request(stream)? else { return Ok(()) };
+        if request.op == Op::Status {
+            return self.status(stream);
+        }
         let (tx, rx) = channel();
         let settings = request.settings(&self.settings);
         self.queue.lock().push_back(Pushed { program, settings, reply: tx });

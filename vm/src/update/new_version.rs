@@ -53,13 +53,21 @@ impl Transaction {
 
     /// The type table: a type whose field list is the same keeps its slot; a changed one gets
     /// a new slot, after every existing one (its old slot stays, so old instances still
-    /// describe themselves while transformers read them).
+    /// describe themselves while transformers read them). The new slots are numbered densely:
+    /// an update that changes one type of many adds one slot, not one per type of the program
+    /// (slots are never reused, so a skipped number would be a placeholder kept for ever).
     fn link_types(&self, vm: &mut Vm, map: &mut SlotMap) {
         let program = &self.pending.program;
         let old_slots = &self.old_type_slots;
+        let mut next = vm.types.len() as u32;
         for (i, t) in program.types.iter().enumerate() {
             let same = old_slots.get(&t.name).is_some_and(|&s| vm.types[s as usize].field_names == t.fields);
-            map.types[i] = if same { old_slots[&t.name] } else { vm.types.len() as u32 + i as u32 };
+            map.types[i] = if same {
+                old_slots[&t.name]
+            } else {
+                next += 1;
+                next - 1
+            };
         }
         let fresh_base = vm.types.len() as u32;
         let mut fresh: Vec<Option<TypeRt>> = Vec::new();

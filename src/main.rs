@@ -63,7 +63,6 @@ fn load(path: &Path) -> Result<molt::Program, ExitCode> {
 
 fn cmd_run(args: &[String]) -> ExitCode {
     use molt_vm::tier::JitMode;
-    use molt_vm::update::{Consistency, Policy, TransformMode};
     let mut file = None;
     // The compiled tier is on unless asked otherwise (hot functions and loops compile).
     let mut opts = molt::RunOptions { jit: JitMode::On, ..Default::default() };
@@ -83,22 +82,18 @@ fn cmd_run(args: &[String]) -> ExitCode {
                 }
                 None => return usage_error("--update needs a FILE"),
             },
-            "--policy" => match value(i) {
-                Some("strict") => opts.settings.policy = Policy::Strict,
-                Some("relaxed") => opts.settings.policy = Policy::Relaxed,
-                _ => return usage_error("--policy takes `strict` or `relaxed`"),
-            },
-            // Who switches when (docs/tasks.md): every task at once, or each by itself.
-            "--consistency" => match value(i) {
-                Some("global") => opts.settings.consistency = Consistency::Global,
-                Some("per-task") => opts.settings.consistency = Consistency::PerTask,
-                _ => return usage_error("--consistency takes `global` or `per-task`"),
-            },
-            "--transform" => match value(i) {
-                Some("eager") => opts.settings.mode = TransformMode::Eager,
-                Some("lazy") => opts.settings.mode = TransformMode::Lazy,
-                _ => return usage_error("--transform takes `eager` or `lazy`"),
-            },
+            flag @ ("--policy" | "--consistency" | "--transform") => {
+                let mut set = molt::control::Request {
+                    op: molt::control::Op::Push,
+                    transform: None,
+                    policy: None,
+                    consistency: None,
+                };
+                if let Err(e) = push::update_flag(flag, value(i), &mut set) {
+                    return usage_error(&e);
+                }
+                opts.settings = set.settings(&opts.settings).unwrap_or(opts.settings);
+            }
             "--trace-updates" => opts.trace = molt::Trace::Human,
             "--trace-updates=json" => opts.trace = molt::Trace::Json,
             "--trace-updates=human" => opts.trace = molt::Trace::Human,

@@ -17,28 +17,8 @@ pub fn cmd_push(args: &[String]) -> Result<ExitCode, String> {
         match args[i].as_str() {
             "--undo" => request.op = Op::Undo,
             "--json" => json = true,
-            "--transform" => {
-                request.transform = Some(match value {
-                    Some("eager") => TransformMode::Eager,
-                    Some("lazy") => TransformMode::Lazy,
-                    _ => return Err("--transform takes `eager` or `lazy`".into()),
-                });
-                i += 1;
-            }
-            "--policy" => {
-                request.policy = Some(match value {
-                    Some("strict") => Policy::Strict,
-                    Some("relaxed") => Policy::Relaxed,
-                    _ => return Err("--policy takes `strict` or `relaxed`".into()),
-                });
-                i += 1;
-            }
-            "--consistency" => {
-                request.consistency = Some(match value {
-                    Some("global") => Consistency::Global,
-                    Some("per-task") => Consistency::PerTask,
-                    _ => return Err("--consistency takes `global` or `per-task`".into()),
-                });
+            flag @ ("--transform" | "--policy" | "--consistency") => {
+                update_flag(flag, value, &mut request)?;
                 i += 1;
             }
             a if a.starts_with('-') => return Err(format!("unknown option '{a}' for `molt push`")),
@@ -61,6 +41,25 @@ pub fn cmd_push(args: &[String]) -> Result<ExitCode, String> {
         None => None,
     };
     Ok(molt::control::client::push(Path::new(&socket), &request, program.as_ref(), json).code())
+}
+
+/// `--transform eager|lazy`, `--policy strict|relaxed`, `--consistency global|per-task`: the
+/// settings of an update, for `molt run` and `molt push` alike (into `request`'s overrides).
+pub fn update_flag(flag: &str, value: Option<&str>, request: &mut Request) -> Result<(), String> {
+    match (flag, value) {
+        ("--transform", Some("eager")) => request.transform = Some(TransformMode::Eager),
+        ("--transform", Some("lazy")) => request.transform = Some(TransformMode::Lazy),
+        ("--transform", _) => return Err("--transform takes `eager` or `lazy`".into()),
+        ("--policy", Some("strict")) => request.policy = Some(Policy::Strict),
+        ("--policy", Some("relaxed")) => request.policy = Some(Policy::Relaxed),
+        ("--policy", _) => return Err("--policy takes `strict` or `relaxed`".into()),
+        // Who switches when (docs/tasks.md): every task at once, or each by itself.
+        ("--consistency", Some("global")) => request.consistency = Some(Consistency::Global),
+        ("--consistency", Some("per-task")) => request.consistency = Some(Consistency::PerTask),
+        ("--consistency", _) => return Err("--consistency takes `global` or `per-task`".into()),
+        _ => return Err(format!("unknown option '{flag}'")),
+    }
+    Ok(())
 }
 
 pub fn cmd_status(args: &[String]) -> Result<ExitCode, String> {

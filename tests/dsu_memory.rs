@@ -240,3 +240,69 @@ fn a_type_change_adds_one_type_slot_whatever_the_other_types() {
         "after an even number of updates, v1 with its records converted back"
     );
 }
+
+/// What made a type change cost memory for ever: the replaced layout (its names, maps and
+/// transformer) stayed in its slot. Slots are still never reused, but an outdated layout that
+/// no live record has, no code can build and no conversion needs is released at a collection:
+/// the slot then points at one shared empty layout (benches/soak.sh: about 0.5 KB per update).
+#[test]
+fn outdated_layouts_are_released_once_nothing_can_use_them() {
+    let src = |fields: &str, item: &str| {
+        format!(
+            "type Item {{ {fields} }}\nlet items = [];\n\
+             fn fill() {{ for i in 0..100 {{ items.push(Item {{ {item} }}); }} }}\n\
+             fn get() {{ return items[99]; }}\nfn main() {{ }}\n"
+        )
+    };
+    let a = molt::compile_str("app.molt", &src("id", "id: i")).program.expect("compiles");
+    let b = molt::compile_str("app.molt", &src("id, tag = 5", "id: i, tag: 0")).program.expect("compiles");
+    let mut vm = molt::new_vm();
+    vm.out = Box::new(std::io::sink());
+    let (init, _) = vm.load(&a).expect("loads");
+    vm.call_slot(init, &[]).expect("initialises");
+    let fill = vm.func_slot("fill").expect("fill");
+    vm.call_slot(fill, &[]).expect("fills");
+    for i in 0..20 {
+        let events = vm.request_update(if i % 2 == 0 { b.clone() } else { a.clone() });
+        assert_eq!(events.last().map(|e| e.kind), Some(EventKind::Applied), "update {i}: {events:?}");
+    }
+    assert_eq!(vm.types.len(), 21, "one slot per type change, never reused");
+    vm.collect_garbage(0);
+    assert_eq!(vm.outdated_layouts_kept(), 0, "every record was converted: no old layout is needed");
+    assert_eq!(vm.types.iter().filter(|t| t.released).count(), 20);
+    let get = vm.func_slot("get").expect("get");
+    let last = vm.call_slot(get, &[]).expect("get runs");
+    assert_eq!(vm.repr(last), "Item { id: 99 }");
+}
+
+/// A layout old code can still build, or that records still owe a lazy conversion from, is
+/// kept; it is released after the last such user goes.
+#[test]
+fn an_outdated_layout_stays_while_old_code_can_build_it_or_records_owe_a_conversion() {
+    // The v1 closure in `mk` can build a v1 P: its layout (and its conversion) stay.
+    let (mut vm, _) = run(P1, vec![P2_KEEPS]);
+    vm.collect_garbage(0);
+    assert_eq!(vm.outdated_layouts_kept(), 1, "the v1 closure can still build a v1 P");
+    let (mut vm, _) = run(P1, vec![P2_KEEPS, P3_DROPS]);
+    vm.collect_garbage(0);
+    assert_eq!(vm.outdated_layouts_kept(), 0, "no code can build a v1 P any more");
+
+    // Lazy: the record keeps its old layout until it is first used.
+    let mut vm: Vm = molt::new_vm();
+    vm.dsu.settings.mode = molt_vm::update::TransformMode::Lazy;
+    vm.out = Box::new(Buffer::default());
+    let v1 = "type Acc { id, bal }\nlet accs = [Acc { id: 1, bal: 10 }];\nfn get() { return accs; }\nfn main() { }\n";
+    let v2 = "type Acc { id, cents }\n\
+              transform Acc(old) { return Acc { id: old.id, cents: old.bal * 100 }; }\n\
+              let accs = [];\nfn get() { return accs; }\nfn main() { }\n";
+    vm.run_program(&compile(v1, 1)).expect("v1 runs");
+    let events = vm.request_update(compile(v2, 2));
+    assert!(events.iter().any(|e| e.kind == EventKind::Applied), "{events:?}");
+    vm.collect_garbage(0);
+    assert_eq!(vm.outdated_layouts_kept(), 1, "the record still has its v1 layout");
+    let get = vm.func_slot("get").expect("get");
+    let accs = vm.call_slot(get, &[]).expect("get runs");
+    assert_eq!(vm.show(accs).unwrap(), "[Acc { id: 1, cents: 1000 }]");
+    vm.collect_garbage(0);
+    assert_eq!(vm.outdated_layouts_kept(), 0, "converted: the v1 layout is released");
+}

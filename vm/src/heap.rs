@@ -148,6 +148,24 @@ pub struct SeenCode {
     pub func_values: rustc_hash::FxHashSet<u32>,
     /// The functions of live closures (one per distinct function).
     pub closures: Vec<Rc<crate::Function>>,
+    /// By type slot: whether a live record has that layout (the census that lets an
+    /// outdated layout be released).
+    pub record_types: Vec<bool>,
+}
+
+fn saw_record(record_types: &mut Vec<bool>, ty: u32) {
+    let ty = ty as usize;
+    if ty >= record_types.len() {
+        record_types.resize(ty + 1, false);
+    }
+    record_types[ty] = true;
+}
+
+impl SeenCode {
+    /// Whether a live record has layout `ty` (when the collection traced code).
+    pub fn has_records(&self, ty: u32) -> bool {
+        self.record_types.get(ty as usize).copied().unwrap_or(false)
+    }
 }
 
 impl Default for Heap {
@@ -548,6 +566,7 @@ impl Heap {
         let trace = self.trace_code;
         let mut seen = SeenCode::default();
         let mut closures_seen = rustc_hash::FxHashSet::default();
+        let mut record_types = Vec::new();
         let mut push = |v: Value, marks: &mut Vec<bool>, stack: &mut Vec<u32>| match v {
             Value::Obj(r) => {
                 let i = r.0 as usize;
@@ -572,7 +591,12 @@ impl Heap {
             match obj {
                 Obj::List(items) => items.iter().for_each(|v| push(*v, &mut self.marks, &mut stack)),
                 Obj::Map(m) => m.values_for_gc().for_each(|v| push(v, &mut self.marks, &mut stack)),
-                Obj::Record { fields, .. } => fields.iter().for_each(|v| push(*v, &mut self.marks, &mut stack)),
+                Obj::Record { fields, ty } => {
+                    fields.iter().for_each(|v| push(*v, &mut self.marks, &mut stack));
+                    if trace {
+                        saw_record(&mut record_types, *ty);
+                    }
+                }
                 Obj::Closure { captures, func } => {
                     captures.iter().for_each(|v| push(*v, &mut self.marks, &mut stack));
                     func.consts.iter().for_each(|v| push(*v, &mut self.marks, &mut stack));
@@ -585,6 +609,7 @@ impl Heap {
             }
         }
         if trace {
+            seen.record_types = record_types;
             self.seen = seen;
         }
         let mut live = 0;

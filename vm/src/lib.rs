@@ -20,6 +20,7 @@ pub mod program;
 pub mod signals;
 pub mod tasks;
 pub mod tier;
+pub mod type_rt;
 pub mod update;
 pub mod value;
 pub mod verify;
@@ -37,6 +38,7 @@ pub use heap::{Heap, Obj};
 pub use native::{BuiltinKind, MethodImpl, NativeCtx, NativeDef, NativeFn, Reads};
 pub use opcodes::{Effects, Instr, OperandKind};
 pub use program::{Const, FnKind, LocalInfo, LocalRole, Program, Proto, TypeDef, UpdatePoint};
+pub use type_rt::{Forward, TypeLayout, TypeRt};
 pub use value::{ObjRef, Value};
 
 /// The file name the prelude (built-in methods written in Molt) is compiled under; stack traces
@@ -94,60 +96,6 @@ impl InlineCache {
     pub fn set(&self, (key, value): (u32, u32)) {
         self.key.set(key);
         self.value.set(value);
-    }
-}
-
-/// A record type as the VM runs it.
-#[derive(Clone)]
-pub struct TypeRt {
-    pub name: String,
-    pub version: u32,
-    pub field_names: Vec<String>,
-    /// Field name symbol -> index.
-    pub fields: FxHashMap<u32, u32>,
-    /// Method name symbol -> function slot.
-    pub methods: FxHashMap<u32, u32>,
-    /// Per field, the function slot computing its default.
-    pub defaults: Vec<Option<u32>>,
-    /// Set on the old slot of a type changed by a lazy update: how to convert an instance
-    /// at its first use.
-    pub forward: Option<Forward>,
-}
-
-/// How an instance of an outdated layout becomes an instance of the new one (lazy mode).
-#[derive(Clone)]
-pub struct Forward {
-    pub type_name: String,
-    /// The new slot (None: a removed type renamed by its transformer).
-    pub new_slot: Option<u32>,
-    /// The explicit transformer (None: the default transformer): this version's function,
-    /// kept even if a later update removes or replaces the transformer, since records that
-    /// old code builds later are converted through it.
-    pub transform: Option<Rc<Function>>,
-}
-
-impl std::fmt::Debug for Forward {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forward")
-            .field("type_name", &self.type_name)
-            .field("new_slot", &self.new_slot)
-            .field("transform", &self.transform.as_ref().map(|t| &t.proto.name))
-            .finish()
-    }
-}
-
-impl TypeRt {
-    /// An unused slot of the type table.
-    pub fn placeholder(name: String) -> TypeRt {
-        TypeRt {
-            name,
-            version: 0,
-            field_names: Vec::new(),
-            fields: Default::default(),
-            methods: Default::default(),
-            defaults: Vec::new(),
-            forward: None,
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::heap::Obj;
 use crate::program::Const;
-use crate::{Function, Instr, OperandKind, Program, TypeRt, Value, Vm};
+use crate::{Function, Instr, OperandKind, Program, TypeLayout, TypeRt, Value, Vm};
 
 /// How one program's indices map to the VM's slots.
 #[derive(Clone, Debug, Default)]
@@ -132,7 +132,7 @@ impl Vm {
         for (&name, &slot) in &methods {
             self.method_slots.insert((t.name.clone(), name), slot);
         }
-        TypeRt {
+        TypeRt::new(TypeLayout {
             name: t.name.clone(),
             version: t.version,
             field_names: t.fields.clone(),
@@ -140,7 +140,8 @@ impl Vm {
             methods,
             defaults: t.defaults.iter().map(|d| d.map(|f| map.funcs[f as usize])).collect(),
             forward: None,
-        }
+            released: false,
+        })
     }
 
     /// Loads a whole program into an empty VM (version 1): every function and type installed.

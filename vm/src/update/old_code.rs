@@ -41,7 +41,8 @@ impl Reached {
 impl Vm {
     /// Runs after a collection that traced code (see the module comment).
     pub(crate) fn drop_unreachable_old_code(&mut self) {
-        let seen = std::mem::take(&mut self.heap.seen);
+        let mut seen = std::mem::take(&mut self.heap.seen);
+        let live_types = std::mem::take(&mut seen.record_types);
         let mut reached = self.old_code_roots(seen);
         let removed_methods = self.removed_methods_by_name();
         while let Some(f) = reached.work.pop() {
@@ -49,7 +50,9 @@ impl Vm {
                 self.follow_code(&f, &removed_methods, &mut reached);
             }
         }
+        self.forget_converted_lazy_layouts(&live_types);
         self.drop_unreached(&reached);
+        self.release_outdated_layouts(&reached, &live_types);
         self.heap.trace_code = self.keeps_old_code();
     }
 
@@ -161,11 +164,51 @@ impl Vm {
         }
     }
 
+    /// A lazy layout no live record has any more owes no conversion: records are converted
+    /// one by one at first use, and `flush_lazy` empties the list only when it converts all.
+    fn forget_converted_lazy_layouts(&mut self, live_types: &[bool]) {
+        if self.dsu.converting {
+            return;
+        }
+        self.lazy_slots.retain(|&s| live_types.get(s as usize).copied().unwrap_or(false));
+        if self.lazy_slots.is_empty() {
+            self.dsu.lazy_room = None;
+        }
+    }
+
+    /// Releases the outdated layouts nothing can use any more: no live record has one (the
+    /// collection's census), no code that can still run builds one, no instance owes a lazy
+    /// conversion from one, and no kept forwarding leads to one. Their slots stay (slot
+    /// numbers are never reused) but point at one shared empty layout (`TypeRt::release`).
+    fn release_outdated_layouts(&mut self, reached: &Reached, live_types: &[bool]) {
+        let live = |slot: u32| live_types.get(slot as usize).copied().unwrap_or(false);
+        let forwarded_to: FxHashSet<u32> = self.types.iter().filter_map(|t| t.forward.as_ref()?.new_slot).collect();
+        for slot in 0..self.types.len() as u32 {
+            let usable = !self.is_outdated_layout(slot)
+                || live(slot)
+                || reached.built.contains(&slot)
+                || self.lazy_slots.contains(&slot)
+                || forwarded_to.contains(&slot)
+                || self.types[slot as usize].forward.is_some();
+            if !usable {
+                self.types[slot as usize].release();
+            }
+        }
+    }
+
+    /// Whether `slot` holds a layout no longer current for its type (changed or removed by an
+    /// update) and not yet released.
+    fn is_outdated_layout(&self, slot: u32) -> bool {
+        let t = &self.types[slot as usize];
+        !t.released && self.type_slots.get(&t.name) != Some(&slot)
+    }
+
     /// Whether anything is kept only for old code (collections then trace code).
     pub(crate) fn keeps_old_code(&self) -> bool {
         !self.removed_funcs.is_empty()
             || !self.removed_globals.is_empty()
             || self.types.iter().any(|t| t.forward.is_some())
+            || (0..self.types.len() as u32).any(|s| self.is_outdated_layout(s))
     }
 }
 
@@ -174,5 +217,12 @@ impl Vm {
     /// tests and tools; they are dropped at the collection after the last user goes).
     pub fn old_code_kept(&self) -> (usize, usize) {
         (self.removed_funcs.len(), self.removed_globals.len())
+    }
+
+    /// How many outdated layouts (type slots an update replaced) are still kept, for a live
+    /// record, code that can build one, or a conversion still owed (for tests and tools; the
+    /// others are released at a collection).
+    pub fn outdated_layouts_kept(&self) -> usize {
+        (0..self.types.len() as u32).filter(|&s| self.is_outdated_layout(s)).count()
     }
 }

@@ -153,7 +153,10 @@ fn compile_report_names_functions_with_time_and_size() {
         .expect("molt runs");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "500500\n");
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err.lines().find(|l| l.starts_with("jit: run: ")).unwrap_or_else(|| panic!("no report for run:\n{err}"));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("jit: run: ") && l.ends_with(" bytes"))
+        .unwrap_or_else(|| panic!("no report for run:\n{err}"));
     let parts: Vec<&str> = line.trim_start_matches("jit: run: ").split(' ').collect();
     assert!(parts.len() == 4 && parts[1] == "us," && parts[3] == "bytes", "{line}");
     assert!(parts[2].parse::<usize>().unwrap() > 0, "{line}");

@@ -273,7 +273,8 @@ impl TierCompiler for Jit {
             return Some(Box::new(SharedCode(code)));
         }
         let started = std::time::Instant::now();
-        let intrinsics = Intrinsics { sqrt: natives.iter().position(|n| n.name == "sqrt").map(|i| i as u32) };
+        let slot = |name: &str| natives.iter().position(|n| n.name == name).map(|i| i as u32);
+        let intrinsics = Intrinsics { sqrt: slot("sqrt"), len: slot("len") };
         let compiled = match self.try_compile(proto, consts, intrinsics, feedback) {
             Ok(c) => Rc::new(c),
             Err(e) => {

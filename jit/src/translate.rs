@@ -92,6 +92,13 @@ pub struct Runtime {
 #[derive(Clone, Copy, Default)]
 pub struct Intrinsics {
     pub sqrt: Option<u32>,
+    pub len: Option<u32>,
+}
+
+impl Intrinsics {
+    fn is(slot: Option<u32>, native: u32) -> bool {
+        slot == Some(native)
+    }
 }
 
 struct Gen<'a, 'b> {
@@ -594,6 +601,19 @@ impl Gen<'_, '_> {
         self.b.ins().jump(next, &[]);
     }
 
+    /// `len(R[a])` of a list, inline; anything else (strings, maps, errors) goes to the VM.
+    fn list_len(&mut self, pc: usize, dst: u16, a: u16) {
+        let t = self.tag(a);
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        self.guard(is_obj, pc);
+        let (o, is_list) = self.heap_object(a, self.heap.list_tag);
+        self.guard(is_list, pc);
+        let len = self.b.ins().load(types::I64, flags(), o, self.heap.list_len_offset);
+        self.store_int(dst, len);
+        let next = self.next(pc);
+        self.b.ins().jump(next, &[]);
+    }
+
     /// Register `r`, a number, as a float (`is_int`: whether it holds an int).
     fn as_float(&mut self, r: u16, is_int: ir::Value) -> ir::Value {
         let p = self.payload(r);
@@ -854,8 +874,11 @@ impl Gen<'_, '_> {
             }
             IterNext { base, var, exit } => self.iter_next(pc, base, var, exit),
             NewRecord { dst, ty, base, n } => self.helper_op(self.helpers.new_record, pc, [dst, base, n], ty),
-            CallNative { dst, native, base, argc: 1 } if Some(native) == self.intrinsics.sqrt => {
+            CallNative { dst, native, base, argc: 1 } if Intrinsics::is(self.intrinsics.sqrt, native) => {
                 self.sqrt(pc, dst, base)
+            }
+            CallNative { dst, native, base, argc: 1 } if Intrinsics::is(self.intrinsics.len, native) => {
+                self.list_len(pc, dst, base)
             }
             CallNative { dst, native, base, argc } => {
                 self.helper_op(self.helpers.call_native, pc, [dst, base, argc], native)
@@ -1014,14 +1037,13 @@ pub fn build(
         let check = g.b.create_block();
         g.int_loops.push((l, check));
     }
-    for l in loops::typed::find(&proto.code, consts, intrinsics.sqrt) {
-        if g.int_loops.iter().all(|(i, _)| i.start != l.start) {
-            if std::env::var_os("MOLT_JIT_REPORT").is_some() {
-                eprintln!("jit: {}: typed loop over instructions {}..{}", proto.name, l.start, l.back);
-            }
-            let entry = g.b.create_block();
-            g.typed_loops.push((l, entry));
+    for l in loops::typed::find(&proto.code, consts, intrinsics) {
+        // Also for an int loop: entered when its registers are not all ints.
+        if std::env::var_os("MOLT_JIT_REPORT").is_some() {
+            eprintln!("jit: {}: typed loop over instructions {}..{}", proto.name, l.start, l.back);
         }
+        let entry = g.b.create_block();
+        g.typed_loops.push((l, entry));
     }
     // Start at instruction 0, or at the loop head the interpreter hands over (OSR).
     let entry_pc = g.b.ins().load(types::I64, flags(), ctx, CTX_PC);

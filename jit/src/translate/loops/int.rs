@@ -18,8 +18,8 @@ use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 
 use super::{Body, IntArith, IntStep, body, counting_back_edge};
-use crate::SHARED_SIGNALS;
-use crate::translate::{Gen, flags};
+use crate::translate::{Gen, Intrinsics, flags};
+use crate::{SHARED_GLOBALS, SHARED_SIGNALS};
 
 /// One specialisable loop: `ForPrep` at `prep`, body `start..back`, back-edge at `back`
 /// (a `ForLoop`, or an `UpdateForLoop` followed by its `ForLoop`).
@@ -36,6 +36,10 @@ pub struct IntLoop {
     pub inputs: Vec<u16>,
     /// Every register the loop uses (kept in variables).
     pub regs: Vec<u16>,
+    /// Globals the body reads before writing them: must hold ints to enter.
+    pub global_inputs: Vec<u32>,
+    /// Every global the loop uses (kept in variables, written through to the globals).
+    pub globals: Vec<u32>,
 }
 
 /// The loops of `code` whose bodies are straight-line int arithmetic.
@@ -48,7 +52,18 @@ pub fn find(code: &[Instr]) -> Vec<IntLoop> {
         let mut inputs: Vec<u16> = Vec::new();
         let mut written: Vec<u16> = vec![var];
         let mut regs: Vec<u16> = vec![base, base + 1, var];
-        while let Some(i) = code.get(pc).filter(|i| matches!(body(i, &[], None), Body::Int(_))) {
+        let (mut global_inputs, mut globals): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+        while let Some(Body::Int(step)) = code.get(pc).map(|i| body(i, &[], Intrinsics::default())) {
+            let i = &code[pc];
+            match step {
+                IntStep::GetGlobal { g, .. } | IntStep::SetGlobal { g, .. } if Gen::global_offset(g).is_none() => break,
+                IntStep::GetGlobal { g, .. } if !globals.contains(&g) => {
+                    global_inputs.push(g);
+                    globals.push(g);
+                }
+                IntStep::SetGlobal { g, .. } if !globals.contains(&g) => globals.push(g),
+                _ => {}
+            }
             let regs_used = i.reg_use();
             for r in regs_used.reads() {
                 if !written.contains(&r) && !inputs.contains(&r) && r != base && r != base + 1 {
@@ -74,51 +89,132 @@ pub fn find(code: &[Instr]) -> Vec<IntLoop> {
         if back == start {
             continue; // an empty body gains nothing
         }
-        out.push(IntLoop { prep, start, back, done, base, var, inputs, regs });
+        out.push(IntLoop { prep, start, back, done, base, var, inputs, regs, global_inputs, globals });
     }
     out
 }
 
+/// The int version's values: the loop's registers and globals as Cranelift variables.
+struct Vars {
+    regs: Vec<(u16, Variable)>,
+    globals: Vec<(u32, Variable)>,
+    /// The globals' address (read when the loop is entered: nothing adds a global inside).
+    at: ir::Value,
+}
+
+impl Vars {
+    fn reg(&self, r: u16) -> Variable {
+        self.regs.iter().find(|(x, _)| *x == r).expect("a loop register").1
+    }
+    fn global(&self, g: u32) -> Variable {
+        self.globals.iter().find(|(x, _)| *x == g).expect("a loop global").1
+    }
+}
+
+fn global_at(g: u32) -> i32 {
+    Gen::global_offset(g).expect("find admits only globals at an offset")
+}
+
+impl IntLoop {
+    /// The registers the loop writes: the body's and the loop's own counter and variable.
+    fn written(&self, code: &[Instr]) -> Vec<u16> {
+        let mut out = vec![self.base + 1, self.var];
+        for i in &code[self.start..self.back] {
+            out.extend(i.reg_use().writes().filter(|d| !out.contains(d)).collect::<Vec<_>>());
+        }
+        out
+    }
+
+    /// The globals the body writes.
+    fn written_globals(&self, code: &[Instr]) -> Vec<u32> {
+        let mut out = Vec::new();
+        for i in &code[self.start..self.back] {
+            if let Instr::SetGlobal { g, .. } = *i
+                && !out.contains(&g)
+            {
+                out.push(g);
+            }
+        }
+        out
+    }
+}
+
 impl Gen<'_, '_> {
-    /// Fills each int loop's entry check and its specialised blocks (see `find`).
+    /// Fills each int loop's entry check and its specialised blocks (see `find`). Inside,
+    /// values live in Cranelift variables only: the frame and the globals are written when
+    /// the loop is left (an overflow, a signal or update point at the back-edge, the end), by
+    /// a store of every value the loop wrote. Nothing else runs inside (no helper, no
+    /// allocation, no other task), so nothing can see the frame before then.
     pub(in crate::translate) fn finish_int_loops(&mut self) {
         for (l, check) in std::mem::take(&mut self.int_loops) {
-            let vars: Vec<Variable> = l.regs.iter().map(|_| self.b.declare_var(types::I64)).collect();
-            let var = |r: u16| vars[l.regs.iter().position(|&x| x == r).expect("a loop register")];
-            // The check: the registers the body reads first hold ints (the loop's own state
-            // does: `ForPrep` and `ForLoop` checked it).
+            let written = l.written(self.code);
+            let written_globals = l.written_globals(self.code);
+            // The check: the registers and globals the body reads first hold ints (the loop's
+            // own state does: `ForPrep` and `ForLoop` checked it), and so do those it writes,
+            // since leaving writes them back as ints (a loop entered with a register still nil
+            // gets here at the next iteration).
             self.b.switch_to_block(check);
             let mut ok = self.b.ins().iconst(types::I8, 1);
-            for &r in &l.inputs {
-                let is_int = self.is_int(r);
+            for &r in l.inputs.iter().chain(&written) {
+                if r != l.base + 1 && r != l.var {
+                    let is_int = self.is_int(r);
+                    ok = self.b.ins().band(ok, is_int);
+                }
+            }
+            let at = self.b.ins().load(types::I64, flags(), self.shared, SHARED_GLOBALS);
+            for &g in l.global_inputs.iter().chain(&written_globals) {
+                let t = self.b.ins().uload8(types::I32, flags(), at, global_at(g));
+                let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::INT as i64);
                 ok = self.b.ins().band(ok, is_int);
             }
             let enter = self.b.create_block();
-            self.b.ins().brif(ok, enter, &[], self.blocks[l.start], &[]);
+            // Registers or globals that are not ints: the typed version, if there is one.
+            let otherwise = self.typed_loop_entry(l.start).unwrap_or(self.blocks[l.start]);
+            self.b.ins().brif(ok, enter, &[], otherwise, &[]);
             self.b.switch_to_block(enter);
+            let mut vars = Vars { regs: Vec::new(), globals: Vec::new(), at };
             for &r in &l.regs {
-                let v = self.payload(r);
-                self.b.def_var(var(r), v);
+                let v = self.b.declare_var(types::I64);
+                let p = self.payload(r);
+                self.b.def_var(v, p);
+                vars.regs.push((r, v));
+            }
+            for &g in &l.globals {
+                let v = self.b.declare_var(types::I64);
+                let p = self.b.ins().load(types::I64, flags(), at, global_at(g) + tag::PAYLOAD_OFFSET);
+                self.b.def_var(v, p);
+                vars.globals.push((g, v));
             }
             let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
             let blocks: Vec<Block> = (l.start..=l.back).map(|_| self.b.create_block()).collect();
             self.b.ins().jump(blocks[0], &[]);
+            let leave = |g: &mut Self, target: Block| g.leave_int_loop(&vars, &written, &written_globals, target);
             for pc in l.start..l.back {
                 self.b.switch_to_block(blocks[pc - l.start]);
                 let next = blocks[pc + 1 - l.start];
                 let general = self.blocks[pc];
-                let value = |g: &mut Self, r: u16| g.b.use_var(var(r));
+                let value = |g: &mut Self, r: u16| g.b.use_var(vars.reg(r));
+                // On overflow the general version redoes the instruction (and raises).
                 let checked = |g: &mut Self, r: ir::Value, overflow: ir::Value| {
-                    let fine = g.b.create_block();
-                    // On overflow the general version redoes the instruction (and raises).
-                    g.b.ins().brif(overflow, general, &[], fine, &[]);
+                    let (fine, exit) = (g.b.create_block(), g.b.create_block());
+                    g.b.set_cold_block(exit);
+                    g.b.ins().brif(overflow, exit, &[], fine, &[]);
+                    g.b.switch_to_block(exit);
+                    leave(g, general);
                     g.b.switch_to_block(fine);
                     r
                 };
-                let Body::Int(step) = body(&self.code[pc], &[], None) else {
+                let Body::Int(step) = body(&self.code[pc], &[], Intrinsics::default()) else {
                     unreachable!("find admits only int steps")
                 };
                 let (dst, result) = match step {
+                    IntStep::GetGlobal { dst, g } => (dst, self.b.use_var(vars.global(g))),
+                    IntStep::SetGlobal { g, src } => {
+                        let v = value(self, src);
+                        self.b.def_var(vars.global(g), v);
+                        self.b.ins().jump(next, &[]);
+                        continue;
+                    }
                     IntStep::Move { dst, src } => (dst, value(self, src)),
                     IntStep::Load { dst, value: k } => (dst, self.b.ins().iconst(types::I64, k)),
                     IntStep::AddImm { dst, a, value: k } => {
@@ -137,9 +233,7 @@ impl Gen<'_, '_> {
                         (dst, checked(self, r, o))
                     }
                 };
-                // The frame stays exact: every result is written through.
-                self.b.def_var(var(dst), result);
-                self.store_int(dst, result);
+                self.b.def_var(vars.reg(dst), result);
                 self.b.ins().jump(next, &[]);
             }
             // The back-edge: signals (and the update point) go to the general version.
@@ -152,23 +246,42 @@ impl Gen<'_, '_> {
             let word = self.b.ins().atomic_load(types::I32, flags(), signals);
             let set = self.b.ins().band_imm_u(word, bits as i64);
             let clear = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
-            let step = self.b.create_block();
-            self.b.ins().brif(clear, step, &[], self.blocks[l.back], &[]);
+            let (step, signalled) = (self.b.create_block(), self.b.create_block());
+            self.b.set_cold_block(signalled);
+            self.b.ins().brif(clear, step, &[], signalled, &[]);
+            self.b.switch_to_block(signalled);
+            leave(self, self.blocks[l.back]);
             self.b.switch_to_block(step);
-            let cur = self.b.use_var(var(l.base + 1));
-            let end = self.b.use_var(var(l.base));
+            let cur = self.b.use_var(vars.reg(l.base + 1));
+            let end = self.b.use_var(vars.reg(l.base));
             let nxt = self.b.ins().iadd_imm_s(cur, 1);
             let more = self.b.ins().icmp(IntCC::SignedLessThan, nxt, end);
-            let again = self.b.create_block();
-            self.b.ins().brif(more, again, &[], self.blocks[l.done], &[]);
+            let (again, finished) = (self.b.create_block(), self.b.create_block());
+            self.b.ins().brif(more, again, &[], finished, &[]);
+            self.b.switch_to_block(finished);
+            leave(self, self.blocks[l.done]);
             self.b.switch_to_block(again);
-            self.b.def_var(var(l.base + 1), nxt);
-            self.b.def_var(var(l.var), nxt);
-            let regs = self.regs();
-            self.b.ins().store(flags(), nxt, regs, Self::off(l.base + 1) + tag::PAYLOAD_OFFSET);
-            self.b.ins().store(flags(), nxt, regs, Self::off(l.var) + tag::PAYLOAD_OFFSET);
+            self.b.def_var(vars.reg(l.base + 1), nxt);
+            self.b.def_var(vars.reg(l.var), nxt);
             self.b.ins().jump(blocks[0], &[]);
         }
+    }
+
+    /// Leaves an int loop for `target`: every register and global it wrote goes back to the
+    /// frame and the globals (as ints: the entry checked they held ints, and the loop writes
+    /// only ints).
+    fn leave_int_loop(&mut self, vars: &Vars, written: &[u16], written_globals: &[u32], target: Block) {
+        for &r in written {
+            let v = self.b.use_var(vars.reg(r));
+            self.store_int(r, v);
+        }
+        for &g in written_globals {
+            let v = self.b.use_var(vars.global(g));
+            let int_tag = self.b.ins().iconst(types::I64, tag::INT as i64);
+            self.b.ins().store(flags(), int_tag, vars.at, global_at(g));
+            self.b.ins().store(flags(), v, vars.at, global_at(g) + tag::PAYLOAD_OFFSET);
+        }
+        self.b.ins().jump(target, &[]);
     }
 }
 

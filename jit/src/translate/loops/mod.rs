@@ -8,7 +8,7 @@
 use cranelift_codegen::ir::Block;
 use molt_vm::{Instr, Value};
 
-use super::Gen;
+use super::{Gen, Intrinsics};
 
 pub(super) mod int;
 pub(super) mod typed;
@@ -19,10 +19,11 @@ pub(super) use typed::TypedLoop;
 /// What the loop specialisers make of a body instruction; every instruction is listed, so a
 /// new one is classified here before either version meets it.
 pub(super) enum Body {
-    /// Int arithmetic and moves: both versions (the int one keeps them in machine registers).
+    /// Int arithmetic, moves and globals: both versions (the int one keeps them in machine
+    /// registers).
     Int(IntStep),
-    /// The typed version only: division, negation, numeric constants, `sqrt`, field and
-    /// list reads, field writes.
+    /// The typed version only: division, negation, numeric constants, `sqrt`, `len` of a
+    /// list, field and list reads, field writes.
     Typed,
     /// Ends a specialised body.
     Other,
@@ -31,10 +32,35 @@ pub(super) enum Body {
 /// An instruction of an int loop body.
 #[derive(Clone, Copy)]
 pub(super) enum IntStep {
-    Move { dst: u16, src: u16 },
-    Load { dst: u16, value: i64 },
-    AddImm { dst: u16, a: u16, value: i64 },
-    Arith { op: IntArith, dst: u16, a: u16, b: u16 },
+    Move {
+        dst: u16,
+        src: u16,
+    },
+    Load {
+        dst: u16,
+        value: i64,
+    },
+    AddImm {
+        dst: u16,
+        a: u16,
+        value: i64,
+    },
+    Arith {
+        op: IntArith,
+        dst: u16,
+        a: u16,
+        b: u16,
+    },
+    /// Globals change only by stores and by updates (which happen at update points, never
+    /// inside a specialised body): long-lived state belongs in them, so loops keep them too.
+    GetGlobal {
+        dst: u16,
+        g: u32,
+    },
+    SetGlobal {
+        g: u32,
+        src: u16,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -44,9 +70,9 @@ pub(super) enum IntArith {
     Mul,
 }
 
-/// How the specialisers treat `i`, given the function's constants and the slot of `sqrt`
-/// (the int version passes none: it handles no constant and no call).
-pub(super) fn body(i: &Instr, consts: &[Value], sqrt: Option<u32>) -> Body {
+/// How the specialisers treat `i`, given the function's constants and the built-ins compiled
+/// inline (the int version passes none: it handles no constant and no call).
+pub(super) fn body(i: &Instr, consts: &[Value], intrinsics: Intrinsics) -> Body {
     use Instr::*;
     let arith = |op, dst, a, b| Body::Int(IntStep::Arith { op, dst, a, b });
     match *i {
@@ -57,15 +83,16 @@ pub(super) fn body(i: &Instr, consts: &[Value], sqrt: Option<u32>) -> Body {
         Sub { dst, a, b } => arith(IntArith::Sub, dst, a, b),
         Mul { dst, a, b } => arith(IntArith::Mul, dst, a, b),
         Div { .. } | Mod { .. } | Neg { .. } | GetField { .. } | GetIndex { .. } | SetField { .. } => Body::Typed,
+        GetGlobal { dst, g } => Body::Int(IntStep::GetGlobal { dst, g }),
+        SetGlobal { g, src } => Body::Int(IntStep::SetGlobal { g, src }),
         LoadConst { k, .. } if matches!(consts.get(k as usize), Some(Value::Int(_) | Value::Float(_))) => Body::Typed,
-        CallNative { native, argc: 1, .. } if Some(native) == sqrt => Body::Typed,
+        CallNative { native, argc: 1, .. } if Intrinsics::is(intrinsics.sqrt, native) => Body::Typed,
+        CallNative { native, argc: 1, .. } if Intrinsics::is(intrinsics.len, native) => Body::Typed,
         LoadConst { .. }
         | CallNative { .. }
         | LoadNil { .. }
         | LoadTrue { .. }
         | LoadFalse { .. }
-        | GetGlobal { .. }
-        | SetGlobal { .. }
         | LoadFunc { .. }
         | LoadNative { .. }
         | Closure { .. }
@@ -126,11 +153,17 @@ pub(super) fn counting_back_edge(
 
 impl Gen<'_, '_> {
     /// Where a loop body starting at `start` is entered: the int version's check when it has
-    /// one, else the body.
+    /// one (which goes on to the typed version when its registers are not all ints), else the
+    /// typed version, else the body.
     pub(super) fn loop_entry(&self, start: usize) -> Block {
         if let Some((_, check)) = self.int_loops.iter().find(|(l, _)| l.start == start) {
             return *check;
         }
-        self.typed_loops.iter().find(|(l, _)| l.start == start).map_or(self.blocks[start], |(_, entry)| *entry)
+        self.typed_loop_entry(start).unwrap_or(self.blocks[start])
+    }
+
+    /// The typed version's entry of the loop whose body starts at `start`, if it has one.
+    pub(super) fn typed_loop_entry(&self, start: usize) -> Option<Block> {
+        self.typed_loops.iter().find(|(l, _)| l.start == start).map(|(_, entry)| *entry)
     }
 }

@@ -24,8 +24,8 @@ use molt_vm::value::tag;
 use molt_vm::{Instr, Value};
 
 use super::{Body, body, counting_back_edge};
-use crate::translate::{FloatOp, Gen, flags};
-use crate::{SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS};
+use crate::translate::{FloatOp, Gen, Intrinsics, flags};
+use crate::{SHARED_GLOBALS, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_SIGNALS};
 
 /// One loop. A counting loop: `ForPrep` just before `start`, the body `start..back`, the
 /// back-edge at `back` (a `ForLoop`, or an `UpdateForLoop` followed by its `ForLoop`), `done`
@@ -43,8 +43,8 @@ pub struct TypedLoop {
 
 /// The register an instruction of a typed body writes (`Some(None)`: none), or `None` when
 /// the typed version does not handle the instruction.
-fn body_write(i: &Instr, consts: &[Value], sqrt: Option<u32>) -> Option<Option<u16>> {
-    match body(i, consts, sqrt) {
+fn body_write(i: &Instr, consts: &[Value], intrinsics: Intrinsics) -> Option<Option<u16>> {
+    match body(i, consts, intrinsics) {
         Body::Int(_) | Body::Typed => Some(i.reg_use().writes().next()),
         Body::Other => None,
     }
@@ -52,9 +52,9 @@ fn body_write(i: &Instr, consts: &[Value], sqrt: Option<u32>) -> Option<Option<u
 
 /// The end of a body starting at `start` the typed version handles: the first instruction
 /// that is not one it handles, or that writes the loop's own state (`base`, `base + 1`).
-fn body_end(code: &[Instr], start: usize, base: u16, consts: &[Value], sqrt: Option<u32>) -> usize {
+fn body_end(code: &[Instr], start: usize, base: u16, consts: &[Value], intrinsics: Intrinsics) -> usize {
     let mut pc = start;
-    while let Some(write) = code.get(pc).and_then(|i| body_write(i, consts, sqrt)) {
+    while let Some(write) = code.get(pc).and_then(|i| body_write(i, consts, intrinsics)) {
         if write.is_some_and(|d| d == base || d == base + 1) {
             break;
         }
@@ -64,11 +64,11 @@ fn body_end(code: &[Instr], start: usize, base: u16, consts: &[Value], sqrt: Opt
 }
 
 /// The loops of `code` whose bodies the typed version handles.
-pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoop> {
+pub fn find(code: &[Instr], consts: &[Value], intrinsics: Intrinsics) -> Vec<TypedLoop> {
     let mut out = Vec::new();
     for (at, ins) in code.iter().enumerate() {
         if let Instr::IterNext { base, var, exit } = *ins {
-            let back = body_end(code, at + 1, base, consts, sqrt);
+            let back = body_end(code, at + 1, base, consts, intrinsics);
             // `Loop` back to the `IterNext`, or `UpdateLoop` (followed by that `Loop`).
             let closes = code
                 .get(back)
@@ -80,7 +80,7 @@ pub fn find(code: &[Instr], consts: &[Value], sqrt: Option<u32>) -> Vec<TypedLoo
         }
         let Instr::ForPrep { base, var, .. } = *ins else { continue };
         let start = at + 1;
-        let pc = body_end(code, start, base, consts, sqrt);
+        let pc = body_end(code, start, base, consts, intrinsics);
         let Some((back, done)) = counting_back_edge(code, pc, base, var, start) else { continue };
         if back > start {
             out.push(TypedLoop { start, back, done, base, var, over_list: false });
@@ -113,6 +113,8 @@ struct Iteration {
     known: Vec<Option<Known>>,
     /// The heap's slot array, once read (nothing allocates along the body).
     objs: Option<ir::Value>,
+    /// The globals' address, once read (nothing adds a global along the body).
+    globals: Option<ir::Value>,
     /// Whether the heap was checked to need no VM attention (lazy conversions, guarded
     /// writes) this iteration.
     quiet: bool,
@@ -123,7 +125,7 @@ impl Gen<'_, '_> {
     pub(in crate::translate) fn finish_typed_loops(&mut self, feedback: Feedback) {
         for (l, entry) in std::mem::take(&mut self.typed_loops) {
             self.b.switch_to_block(entry);
-            let mut it = Iteration { known: vec![None; self.nregs], objs: None, quiet: false };
+            let mut it = Iteration { known: vec![None; self.nregs], objs: None, globals: None, quiet: false };
             let mut pc = l.start;
             let mut going = true;
             if l.over_list {
@@ -221,6 +223,16 @@ impl Gen<'_, '_> {
             }
             Known::Any { lo, hi } | Known::Record { lo, hi, .. } => (lo, hi),
         }
+    }
+
+    /// The address of the globals' values.
+    fn globals(&mut self, it: &mut Iteration) -> ir::Value {
+        if let Some(g) = it.globals {
+            return g;
+        }
+        let g = self.b.ins().load(types::I64, flags(), self.shared, SHARED_GLOBALS);
+        it.globals = Some(g);
+        g
     }
 
     /// The heap object a value's payload refers to (its tag was checked to be `Obj`).
@@ -372,8 +384,25 @@ impl Gen<'_, '_> {
                 let (lo, hi) = self.list_item(list, i);
                 self.set(it, dst, Known::Any { lo, hi });
             }
+            GetGlobal { dst, g } => {
+                let Some(at) = Self::global_offset(g) else { return self.leave(pc) };
+                let globals = self.globals(it);
+                let (lo, hi) = self.load_value(globals, at);
+                self.set(it, dst, Known::Any { lo, hi });
+            }
+            SetGlobal { g, src } => {
+                let Some(at) = Self::global_offset(g) else { return self.leave(pc) };
+                let globals = self.globals(it);
+                let (lo, hi) = self.words_of(it, src);
+                self.b.ins().store(flags(), lo, globals, at);
+                self.b.ins().store(flags(), hi, globals, at + 8);
+            }
+            // `find` admits only `sqrt` (of an int or a float: a float) and `len`.
+            CallNative { dst, native, base, .. } if Intrinsics::is(self.intrinsics.len, native) => {
+                let (_, len) = self.typed_list(it, pc, base)?;
+                self.set(it, dst, Known::Int(len));
+            }
             CallNative { dst, base, .. } => {
-                // `find` admits only `sqrt` (of an int or a float: a float).
                 let x = self.float_of(it, pc, base)?;
                 let r = self.b.ins().sqrt(x);
                 self.set(it, dst, Known::Float(r));
@@ -382,8 +411,6 @@ impl Gen<'_, '_> {
             LoadNil { .. }
             | LoadTrue { .. }
             | LoadFalse { .. }
-            | GetGlobal { .. }
-            | SetGlobal { .. }
             | LoadFunc { .. }
             | LoadNative { .. }
             | Closure { .. }

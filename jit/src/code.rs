@@ -22,7 +22,7 @@ use molt_vm::tier::{CompiledCode, Exit, Feedback, TierCompiler};
 use molt_vm::{InlineCache, NativeDef, Proto, Value, Vm};
 
 use crate::translate::Intrinsics;
-use crate::{Compiled, Entry, HELPERS, HeapLayout, translate};
+use crate::{Compiled, Entry, HELPERS, HeapLayout, PURE_HELPERS, translate};
 
 /// The longest function the tier compiles (about 0.2 s of compile time at this size; a
 /// function of 6,000 instructions took tens of seconds and gigabytes).
@@ -155,6 +155,7 @@ impl Jit {
             arith: refs[8],
             builtin_method: refs[9],
             new_record: refs[10],
+            map_get_int: refs[11],
         };
         let target = module.target_config();
         let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };
@@ -199,12 +200,15 @@ fn new_module(isa: &Arc<dyn TargetIsa>, live: &Rc<Cell<usize>>) -> Result<Rc<Cod
     for (name, f) in HELPERS {
         builder.symbol(name, f as *const u8);
     }
+    for (name, f) in PURE_HELPERS {
+        builder.symbol(name, f as *const u8);
+    }
     let mut module = JITModule::new(builder);
     let mut sig = module.make_signature();
     sig.params.extend([AbiParam::new(types::I64); 4]);
     sig.returns.push(AbiParam::new(types::I64));
     let mut helpers = Vec::new();
-    for (name, _) in HELPERS {
+    for name in HELPERS.iter().map(|h| h.0).chain(PURE_HELPERS.iter().map(|h| h.0)) {
         helpers.push(module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?);
     }
     Ok(Rc::new(CodeModule {

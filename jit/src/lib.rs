@@ -122,6 +122,7 @@ pub(crate) struct HeapLayout {
     /// The offsets of a list's data pointer and length (in its `Vec<Value>`).
     pub list_ptr_offset: i32,
     pub list_len_offset: i32,
+    pub map_tag: u8,
 }
 
 impl HeapLayout {
@@ -163,8 +164,12 @@ impl HeapLayout {
         let (Some(list_ptr_offset), Some(list_len_offset)) = (word(data), word(2)) else {
             return Err("unexpected layout of a vector".into());
         };
+        let map = Obj::Map(Default::default());
+        // SAFETY: offset 0 of a `repr(C, u8)` enum is its initialised tag byte.
+        let map_tag = unsafe { *(&map as *const Obj as *const u8) };
         Ok(HeapLayout {
             obj_size: std::mem::size_of::<Obj>() as i64,
+            map_tag,
             record_tag,
             ty_offset,
             fields_offset: (boxed - at) as i32 + in_box,
@@ -346,7 +351,29 @@ extern "C" fn molt_jit_new_record(ctx: *mut Ctx, pc: u64, a: u64, b: u64) -> u64
     with_vm(ctx, |vm| vm.tier_new_record(pc as usize, dst, b as u32, base, n).map(|()| 0))
 }
 
+/// `GetIndex` of a map by an int key, without the VM (a lookup only reads the map: no
+/// helper's frame making, panic catching and refreshing, so that compiled code can keep
+/// several lookups in flight): `obj` is the map's slot in the heap's slot array, `out` the
+/// destination register. Returns 1 with the value written, 0 when the key is absent (or the
+/// object is not a map): the VM then does the instruction (its error).
+extern "C" fn molt_jit_map_get_int(obj: u64, key: u64, out: u64, _: u64) -> u64 {
+    // SAFETY: compiled code passes the address of a slot of the heap's slot array (a live
+    // `Obj`: the handle came from a register holding a `Value::Obj`), and nothing changes the
+    // heap while this runs.
+    let Obj::Map(m) = (unsafe { &*(obj as *const Obj) }) else { return 0 };
+    let Some(v) = m.get_int(key as i64) else { return 0 };
+    // SAFETY: `out` is the address of a register of the running frame (below its register
+    // count, inside `vm.stack`), which compiled code owns while it runs.
+    unsafe { std::ptr::write(out as *mut Value, v) };
+    1
+}
+
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
+type PureHelper = extern "C" fn(u64, u64, u64, u64) -> u64;
+
+/// Helpers that do not touch the VM (same machine signature as `HELPERS`; after them in
+/// `Helpers` order).
+pub(crate) const PURE_HELPERS: [(&str, PureHelper); 1] = [("molt_jit_map_get_int", molt_jit_map_get_int)];
 
 /// Every helper by name, in `Helpers` order.
 pub(crate) const HELPERS: [(&str, Helper); 11] = [

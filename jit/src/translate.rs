@@ -71,6 +71,8 @@ pub struct Helpers {
     pub set_field: FuncRef,
     pub call_func: FuncRef,
     pub get_index: FuncRef,
+    /// A pure helper (`PURE_HELPERS`): called without the ctx.
+    pub map_get_int: FuncRef,
     pub call_native: FuncRef,
     pub call_exit: FuncRef,
     pub sync: FuncRef,

@@ -40,8 +40,8 @@ impl Gen<'_, '_> {
         (obj, value)
     }
 
-    /// `GetIndex` of a list by an int in range, in place; the rest (maps, strings, errors)
-    /// goes to the VM.
+    /// `GetIndex` of a list by an int in range, in place; of a map by an int key, by a pure
+    /// helper (`molt_jit_map_get_int`); the rest (other keys, strings, errors) goes to the VM.
     pub(super) fn get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) {
         let h = self.heap;
         let slow = self.b.create_block();
@@ -54,13 +54,18 @@ impl Gen<'_, '_> {
         self.b.ins().brif(ok, obj_block, &[], slow, &[]);
         self.b.switch_to_block(obj_block);
         let (o, is_list) = self.heap_object(obj, self.heap.list_tag);
+        let (list_block, other) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(is_list, list_block, &[], other, &[]);
+        self.b.switch_to_block(other);
+        let next = self.next(pc);
+        self.map_get_int(o, index, dst, next, slow);
+        self.b.switch_to_block(list_block);
         let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
         let i = self.payload(index);
         // Unsigned: a negative index is out of range too.
         let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
-        let ok = self.b.ins().band(is_list, in_range);
         let found = self.b.create_block();
-        self.b.ins().brif(ok, found, &[], slow, &[]);
+        self.b.ins().brif(in_range, found, &[], slow, &[]);
         self.b.switch_to_block(found);
         let items = self.b.ins().load(types::I64, flags(), o, h.list_ptr_offset);
         let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
@@ -70,12 +75,28 @@ impl Gen<'_, '_> {
         let regs = self.regs();
         self.b.ins().store(flags(), lo, regs, Self::off(dst));
         self.b.ins().store(flags(), hi, regs, Self::off(dst) + 8);
-        let next = self.next(pc);
         self.b.ins().jump(next, &[]);
         self.b.switch_to_block(slow);
         let packed = dst as u64 | (obj as u64) << 16 | (index as u64) << 32;
         self.call_helper(self.helpers.get_index, pc, packed, 0);
         self.b.ins().jump(next, &[]);
+    }
+
+    /// The object at `obj` (in the heap's slot array) indexed by the int in register `index`
+    /// into `dst`, when it is a map holding that key: on to `found`; otherwise `missed`.
+    pub(super) fn map_get_int(&mut self, obj: ir::Value, index: u16, dst: u16, found: Block, missed: Block) {
+        let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
+        let is_map = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.map_tag as i64);
+        let map = self.b.create_block();
+        self.b.ins().brif(is_map, map, &[], missed, &[]);
+        self.b.switch_to_block(map);
+        let key = self.payload(index);
+        let regs = self.regs();
+        let out = self.b.ins().iadd_imm_s(regs, Self::off(dst) as i64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let call = self.b.ins().call(self.helpers.map_get_int, &[obj, key, out, zero]);
+        let hit = self.b.inst_results(call)[0];
+        self.b.ins().brif(hit, found, &[], missed, &[]);
     }
 
     /// `IterNext` over a range or a list, in place; maps iterate over a list made by

@@ -18,8 +18,8 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
-use molt_vm::tier::{CompiledCode, Exit, Feedback, TierCompiler};
-use molt_vm::{InlineCache, NativeDef, Proto, Value, Vm};
+use molt_vm::tier::{Builtins, CompiledCode, Exit, Feedback, TierCompiler};
+use molt_vm::{InlineCache, Proto, Value, Vm};
 
 use crate::translate::Intrinsics;
 use crate::{Compiled, Entry, HELPERS, HeapLayout, PURE_HELPERS, translate};
@@ -156,6 +156,7 @@ impl Jit {
             builtin_method: refs[9],
             new_record: refs[10],
             map_get_int: refs[11],
+            map_method_int: refs[12],
         };
         let target = module.target_config();
         let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };
@@ -266,7 +267,7 @@ impl TierCompiler for Jit {
         &mut self,
         proto: &Proto,
         consts: &[Value],
-        natives: &[NativeDef],
+        builtins: Builtins,
         feedback: Feedback,
     ) -> Option<Box<dyn CompiledCode>> {
         let mut key = content_key(proto, consts);
@@ -277,8 +278,12 @@ impl TierCompiler for Jit {
             return Some(Box::new(SharedCode(code)));
         }
         let started = std::time::Instant::now();
-        let slot = |name: &str| natives.iter().position(|n| n.name == name).map(|i| i as u32);
-        let intrinsics = Intrinsics { sqrt: slot("sqrt"), len: slot("len") };
+        let intrinsics = Intrinsics {
+            sqrt: builtins.native("sqrt"),
+            len: builtins.native("len"),
+            has: builtins.name("has"),
+            remove: builtins.name("remove"),
+        };
         let compiled = match self.try_compile(proto, consts, intrinsics, feedback) {
             Ok(c) => Rc::new(c),
             Err(e) => {

@@ -368,12 +368,28 @@ extern "C" fn molt_jit_map_get_int(obj: u64, key: u64, out: u64, _: u64) -> u64 
     1
 }
 
+/// A map's `has` (`which` 0) or `remove` (`which` 1) by an int key, without the VM, as
+/// `molt_jit_map_get_int`: compiled code checked that the heap needs no VM attention (no
+/// update running Molt code, whose writes are journaled). Returns 1 with the result written
+/// to `out`, 0 when the object is not a map (the VM then does the call).
+extern "C" fn molt_jit_map_method_int(obj: u64, key: u64, out: u64, which: u64) -> u64 {
+    // SAFETY: as in `molt_jit_map_get_int`; the map is changed only by this call, while no
+    // other reference to the heap is in use (compiled code holds none across a call).
+    let Obj::Map(m) = (unsafe { &mut *(obj as *mut Obj) }) else { return 0 };
+    let key = molt_vm::map::Key::Int(key as i64);
+    let v = if which == 0 { Value::Bool(m.contains(&key)) } else { m.remove(&key).unwrap_or(Value::Nil) };
+    // SAFETY: as in `molt_jit_map_get_int`.
+    unsafe { std::ptr::write(out as *mut Value, v) };
+    1
+}
+
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 type PureHelper = extern "C" fn(u64, u64, u64, u64) -> u64;
 
 /// Helpers that do not touch the VM (same machine signature as `HELPERS`; after them in
 /// `Helpers` order).
-pub(crate) const PURE_HELPERS: [(&str, PureHelper); 1] = [("molt_jit_map_get_int", molt_jit_map_get_int)];
+pub(crate) const PURE_HELPERS: [(&str, PureHelper); 2] =
+    [("molt_jit_map_get_int", molt_jit_map_get_int), ("molt_jit_map_method_int", molt_jit_map_method_int)];
 
 /// Every helper by name, in `Helpers` order.
 pub(crate) const HELPERS: [(&str, Helper); 11] = [

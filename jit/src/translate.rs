@@ -73,6 +73,7 @@ pub struct Helpers {
     pub get_index: FuncRef,
     /// A pure helper (`PURE_HELPERS`): called without the ctx.
     pub map_get_int: FuncRef,
+    pub map_method_int: FuncRef,
     pub call_native: FuncRef,
     pub call_exit: FuncRef,
     pub sync: FuncRef,
@@ -95,6 +96,9 @@ pub struct Runtime {
 pub struct Intrinsics {
     pub sqrt: Option<u32>,
     pub len: Option<u32>,
+    /// Method names: a map's `has` and `remove` by an int key.
+    pub has: Option<u32>,
+    pub remove: Option<u32>,
 }
 
 impl Intrinsics {

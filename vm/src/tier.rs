@@ -73,16 +73,35 @@ impl Feedback<'_> {
     }
 }
 
+/// The VM's built-ins, for a tier that compiles some of them inline (`sqrt`, `len`, a map's
+/// `has`): the built-in functions (`CallNative` operands index them) and the interned names
+/// (`CallMethod` operands index them).
+#[derive(Clone, Copy)]
+pub struct Builtins<'a> {
+    pub natives: &'a [crate::NativeDef],
+    pub names: &'a indexmap::IndexSet<String>,
+}
+
+impl Builtins<'_> {
+    /// The built-in function called `name`, by slot.
+    pub fn native(&self, name: &str) -> Option<u32> {
+        self.natives.iter().position(|n| n.name == name).map(|i| i as u32)
+    }
+
+    /// The interned name `name` (a method's), if any code or built-in uses it.
+    pub fn name(&self, name: &str) -> Option<u32> {
+        self.names.get_index_of(name).map(|i| i as u32)
+    }
+}
+
 /// A compiler for the tier: `None` when it does not handle this function (it stays
 /// interpreted).
 pub trait TierCompiler {
-    /// `natives`: the VM's built-in functions (`CallNative` operands index them), so that a
-    /// tier may inline some (`sqrt`).
     fn compile(
         &mut self,
         proto: &Proto,
         consts: &[Value],
-        natives: &[crate::NativeDef],
+        builtins: Builtins,
         feedback: Feedback,
     ) -> Option<Box<dyn CompiledCode>>;
     /// Whether compiled code would beat the interpreter on this function (`--jit on` asks;

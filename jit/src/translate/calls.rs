@@ -128,6 +128,12 @@ impl Gen<'_, '_> {
     /// `CallMethod` on a record whose method the inline cache holds: called directly as
     /// `call_func` does (the receiver is argument 0); anything else goes to the VM.
     pub(super) fn call_method(&mut self, pc: usize, dst: u16, base: u16, argc: u16, name: u32) {
+        let map_method = [self.intrinsics.has, self.intrinsics.remove].iter().position(|&m| m == Some(name));
+        if let (Some(which), 1) = (map_method, argc) {
+            let (general, next) = (self.b.create_block(), self.next(pc));
+            self.map_method_int(dst, base, which as u64, next, general);
+            self.b.switch_to_block(general);
+        }
         if let Some(m) = inline::candidate(self.feedback, pc, argc) {
             if std::env::var_os("MOLT_JIT_REPORT").is_some() {
                 eprintln!("jit: inlined {} at instruction {pc}", m.func.proto.name);

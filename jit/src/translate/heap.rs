@@ -99,6 +99,33 @@ impl Gen<'_, '_> {
         self.b.ins().brif(hit, found, &[], missed, &[]);
     }
 
+    /// `CallMethod` of a map's `has` (`which` 0) or `remove` (1) with one int argument, by a
+    /// pure helper when the receiver is a map and the heap needs no VM attention; otherwise on
+    /// to `general` (the call as any other).
+    pub(super) fn map_method_int(&mut self, dst: u16, base: u16, which: u64, next: Block, general: Block) {
+        let (t, tk) = (self.tag(base), self.tag(base + 1));
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, tk, tag::INT as i64);
+        let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
+        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
+        let ok = self.b.ins().band(is_obj, is_int);
+        let ok = self.b.ins().band(ok, quiet);
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(ok, obj_block, &[], general, &[]);
+        self.b.switch_to_block(obj_block);
+        let (o, is_map) = self.heap_object(base, self.heap.map_tag);
+        let map = self.b.create_block();
+        self.b.ins().brif(is_map, map, &[], general, &[]);
+        self.b.switch_to_block(map);
+        let key = self.payload(base + 1);
+        let regs = self.regs();
+        let out = self.b.ins().iadd_imm_s(regs, Self::off(dst) as i64);
+        let which = self.b.ins().iconst(types::I64, which as i64);
+        let call = self.b.ins().call(self.helpers.map_method_int, &[o, key, out, which]);
+        let done = self.b.inst_results(call)[0];
+        self.b.ins().brif(done, next, &[], general, &[]);
+    }
+
     /// `IterNext` over a range or a list, in place; maps iterate over a list made by
     /// `IterPrep`, so they are lists here too. Anything else (a string, iterated in place)
     /// goes to the VM.

@@ -44,8 +44,8 @@ impl Vm {
                 return None;
             }
             let feedback = crate::tier::Feedback { caches: &func.caches, floats: &func.floats, funcs: &self.funcs };
-            let compiled =
-                self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts, &self.natives, feedback));
+            let builtins = crate::tier::Builtins { natives: &self.natives, names: &self.syms };
+            let compiled = self.jit.as_mut().and_then(|c| c.compile(&func.proto, &func.consts, builtins, feedback));
             func.tier_entry.set(compiled.as_ref().map_or(0, |c| c.direct_entry()));
             let _ = func.jit.set(compiled);
             self.funcs.compiled(func);

@@ -157,6 +157,7 @@ impl Jit {
             new_record: refs[10],
             map_get_int: refs[11],
             map_method_int: refs[12],
+            map_set_int: refs[13],
         };
         let target = module.target_config();
         let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };

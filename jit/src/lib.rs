@@ -96,6 +96,8 @@ struct Shared {
     /// `vm.tasks.budget`: the reductions left to the running task, counted down by compiled
     /// code at calls and loop back-edges once tasks exist (as the interpreter counts them).
     task_budget: *mut u32,
+    /// `vm.heap.limits.map_entries`: a map may not grow past it.
+    map_entries: usize,
 }
 pub(crate) const SHARED_SIGNALS: i32 = std::mem::offset_of!(Shared, signals) as i32;
 pub(crate) const SHARED_TIER_SLOTS: i32 = std::mem::offset_of!(Shared, tier_slots) as i32;
@@ -104,6 +106,7 @@ pub(crate) const SHARED_HEAP_OBJS: i32 = std::mem::offset_of!(Shared, heap_objs)
 pub(crate) const SHARED_HEAP_SLOW: i32 = std::mem::offset_of!(Shared, heap_slow) as i32;
 pub(crate) const SHARED_GLOBALS: i32 = std::mem::offset_of!(Shared, globals) as i32;
 pub(crate) const SHARED_TASK_BUDGET: i32 = std::mem::offset_of!(Shared, task_budget) as i32;
+pub(crate) const SHARED_MAP_ENTRIES: i32 = std::mem::offset_of!(Shared, map_entries) as i32;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
@@ -250,6 +253,7 @@ fn refresh(shared: &mut Shared, vm: &mut Vm) {
     shared.heap_slow = vm.tier_heap_slow() as usize;
     shared.globals = vm.globals.as_mut_ptr();
     shared.task_budget = &mut vm.tasks.budget;
+    shared.map_entries = vm.heap.limits.map_entries;
 }
 
 /// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
@@ -383,13 +387,34 @@ extern "C" fn molt_jit_map_method_int(obj: u64, key: u64, out: u64, which: u64) 
     1
 }
 
+/// `SetIndex` of a map by an int key, without the VM, when the map needs no memory for it
+/// (the key is there, or there is room without growing, below the size limit `limit`), as
+/// `molt_jit_map_get_int`: compiled code checked that the heap needs no VM attention (writes
+/// are not journaled). `src` is the register holding the value. Returns 1 when done, 0 when
+/// the VM has to do it (growing the map counts its memory and may be refused).
+extern "C" fn molt_jit_map_set_int(obj: u64, key: u64, src: u64, limit: u64) -> u64 {
+    // SAFETY: as in `molt_jit_map_method_int`.
+    let Obj::Map(m) = (unsafe { &mut *(obj as *mut Obj) }) else { return 0 };
+    // SAFETY: `src` is the address of a register of the running frame (an initialised
+    // `Value`), which compiled code owns while it runs.
+    let v = unsafe { std::ptr::read(src as *const Value) };
+    let key = key as i64;
+    if m.get_int(key).is_none() && (m.len() as u64 >= limit || m.growth_bytes() != 0) {
+        return 0;
+    }
+    u64::from(m.insert(molt_vm::map::Key::Int(key), v).is_ok())
+}
+
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 type PureHelper = extern "C" fn(u64, u64, u64, u64) -> u64;
 
 /// Helpers that do not touch the VM (same machine signature as `HELPERS`; after them in
 /// `Helpers` order).
-pub(crate) const PURE_HELPERS: [(&str, PureHelper); 2] =
-    [("molt_jit_map_get_int", molt_jit_map_get_int), ("molt_jit_map_method_int", molt_jit_map_method_int)];
+pub(crate) const PURE_HELPERS: [(&str, PureHelper); 3] = [
+    ("molt_jit_map_get_int", molt_jit_map_get_int),
+    ("molt_jit_map_method_int", molt_jit_map_method_int),
+    ("molt_jit_map_set_int", molt_jit_map_set_int),
+];
 
 /// Every helper by name, in `Helpers` order.
 pub(crate) const HELPERS: [(&str, Helper); 11] = [
@@ -440,6 +465,7 @@ impl CompiledCode for Compiled {
             heap_slow: 1,
             globals: std::ptr::null_mut(),
             task_budget: std::ptr::null_mut(),
+            map_entries: 0,
         };
         refresh(&mut shared, vm);
         let regs = vm.stack.as_mut_ptr().wrapping_add(base);

@@ -74,6 +74,7 @@ pub struct Helpers {
     /// A pure helper (`PURE_HELPERS`): called without the ctx.
     pub map_get_int: FuncRef,
     pub map_method_int: FuncRef,
+    pub map_set_int: FuncRef,
     pub call_native: FuncRef,
     pub call_exit: FuncRef,
     pub sync: FuncRef,
@@ -860,6 +861,7 @@ impl Gen<'_, '_> {
             CallFunc { dst, f, base, argc } => self.call_func(pc, dst, f, base, argc),
             CallMethod { dst, base, argc, name } => self.call_method(pc, dst, base, argc, name),
             GetIndex { dst, obj, index } => self.get_index(pc, dst, obj, index),
+            SetIndex { obj, index, src } => self.set_index(pc, obj, index, src),
             GetGlobal { dst, g } => {
                 let Some(at) = Self::global_offset(g) else { return self.step(pc) };
                 let globals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_GLOBALS);
@@ -897,7 +899,6 @@ impl Gen<'_, '_> {
             | Range { .. }
             | NewList { .. }
             | NewMap { .. }
-            | SetIndex { .. }
             | Call { .. }
             | IterPrep { .. } => self.step(pc),
         }

@@ -8,7 +8,7 @@ use molt_vm::InlineCache;
 use molt_vm::value::tag;
 
 use super::{Gen, flags};
-use crate::{CTX_CACHES, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW};
+use crate::{CTX_CACHES, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_MAP_ENTRIES};
 
 impl Gen<'_, '_> {
     /// Checks that `r` holds a record and that this instruction's inline cache is for its
@@ -79,6 +79,60 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(slow);
         let packed = dst as u64 | (obj as u64) << 16 | (index as u64) << 32;
         self.call_helper(self.helpers.get_index, pc, packed, 0);
+        self.b.ins().jump(next, &[]);
+    }
+
+    /// `SetIndex` of a list by an int in range, in place; of a map by an int key when it
+    /// needs no memory, by a pure helper (`molt_jit_map_set_int`); only while the heap needs
+    /// no VM attention (writes journaled by an update running Molt code). The rest (growing
+    /// a map, other keys, strings, errors) goes to the VM.
+    pub(super) fn set_index(&mut self, pc: usize, obj: u16, index: u16, src: u16) {
+        let h = self.heap;
+        let slow = self.step_block(pc);
+        let next = self.next(pc);
+        let (t, ti) = (self.tag(obj), self.tag(index));
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, ti, tag::INT as i64);
+        let heap_slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
+        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, heap_slow, 0);
+        let ok = self.b.ins().band(is_obj, is_int);
+        let ok = self.b.ins().band(ok, quiet);
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(ok, obj_block, &[], slow, &[]);
+        self.b.switch_to_block(obj_block);
+        let (o, is_list) = self.heap_object(obj, h.list_tag);
+        let (list_block, other) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(is_list, list_block, &[], other, &[]);
+        // A map.
+        self.b.switch_to_block(other);
+        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
+        let is_map = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.map_tag as i64);
+        let map = self.b.create_block();
+        self.b.ins().brif(is_map, map, &[], slow, &[]);
+        self.b.switch_to_block(map);
+        let key = self.payload(index);
+        let regs = self.regs();
+        let value = self.b.ins().iadd_imm_s(regs, Self::off(src) as i64);
+        let limit = self.b.ins().load(types::I64, flags(), self.shared, SHARED_MAP_ENTRIES);
+        let call = self.b.ins().call(self.helpers.map_set_int, &[o, key, value, limit]);
+        let done = self.b.inst_results(call)[0];
+        self.b.ins().brif(done, next, &[], slow, &[]);
+        // A list.
+        self.b.switch_to_block(list_block);
+        let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
+        let i = self.payload(index);
+        // Unsigned: a negative index is out of range too.
+        let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
+        let store = self.b.create_block();
+        self.b.ins().brif(in_range, store, &[], slow, &[]);
+        self.b.switch_to_block(store);
+        let items = self.b.ins().load(types::I64, flags(), o, h.list_ptr_offset);
+        let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
+        let at = self.b.ins().iadd(items, at);
+        let regs = self.regs();
+        let (lo, hi) = self.load_value(regs, Self::off(src));
+        self.b.ins().store(flags(), lo, at, 0);
+        self.b.ins().store(flags(), hi, at, 8);
         self.b.ins().jump(next, &[]);
     }
 

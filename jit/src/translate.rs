@@ -206,6 +206,28 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(on);
     }
 
+    /// A built-in function called inline (`sqrt`, `len`): with tasks, it uses one of the
+    /// running task's reductions as the interpreter's call does (never switching there: the
+    /// next call or back-edge does).
+    pub(super) fn native_reduction(&mut self) {
+        let word = self.signal_word();
+        let set = self.b.ins().band_imm_u(word, Signals::TASKS as i64);
+        let none = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
+        let (on, tasks) = (self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(tasks);
+        self.b.ins().brif(none, on, &[], tasks, &[]);
+        self.b.switch_to_block(tasks);
+        let at = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TASK_BUDGET);
+        let left = self.b.ins().uload32(flags(), at, 0);
+        let fewer = self.b.ins().iadd_imm_s(left, -1);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let some = self.b.ins().icmp_imm_u(IntCC::NotEqual, left, 0);
+        let fewer = self.b.ins().select(some, fewer, zero);
+        self.b.ins().istore32(flags(), fewer, at, 0);
+        self.b.ins().jump(on, &[]);
+        self.b.switch_to_block(on);
+    }
+
     /// Counts one reduction when more than one is left (continuing in a new block), else
     /// goes to `otherwise`.
     fn count_reduction(&mut self, otherwise: Block) {
@@ -227,7 +249,6 @@ impl Gen<'_, '_> {
 
     /// A range loop back-edge (see `ForLoop`); `done` is where a finished loop continues.
     fn for_loop(&mut self, pc: usize, base: u16, var: u16, target: u32, done: Block) {
-        self.back_edge_checks(pc);
         let ints = self.both_int(base, base + 1);
         self.guard(ints, pc);
         let cur = self.payload(base + 1);
@@ -238,6 +259,9 @@ impl Gen<'_, '_> {
         let again = self.b.create_block();
         self.b.ins().brif(more, again, &[], done, &[]);
         self.b.switch_to_block(again);
+        // Only a step that goes round again is a back-edge (and, with tasks, a reduction), as
+        // in the interpreter; nothing was written yet, so the interpreter can redo the step.
+        self.back_edge_checks(pc);
         self.store_int(base + 1, nxt);
         self.store_int(var, nxt);
         // A loop with an int version tries it at each iteration (it may have been entered
@@ -604,6 +628,7 @@ impl Gen<'_, '_> {
         let x = self.as_float(a, is_int);
         let r = self.b.ins().sqrt(x);
         self.store_float(dst, r);
+        self.native_reduction();
         let next = self.next(pc);
         self.b.ins().jump(next, &[]);
     }
@@ -617,6 +642,7 @@ impl Gen<'_, '_> {
         self.guard(is_list, pc);
         let len = self.b.ins().load(types::I64, flags(), o, self.heap.list_len_offset);
         self.store_int(dst, len);
+        self.native_reduction();
         let next = self.next(pc);
         self.b.ins().jump(next, &[]);
     }

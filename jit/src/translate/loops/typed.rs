@@ -401,11 +401,13 @@ impl Gen<'_, '_> {
             CallNative { dst, native, base, .. } if Intrinsics::is(self.intrinsics.len, native) => {
                 let (_, len) = self.typed_list(it, pc, base)?;
                 self.set(it, dst, Known::Int(len));
+                self.native_reduction();
             }
             CallNative { dst, base, .. } => {
                 let x = self.float_of(it, pc, base)?;
                 let r = self.b.ins().sqrt(x);
                 self.set(it, dst, Known::Float(r));
+                self.native_reduction();
             }
             // Not in a typed body (`Body::Other`).
             LoadNil { .. }

@@ -310,6 +310,26 @@ mod tests {
     }
 
     #[test]
+    fn finds_a_loop_over_globals_and_which_it_reads_first() {
+        // for i in 0..n { total += i; last = i; }
+        let code = [
+            Instr::ForPrep { base: 1, var: 3, exit: 6 },
+            Instr::GetGlobal { dst: 4, g: 7 },
+            Instr::Add { dst: 4, a: 4, b: 3 },
+            Instr::SetGlobal { g: 7, src: 4 },
+            Instr::SetGlobal { g: 9, src: 3 },
+            Instr::ForLoop { base: 1, var: 3, target: 1 },
+            Instr::ReturnNil {},
+        ];
+        let loops = find(&code);
+        assert_eq!(loops.len(), 1);
+        assert_eq!(loops[0].global_inputs, vec![7], "`last` is written before it is read");
+        assert_eq!(loops[0].globals, vec![7, 9]);
+        assert_eq!(loops[0].written(&code), vec![2, 3, 4]);
+        assert_eq!(loops[0].written_globals(&code), vec![7, 9]);
+    }
+
+    #[test]
     fn skips_loops_with_other_instructions() {
         let code = [
             Instr::ForPrep { base: 2, var: 4, exit: 4 },

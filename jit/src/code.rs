@@ -158,6 +158,7 @@ impl Jit {
             map_get_int: refs[11],
             map_method_int: refs[12],
             map_set_int: refs[13],
+            list_push: refs[14],
         };
         let target = module.target_config();
         let runtime = translate::Runtime { helpers, heap: self.heap, intrinsics };
@@ -284,6 +285,7 @@ impl TierCompiler for Jit {
             len: builtins.native("len"),
             has: builtins.name("has"),
             remove: builtins.name("remove"),
+            push: builtins.name("push"),
         };
         let compiled = match self.try_compile(proto, consts, intrinsics, feedback) {
             Ok(c) => Rc::new(c),

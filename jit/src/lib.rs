@@ -98,6 +98,8 @@ struct Shared {
     task_budget: *mut u32,
     /// `vm.heap.limits.map_entries`: a map may not grow past it.
     map_entries: usize,
+    /// `vm.heap.limits.list_items`: a list may not grow past it.
+    list_items: usize,
 }
 pub(crate) const SHARED_SIGNALS: i32 = std::mem::offset_of!(Shared, signals) as i32;
 pub(crate) const SHARED_TIER_SLOTS: i32 = std::mem::offset_of!(Shared, tier_slots) as i32;
@@ -107,6 +109,7 @@ pub(crate) const SHARED_HEAP_SLOW: i32 = std::mem::offset_of!(Shared, heap_slow)
 pub(crate) const SHARED_GLOBALS: i32 = std::mem::offset_of!(Shared, globals) as i32;
 pub(crate) const SHARED_TASK_BUDGET: i32 = std::mem::offset_of!(Shared, task_budget) as i32;
 pub(crate) const SHARED_MAP_ENTRIES: i32 = std::mem::offset_of!(Shared, map_entries) as i32;
+pub(crate) const SHARED_LIST_ITEMS: i32 = std::mem::offset_of!(Shared, list_items) as i32;
 
 /// Compiled code calls compiled code directly (a native call, no interpreter in between) up
 /// to this depth below one `Compiled::run`; deeper calls go through the VM, which nests runs
@@ -254,6 +257,7 @@ fn refresh(shared: &mut Shared, vm: &mut Vm) {
     shared.globals = vm.globals.as_mut_ptr();
     shared.task_budget = &mut vm.tasks.budget;
     shared.map_entries = vm.heap.limits.map_entries;
+    shared.list_items = vm.heap.limits.list_items;
 }
 
 /// Pushes an interpreter frame for every virtual frame from the chain's last real one up to
@@ -405,15 +409,30 @@ extern "C" fn molt_jit_map_set_int(obj: u64, key: u64, src: u64, limit: u64) -> 
     u64::from(m.insert(molt_vm::map::Key::Int(key), v).is_ok())
 }
 
+/// A list's `push` without the VM, when the list has room without growing (below the size
+/// limit `limit`), as `molt_jit_map_set_int`. Returns 1 when pushed, 0 when the VM has to
+/// do it (growing counts the list's memory and may be refused).
+extern "C" fn molt_jit_list_push(obj: u64, src: u64, limit: u64, _: u64) -> u64 {
+    // SAFETY: as in `molt_jit_map_method_int`.
+    let Obj::List(items) = (unsafe { &mut *(obj as *mut Obj) }) else { return 0 };
+    if items.len() >= items.capacity() || items.len() as u64 >= limit {
+        return 0;
+    }
+    // SAFETY: as in `molt_jit_map_set_int`.
+    items.push(unsafe { std::ptr::read(src as *const Value) });
+    1
+}
+
 type Helper = extern "C" fn(*mut Ctx, u64, u64, u64) -> u64;
 type PureHelper = extern "C" fn(u64, u64, u64, u64) -> u64;
 
 /// Helpers that do not touch the VM (same machine signature as `HELPERS`; after them in
 /// `Helpers` order).
-pub(crate) const PURE_HELPERS: [(&str, PureHelper); 3] = [
+pub(crate) const PURE_HELPERS: [(&str, PureHelper); 4] = [
     ("molt_jit_map_get_int", molt_jit_map_get_int),
     ("molt_jit_map_method_int", molt_jit_map_method_int),
     ("molt_jit_map_set_int", molt_jit_map_set_int),
+    ("molt_jit_list_push", molt_jit_list_push),
 ];
 
 /// Every helper by name, in `Helpers` order.
@@ -466,6 +485,7 @@ impl CompiledCode for Compiled {
             globals: std::ptr::null_mut(),
             task_budget: std::ptr::null_mut(),
             map_entries: 0,
+            list_items: 0,
         };
         refresh(&mut shared, vm);
         let regs = vm.stack.as_mut_ptr().wrapping_add(base);

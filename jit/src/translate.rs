@@ -75,6 +75,7 @@ pub struct Helpers {
     pub map_get_int: FuncRef,
     pub map_method_int: FuncRef,
     pub map_set_int: FuncRef,
+    pub list_push: FuncRef,
     pub call_native: FuncRef,
     pub call_exit: FuncRef,
     pub sync: FuncRef,
@@ -100,6 +101,8 @@ pub struct Intrinsics {
     /// Method names: a map's `has` and `remove` by an int key.
     pub has: Option<u32>,
     pub remove: Option<u32>,
+    /// A list's `push`.
+    pub push: Option<u32>,
 }
 
 impl Intrinsics {

@@ -134,6 +134,11 @@ impl Gen<'_, '_> {
             self.map_method_int(dst, base, which as u64, next, general);
             self.b.switch_to_block(general);
         }
+        if self.intrinsics.push == Some(name) && argc == 1 {
+            let (general, next) = (self.b.create_block(), self.next(pc));
+            self.list_push(dst, base, next, general);
+            self.b.switch_to_block(general);
+        }
         if let Some(m) = inline::candidate(self.feedback, pc, argc) {
             if std::env::var_os("MOLT_JIT_REPORT").is_some() {
                 eprintln!("jit: inlined {} at instruction {pc}", m.func.proto.name);

@@ -8,7 +8,7 @@ use molt_vm::InlineCache;
 use molt_vm::value::tag;
 
 use super::{Gen, flags};
-use crate::{CTX_CACHES, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_MAP_ENTRIES};
+use crate::{CTX_CACHES, SHARED_HEAP_OBJS, SHARED_HEAP_SLOW, SHARED_LIST_ITEMS, SHARED_MAP_ENTRIES};
 
 impl Gen<'_, '_> {
     /// Checks that `r` holds a record and that this instruction's inline cache is for its
@@ -178,6 +178,37 @@ impl Gen<'_, '_> {
         let call = self.b.ins().call(self.helpers.map_method_int, &[o, key, out, which]);
         let done = self.b.inst_results(call)[0];
         self.b.ins().brif(done, next, &[], general, &[]);
+    }
+
+    /// `CallMethod` of a list's `push` with one argument, by a pure helper when the receiver
+    /// is a list with room and the heap needs no VM attention (writes journaled); otherwise on
+    /// to `general` (the call as any other).
+    pub(super) fn list_push(&mut self, dst: u16, base: u16, next: Block, general: Block) {
+        let t = self.tag(base);
+        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
+        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
+        let ok = self.b.ins().band(is_obj, quiet);
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(ok, obj_block, &[], general, &[]);
+        self.b.switch_to_block(obj_block);
+        let (o, is_list) = self.heap_object(base, self.heap.list_tag);
+        let list = self.b.create_block();
+        self.b.ins().brif(is_list, list, &[], general, &[]);
+        self.b.switch_to_block(list);
+        let regs = self.regs();
+        let src = self.b.ins().iadd_imm_s(regs, Self::off(base + 1) as i64);
+        let limit = self.b.ins().load(types::I64, flags(), self.shared, SHARED_LIST_ITEMS);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let call = self.b.ins().call(self.helpers.list_push, &[o, src, limit, zero]);
+        let done = self.b.inst_results(call)[0];
+        let pushed = self.b.create_block();
+        self.b.ins().brif(done, pushed, &[], general, &[]);
+        self.b.switch_to_block(pushed);
+        let nil = self.b.ins().iconst(types::I64, tag::NIL as i64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.store_value(dst, nil, zero);
+        self.b.ins().jump(next, &[]);
     }
 
     /// `IterNext` over a range or a list, in place; maps iterate over a list made by

@@ -245,7 +245,7 @@ impl Gen<'_, '_> {
     }
 
     /// The VM's signal word (an atomic load).
-    fn signal_word(&mut self) -> ir::Value {
+    pub(super) fn signal_word(&mut self) -> ir::Value {
         let signals = self.b.ins().load(types::I64, flags(), self.shared, SHARED_SIGNALS);
         self.b.ins().atomic_load(types::I32, flags(), signals)
     }

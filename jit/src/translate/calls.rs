@@ -5,12 +5,13 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self, Block, InstBuilder, types};
 use molt_vm::func_table::TierSlot;
+use molt_vm::signals::Signals;
 use molt_vm::value::tag;
 
 use super::{Gen, call_prefix, flags, inline};
 use crate::{
     CTX_BASE, CTX_BUDGET, CTX_CACHES, CTX_CONSTS, CTX_PARENT, CTX_PC, CTX_REAL, CTX_REGS, CTX_RET, CTX_SHARED,
-    CTX_SLOT, EXIT_ERROR, EXIT_RETURNED, EXIT_RETURNED_NIL, SHARED_STACK_LEN, SHARED_TIER_SLOTS,
+    CTX_SLOT, EXIT_ERROR, EXIT_RETURNED, EXIT_RETURNED_NIL, SHARED_STACK_LEN, SHARED_TASK_BUDGET, SHARED_TIER_SLOTS,
 };
 
 impl Gen<'_, '_> {
@@ -52,8 +53,6 @@ impl Gen<'_, '_> {
     /// callee's `nregs` registers at `base` fit without growing the stack (so the register
     /// limit cannot be met).
     pub(super) fn room_for_call(&mut self, base: u16, nregs: u32, otherwise: Block) {
-        // The call is a reduction, as the interpreter's would be.
-        self.reduction(otherwise);
         let budget = self.b.ins().load(types::I64, flags(), self.ctx, CTX_BUDGET);
         let deeper = self.b.ins().icmp_imm_u(IntCC::NotEqual, budget, 0);
         self.continue_if(deeper, otherwise);
@@ -62,6 +61,32 @@ impl Gen<'_, '_> {
         let stack_len = self.b.ins().load(types::I64, flags(), self.shared, SHARED_STACK_LEN);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThan, top, stack_len);
         self.continue_if(fits, otherwise);
+        // The call is a reduction, as the interpreter's would be: counted last, so that no
+        // check above sends a counted call on to `otherwise`, which counts it again.
+        self.reduction(otherwise);
+    }
+
+    /// A block that gives back the reduction `room_for_call` counted (with tasks) and goes on
+    /// to `to`: where inlined code that passed it finds, before any effect, that it must make
+    /// the call after all (which counts it).
+    pub(super) fn refunding(&mut self, to: Block) -> Block {
+        let refund = self.b.create_block();
+        self.b.set_cold_block(refund);
+        let here = self.b.current_block().expect("inside a block");
+        self.b.switch_to_block(refund);
+        let word = self.signal_word();
+        let set = self.b.ins().band_imm_u(word, Signals::TASKS as i64);
+        let none = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
+        let give = self.b.create_block();
+        self.b.ins().brif(none, to, &[], give, &[]);
+        self.b.switch_to_block(give);
+        let at = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TASK_BUDGET);
+        let left = self.b.ins().uload32(flags(), at, 0);
+        let more = self.b.ins().iadd_imm_s(left, 1);
+        self.b.ins().istore32(flags(), more, at, 0);
+        self.b.ins().jump(to, &[]);
+        self.b.switch_to_block(here);
+        refund
     }
 
     /// Continues in a new block when `cond` holds, else in `otherwise`.

@@ -255,6 +255,8 @@ impl Gen<'_, '_> {
         let same = self.b.ins().icmp_imm_u(IntCC::Equal, func, Rc::as_ptr(&m.func) as i64);
         self.continue_if(same, general);
         self.room_for_call(base, m.func.proto.nregs as u32, general);
+        // The body's own guards (ints, no overflow) come after the call was counted.
+        let general = self.refunding(general);
         let fields = self.b.ins().load(types::I64, flags(), obj, self.heap.fields_offset);
         // The method's registers as variables (two words each): `self` and the arguments,
         // the rest nil until written (`inlinable` checked none is read before that).

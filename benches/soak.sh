@@ -46,6 +46,7 @@ for mode in "${MODES[@]}"; do
     while kill -0 "$pid" 2> /dev/null; do
         rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2> /dev/null || true)
         progress=$(grep -c '^progress' "$out/$mode.out" 2> /dev/null || true)
+        progress=${progress:-0}   # no output file yet: an empty column would shift the others
         [ -n "$rss" ] && echo "$(($(date +%s) - start)) $progress $rss" >> "$out/$mode.rss"
         sleep 2
     done

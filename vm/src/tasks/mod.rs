@@ -166,6 +166,10 @@ pub struct Scheduler {
     next_channel: u32,
     /// Reductions left to the running task.
     pub budget: u32,
+    /// A task suspended only to leave compiled code and resumed at once (the first `spawn`
+    /// or socket while compiled code runs), with its budget: it goes on with that budget, as
+    /// it would have in the interpreter, not with a fresh one.
+    pub(crate) resume_budget: Option<(u32, u32)>,
     /// A task was spawned: reductions are counted and compiled code is not entered.
     pub active: bool,
     /// Tasks waiting at update points, in the order they arrived (woken in that order).

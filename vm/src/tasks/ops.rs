@@ -493,6 +493,9 @@ impl Vm {
             t.state = State::Ready;
         }
         self.tasks.ready.push_front(id);
+        // The operation runs again when the task resumes (taking its result) and counts its
+        // reduction then: give back the one `task_op` counted now.
+        self.tasks.resume_budget = Some((id, self.tasks.budget.saturating_add(1)));
         Err(SUSPEND.into())
     }
 

@@ -149,7 +149,10 @@ impl Vm {
             e.trace = self.tasks.tasks.get(&1).map(|t| blocked_trace(&t.frames)).unwrap_or_default();
             return Err(e);
         };
-        self.tasks.budget = BUDGET;
+        self.tasks.budget = match self.tasks.resume_budget.take() {
+            Some((id, left)) if id == next => left,
+            _ => BUDGET,
+        };
         self.tasks.current = next;
         self.transition_enter(next);
         let start = match self.tasks.tasks.get_mut(&next) {

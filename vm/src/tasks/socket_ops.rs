@@ -79,6 +79,9 @@ impl Vm {
                 t.state = State::Ready;
             }
             self.tasks.ready.push_front(id);
+            // The operation runs again when the task resumes and counts its reduction then:
+            // give back the one `task_op` counted now.
+            self.tasks.resume_budget = Some((id, self.tasks.budget.saturating_add(1)));
             return Err(SUSPEND.into());
         }
         Ok(())

@@ -105,12 +105,6 @@ pub struct Intrinsics {
     pub push: Option<u32>,
 }
 
-impl Intrinsics {
-    fn is(slot: Option<u32>, native: u32) -> bool {
-        slot == Some(native)
-    }
-}
-
 struct Gen<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     code: &'a [Instr],
@@ -197,22 +191,26 @@ impl Gen<'_, '_> {
     /// `otherwise` (the interpreter, or the VM's call), which counts it and may switch tasks,
     /// exactly where the interpreter alone would have.
     pub(super) fn reduction(&mut self, otherwise: Block) {
-        let word = self.signal_word();
-        let set = self.b.ins().band_imm_u(word, Signals::TASKS as i64);
-        let none = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
-        let (on, tasks) = (self.b.create_block(), self.b.create_block());
-        self.b.set_cold_block(tasks);
-        self.b.ins().brif(none, on, &[], tasks, &[]);
-        self.b.switch_to_block(tasks);
-        self.count_reduction(otherwise);
-        self.b.ins().jump(on, &[]);
-        self.b.switch_to_block(on);
+        self.with_tasks(|g| g.count_reduction(otherwise));
     }
 
     /// A built-in function called inline (`sqrt`, `len`): with tasks, it uses one of the
     /// running task's reductions as the interpreter's call does (never switching there: the
     /// next call or back-edge does).
     pub(super) fn native_reduction(&mut self) {
+        self.with_tasks(|g| {
+            let at = g.b.ins().load(types::I64, flags(), g.shared, SHARED_TASK_BUDGET);
+            let left = g.b.ins().uload32(flags(), at, 0);
+            let fewer = g.b.ins().iadd_imm_s(left, -1);
+            let zero = g.b.ins().iconst(types::I64, 0);
+            let some = g.b.ins().icmp_imm_u(IntCC::NotEqual, left, 0);
+            let fewer = g.b.ins().select(some, fewer, zero);
+            g.b.ins().istore32(flags(), fewer, at, 0);
+        });
+    }
+
+    /// Runs `count` (out of line) only with tasks (`Signals::TASKS`), then continues.
+    fn with_tasks(&mut self, count: impl FnOnce(&mut Self)) {
         let word = self.signal_word();
         let set = self.b.ins().band_imm_u(word, Signals::TASKS as i64);
         let none = self.b.ins().icmp_imm_u(IntCC::Equal, set, 0);
@@ -220,13 +218,7 @@ impl Gen<'_, '_> {
         self.b.set_cold_block(tasks);
         self.b.ins().brif(none, on, &[], tasks, &[]);
         self.b.switch_to_block(tasks);
-        let at = self.b.ins().load(types::I64, flags(), self.shared, SHARED_TASK_BUDGET);
-        let left = self.b.ins().uload32(flags(), at, 0);
-        let fewer = self.b.ins().iadd_imm_s(left, -1);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        let some = self.b.ins().icmp_imm_u(IntCC::NotEqual, left, 0);
-        let fewer = self.b.ins().select(some, fewer, zero);
-        self.b.ins().istore32(flags(), fewer, at, 0);
+        count(self);
         self.b.ins().jump(on, &[]);
         self.b.switch_to_block(on);
     }
@@ -911,10 +903,10 @@ impl Gen<'_, '_> {
             }
             IterNext { base, var, exit } => self.iter_next(pc, base, var, exit),
             NewRecord { dst, ty, base, n } => self.helper_op(self.helpers.new_record, pc, [dst, base, n], ty),
-            CallNative { dst, native, base, argc: 1 } if Intrinsics::is(self.intrinsics.sqrt, native) => {
+            CallNative { dst, native, base, argc: 1 } if self.intrinsics.sqrt == Some(native) => {
                 self.sqrt(pc, dst, base)
             }
-            CallNative { dst, native, base, argc: 1 } if Intrinsics::is(self.intrinsics.len, native) => {
+            CallNative { dst, native, base, argc: 1 } if self.intrinsics.len == Some(native) => {
                 self.list_len(pc, dst, base)
             }
             CallNative { dst, native, base, argc } => {

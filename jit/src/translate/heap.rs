@@ -1,9 +1,10 @@
 //! Heap access in compiled code: record fields on the instruction's inline cache, lists
 //! indexed by an int, `for` over ranges and lists, each read in the heap's slot array (its
-//! layout probed at start: `HeapLayout`). Anything else goes to the VM.
+//! layout probed at start: `HeapLayout`); maps by int keys and a list's `push` through pure
+//! helpers (`PURE_HELPERS`). Anything else goes to the VM.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{self, Block, InstBuilder, types};
+use cranelift_codegen::ir::{self, Block, FuncRef, InstBuilder, types};
 use molt_vm::InlineCache;
 use molt_vm::value::tag;
 
@@ -43,39 +44,19 @@ impl Gen<'_, '_> {
     /// `GetIndex` of a list by an int in range, in place; of a map by an int key, by a pure
     /// helper (`molt_jit_map_get_int`); the rest (other keys, strings, errors) goes to the VM.
     pub(super) fn get_index(&mut self, pc: usize, dst: u16, obj: u16, index: u16) {
-        let h = self.heap;
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
-        let (t, ti) = (self.tag(obj), self.tag(index));
-        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
-        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, ti, tag::INT as i64);
-        let ok = self.b.ins().band(is_obj, is_int);
-        let obj_block = self.b.create_block();
-        self.b.ins().brif(ok, obj_block, &[], slow, &[]);
-        self.b.switch_to_block(obj_block);
-        let (o, is_list) = self.heap_object(obj, self.heap.list_tag);
-        let (list_block, other) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(is_list, list_block, &[], other, &[]);
-        self.b.switch_to_block(other);
         let next = self.next(pc);
-        self.map_get_int(o, index, dst, next, slow);
-        self.b.switch_to_block(list_block);
-        let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
-        let i = self.payload(index);
-        // Unsigned: a negative index is out of range too.
-        let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
-        let found = self.b.create_block();
-        self.b.ins().brif(in_range, found, &[], slow, &[]);
-        self.b.switch_to_block(found);
-        let items = self.b.ins().load(types::I64, flags(), o, h.list_ptr_offset);
-        let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
-        let at = self.b.ins().iadd(items, at);
-        let lo = self.b.ins().load(types::I64, flags(), at, 0);
-        let hi = self.b.ins().load(types::I64, flags(), at, 8);
-        let regs = self.regs();
-        self.b.ins().store(flags(), lo, regs, Self::off(dst));
-        self.b.ins().store(flags(), hi, regs, Self::off(dst) + 8);
+        let (o, other) = self.list_or_other(obj, Some(index), false, slow);
+        let at = self.list_item_address(o, index, slow);
+        let (lo, hi) = self.load_value(at, 0);
+        self.store_value(dst, lo, hi);
         self.b.ins().jump(next, &[]);
+        // Not a list: a map?
+        self.b.switch_to_block(other);
+        self.continue_if_object_is(o, self.heap.map_tag, slow);
+        let (key, out, zero) = (self.payload(index), self.register_address(dst), self.b.ins().iconst(types::I64, 0));
+        self.pure_call(self.helpers.map_get_int, [o, key, out, zero], next, slow);
         self.b.switch_to_block(slow);
         let packed = dst as u64 | (obj as u64) << 16 | (index as u64) << 32;
         self.call_helper(self.helpers.get_index, pc, packed, 0);
@@ -87,128 +68,112 @@ impl Gen<'_, '_> {
     /// no VM attention (writes journaled by an update running Molt code). The rest (growing
     /// a map, other keys, strings, errors) goes to the VM.
     pub(super) fn set_index(&mut self, pc: usize, obj: u16, index: u16, src: u16) {
-        let h = self.heap;
         let slow = self.step_block(pc);
         let next = self.next(pc);
-        let (t, ti) = (self.tag(obj), self.tag(index));
-        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
-        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, ti, tag::INT as i64);
-        let heap_slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
-        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, heap_slow, 0);
-        let ok = self.b.ins().band(is_obj, is_int);
-        let ok = self.b.ins().band(ok, quiet);
-        let obj_block = self.b.create_block();
-        self.b.ins().brif(ok, obj_block, &[], slow, &[]);
-        self.b.switch_to_block(obj_block);
-        let (o, is_list) = self.heap_object(obj, h.list_tag);
-        let (list_block, other) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(is_list, list_block, &[], other, &[]);
-        // A map.
-        self.b.switch_to_block(other);
-        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
-        let is_map = self.b.ins().icmp_imm_u(IntCC::Equal, otag, h.map_tag as i64);
-        let map = self.b.create_block();
-        self.b.ins().brif(is_map, map, &[], slow, &[]);
-        self.b.switch_to_block(map);
-        let key = self.payload(index);
-        let regs = self.regs();
-        let value = self.b.ins().iadd_imm_s(regs, Self::off(src) as i64);
-        let limit = self.b.ins().load(types::I64, flags(), self.shared, SHARED_MAP_ENTRIES);
-        let call = self.b.ins().call(self.helpers.map_set_int, &[o, key, value, limit]);
-        let done = self.b.inst_results(call)[0];
-        self.b.ins().brif(done, next, &[], slow, &[]);
-        // A list.
-        self.b.switch_to_block(list_block);
-        let len = self.b.ins().load(types::I64, flags(), o, h.list_len_offset);
-        let i = self.payload(index);
-        // Unsigned: a negative index is out of range too.
-        let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
-        let store = self.b.create_block();
-        self.b.ins().brif(in_range, store, &[], slow, &[]);
-        self.b.switch_to_block(store);
-        let items = self.b.ins().load(types::I64, flags(), o, h.list_ptr_offset);
-        let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
-        let at = self.b.ins().iadd(items, at);
+        let (o, other) = self.list_or_other(obj, Some(index), true, slow);
+        let at = self.list_item_address(o, index, slow);
         let regs = self.regs();
         let (lo, hi) = self.load_value(regs, Self::off(src));
         self.b.ins().store(flags(), lo, at, 0);
         self.b.ins().store(flags(), hi, at, 8);
         self.b.ins().jump(next, &[]);
-    }
-
-    /// The object at `obj` (in the heap's slot array) indexed by the int in register `index`
-    /// into `dst`, when it is a map holding that key: on to `found`; otherwise `missed`.
-    pub(super) fn map_get_int(&mut self, obj: ir::Value, index: u16, dst: u16, found: Block, missed: Block) {
-        let otag = self.b.ins().uload8(types::I32, flags(), obj, 0);
-        let is_map = self.b.ins().icmp_imm_u(IntCC::Equal, otag, self.heap.map_tag as i64);
-        let map = self.b.create_block();
-        self.b.ins().brif(is_map, map, &[], missed, &[]);
-        self.b.switch_to_block(map);
-        let key = self.payload(index);
-        let regs = self.regs();
-        let out = self.b.ins().iadd_imm_s(regs, Self::off(dst) as i64);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        let call = self.b.ins().call(self.helpers.map_get_int, &[obj, key, out, zero]);
-        let hit = self.b.inst_results(call)[0];
-        self.b.ins().brif(hit, found, &[], missed, &[]);
+        // Not a list: a map?
+        self.b.switch_to_block(other);
+        self.continue_if_object_is(o, self.heap.map_tag, slow);
+        let (key, value) = (self.payload(index), self.register_address(src));
+        let limit = self.b.ins().load(types::I64, flags(), self.shared, SHARED_MAP_ENTRIES);
+        self.pure_call(self.helpers.map_set_int, [o, key, value, limit], next, slow);
     }
 
     /// `CallMethod` of a map's `has` (`which` 0) or `remove` (1) with one int argument, by a
     /// pure helper when the receiver is a map and the heap needs no VM attention; otherwise on
     /// to `general` (the call as any other).
     pub(super) fn map_method_int(&mut self, dst: u16, base: u16, which: u64, next: Block, general: Block) {
-        let (t, tk) = (self.tag(base), self.tag(base + 1));
-        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
-        let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, tk, tag::INT as i64);
-        let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
-        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
-        let ok = self.b.ins().band(is_obj, is_int);
-        let ok = self.b.ins().band(ok, quiet);
-        let obj_block = self.b.create_block();
-        self.b.ins().brif(ok, obj_block, &[], general, &[]);
-        self.b.switch_to_block(obj_block);
-        let (o, is_map) = self.heap_object(base, self.heap.map_tag);
-        let map = self.b.create_block();
-        self.b.ins().brif(is_map, map, &[], general, &[]);
-        self.b.switch_to_block(map);
-        let key = self.payload(base + 1);
-        let regs = self.regs();
-        let out = self.b.ins().iadd_imm_s(regs, Self::off(dst) as i64);
+        let o = self.checked_object(base, Some(base + 1), true, general);
+        self.continue_if_object_is(o, self.heap.map_tag, general);
+        let (key, out) = (self.payload(base + 1), self.register_address(dst));
         let which = self.b.ins().iconst(types::I64, which as i64);
-        let call = self.b.ins().call(self.helpers.map_method_int, &[o, key, out, which]);
-        let done = self.b.inst_results(call)[0];
-        self.b.ins().brif(done, next, &[], general, &[]);
+        self.pure_call(self.helpers.map_method_int, [o, key, out, which], next, general);
     }
 
     /// `CallMethod` of a list's `push` with one argument, by a pure helper when the receiver
     /// is a list with room and the heap needs no VM attention (writes journaled); otherwise on
     /// to `general` (the call as any other).
     pub(super) fn list_push(&mut self, dst: u16, base: u16, next: Block, general: Block) {
-        let t = self.tag(base);
-        let is_obj = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
-        let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
-        let quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
-        let ok = self.b.ins().band(is_obj, quiet);
-        let obj_block = self.b.create_block();
-        self.b.ins().brif(ok, obj_block, &[], general, &[]);
-        self.b.switch_to_block(obj_block);
-        let (o, is_list) = self.heap_object(base, self.heap.list_tag);
-        let list = self.b.create_block();
-        self.b.ins().brif(is_list, list, &[], general, &[]);
-        self.b.switch_to_block(list);
-        let regs = self.regs();
-        let src = self.b.ins().iadd_imm_s(regs, Self::off(base + 1) as i64);
+        let o = self.checked_object(base, None, true, general);
+        self.continue_if_object_is(o, self.heap.list_tag, general);
+        let src = self.register_address(base + 1);
         let limit = self.b.ins().load(types::I64, flags(), self.shared, SHARED_LIST_ITEMS);
         let zero = self.b.ins().iconst(types::I64, 0);
-        let call = self.b.ins().call(self.helpers.list_push, &[o, src, limit, zero]);
-        let done = self.b.inst_results(call)[0];
         let pushed = self.b.create_block();
-        self.b.ins().brif(done, pushed, &[], general, &[]);
+        self.pure_call(self.helpers.list_push, [o, src, limit, zero], pushed, general);
         self.b.switch_to_block(pushed);
         let nil = self.b.ins().iconst(types::I64, tag::NIL as i64);
-        let zero = self.b.ins().iconst(types::I64, 0);
         self.store_value(dst, nil, zero);
         self.b.ins().jump(next, &[]);
+    }
+
+    /// The heap object register `r` refers to (its address in the slot array), continuing in
+    /// a new block when `r` holds an object, `int` (if any) an int, and (if `quiet`) the heap
+    /// needs no VM attention; otherwise `otherwise`.
+    fn checked_object(&mut self, r: u16, int: Option<u16>, quiet: bool, otherwise: Block) -> ir::Value {
+        let t = self.tag(r);
+        let mut ok = self.b.ins().icmp_imm_u(IntCC::Equal, t, tag::OBJ as i64);
+        if let Some(i) = int {
+            let ti = self.tag(i);
+            let is_int = self.b.ins().icmp_imm_u(IntCC::Equal, ti, tag::INT as i64);
+            ok = self.b.ins().band(ok, is_int);
+        }
+        if quiet {
+            let slow = self.b.ins().load(types::I64, flags(), self.shared, SHARED_HEAP_SLOW);
+            let is_quiet = self.b.ins().icmp_imm_u(IntCC::Equal, slow, 0);
+            ok = self.b.ins().band(ok, is_quiet);
+        }
+        self.continue_if(ok, otherwise);
+        self.heap_object(r, self.heap.list_tag).0
+    }
+
+    /// `checked_object`, then: continuing in a new block when it is a list; the object's
+    /// address, and the block where anything else goes on.
+    fn list_or_other(&mut self, r: u16, int: Option<u16>, quiet: bool, otherwise: Block) -> (ir::Value, Block) {
+        let o = self.checked_object(r, int, quiet, otherwise);
+        let other = self.b.create_block();
+        self.continue_if_object_is(o, self.heap.list_tag, other);
+        (o, other)
+    }
+
+    /// Continues in a new block when the object at `o` has tag `want`, else in `otherwise`.
+    fn continue_if_object_is(&mut self, o: ir::Value, want: u8, otherwise: Block) {
+        let otag = self.b.ins().uload8(types::I32, flags(), o, 0);
+        let is = self.b.ins().icmp_imm_u(IntCC::Equal, otag, want as i64);
+        self.continue_if(is, otherwise);
+    }
+
+    /// The address of item `R[index]` (an int) of the list at `o`, continuing in a new block
+    /// when it is in range, else in `out_of_range`.
+    fn list_item_address(&mut self, o: ir::Value, index: u16, out_of_range: Block) -> ir::Value {
+        let len = self.b.ins().load(types::I64, flags(), o, self.heap.list_len_offset);
+        let i = self.payload(index);
+        // Unsigned: a negative index is out of range too.
+        let in_range = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
+        self.continue_if(in_range, out_of_range);
+        let items = self.b.ins().load(types::I64, flags(), o, self.heap.list_ptr_offset);
+        let at = self.b.ins().ishl_imm_u(i, 4); // * tag::SIZE
+        self.b.ins().iadd(items, at)
+    }
+
+    /// The address of register `r` (where a pure helper reads or writes a value).
+    fn register_address(&mut self, r: u16) -> ir::Value {
+        let regs = self.regs();
+        self.b.ins().iadd_imm_s(regs, Self::off(r) as i64)
+    }
+
+    /// Calls pure helper `helper` (`PURE_HELPERS`), going on to `done` when it returns
+    /// non-zero, else to `otherwise`.
+    fn pure_call(&mut self, helper: FuncRef, args: [ir::Value; 4], done: Block, otherwise: Block) {
+        let call = self.b.ins().call(helper, &args);
+        let result = self.b.inst_results(call)[0];
+        self.b.ins().brif(result, done, &[], otherwise, &[]);
     }
 
     /// `IterNext` over a range or a list, in place; maps iterate over a list made by

@@ -374,7 +374,8 @@ impl Gen<'_, '_> {
                 let index = f.caches.get(pc).map_or(0, |c| c.get().1 as i32);
                 self.load_value(fields, index * tag::SIZE)
             }
-            // `LoadNil`, and what `step` does not call pure.
+            Instr::LoadNil { .. } => (word(self, tag::NIL as i64), word(self, 0)),
+            // `step` calls no other instruction pure.
             _ => (word(self, tag::NIL as i64), word(self, 0)),
         }
     }

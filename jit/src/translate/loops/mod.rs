@@ -86,8 +86,8 @@ pub(super) fn body(i: &Instr, consts: &[Value], intrinsics: Intrinsics) -> Body 
         GetGlobal { dst, g } => Body::Int(IntStep::GetGlobal { dst, g }),
         SetGlobal { g, src } => Body::Int(IntStep::SetGlobal { g, src }),
         LoadConst { k, .. } if matches!(consts.get(k as usize), Some(Value::Int(_) | Value::Float(_))) => Body::Typed,
-        CallNative { native, argc: 1, .. } if Intrinsics::is(intrinsics.sqrt, native) => Body::Typed,
-        CallNative { native, argc: 1, .. } if Intrinsics::is(intrinsics.len, native) => Body::Typed,
+        CallNative { native, argc: 1, .. } if intrinsics.sqrt == Some(native) => Body::Typed,
+        CallNative { native, argc: 1, .. } if intrinsics.len == Some(native) => Body::Typed,
         LoadConst { .. }
         | CallNative { .. }
         | LoadNil { .. }

@@ -398,7 +398,7 @@ impl Gen<'_, '_> {
                 self.b.ins().store(flags(), hi, globals, at + 8);
             }
             // `find` admits only `sqrt` (of an int or a float: a float) and `len`.
-            CallNative { dst, native, base, .. } if Intrinsics::is(self.intrinsics.len, native) => {
+            CallNative { dst, native, base, .. } if self.intrinsics.len == Some(native) => {
                 let (_, len) = self.typed_list(it, pc, base)?;
                 self.set(it, dst, Known::Int(len));
                 self.native_reduction();
